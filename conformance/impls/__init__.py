@@ -1,0 +1,37 @@
+"""Registry of implementations: id -> adapter class, imported only when asked for.
+
+Like einops' backends: one class per framework family, and nothing framework-specific is
+imported until an adapter's worker half runs. Adding an implementation is one line here and one
+module beside this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Impl, Observation
+
+# impl id -> (module, class name, constructor kwargs)
+_REGISTRY: dict[str, tuple[str, str, dict]] = {
+    "torch": ("conformance.impls.torch_lstm", "TorchLSTM", {}),
+    "keras-tensorflow": ("conformance.impls.keras3", "Keras3", {"backend": "tensorflow"}),
+    "flax-linen": ("conformance.impls.flax_linen", "FlaxLinen", {}),
+}
+
+_cache: dict[str, Impl] = {}
+
+
+def ids() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(impl_id: str) -> Impl:
+    if impl_id not in _REGISTRY:
+        raise KeyError(f"unknown implementation {impl_id!r}; known: {', '.join(_REGISTRY)}")
+    if impl_id not in _cache:
+        module, cls, kwargs = _REGISTRY[impl_id]
+        _cache[impl_id] = getattr(importlib.import_module(module), cls)(**kwargs)
+    return _cache[impl_id]
+
+
+__all__ = ["Impl", "Observation", "get", "ids"]

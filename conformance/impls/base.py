@@ -1,0 +1,80 @@
+"""The one small interface every framework adapter implements, and the observation it returns.
+
+An adapter has two halves. The *static* half (``missing``, ``unsupported``, ``repro``) runs in
+the test process and must not import its framework: deciding that Keras cannot express
+``proj_size`` costs nothing. The *worker* half (``setup``, ``devices``, ``run``) runs inside the
+adapter's own worker process, where the framework is imported once and reused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..spec import Config
+
+
+@dataclass
+class Observation:
+    """What one run produced: native facts, the canonical form they map to, and how."""
+
+    status: str = "ok"                 # ok | unsupported | error | skipped
+    reason: str = ""                   # why unsupported / skipped, or the error message
+    traceback: str = ""
+    returns: list[dict] = field(default_factory=list)   # native returned tensors, in native order
+    params: list[dict] = field(default_factory=list)    # native parameter tensors: name, shape
+    param_count: int | None = None
+    output: Any = None                 # canonical output array (batch-first)
+    states: list | None = None         # canonical [(h, c), ...] per layer, then direction
+    normalization: list[str] = field(default_factory=list)   # how native maps to canonical, in words
+    construct: str = ""                # the native construct, in words
+    timings: dict = field(default_factory=dict)
+
+
+def returned(path: str, role: str, array, *, top: bool = True, layer: int | None = None,
+             direction: str | None = None) -> dict:
+    """Describe one native returned tensor (role from spec.ROLES)."""
+    return {"path": path, "role": role, "shape": [int(d) for d in array.shape], "dtype": str(array.dtype),
+            "top": top, "layer": layer, "direction": direction}
+
+
+def to_numpy(array) -> np.ndarray:
+    return np.asarray(array)
+
+
+class Impl:
+    """Base class: subclasses set the class attributes and implement the worker half."""
+
+    id: str = ""
+    requires: tuple[str, ...] = ()     # top-level modules that must be importable
+    install_hint: str = ""
+    param_formula: str = ""            # key into reference.PARAM_FORMULAS
+    env: dict[str, str] = {}           # environment for the worker process (set before import)
+
+    # ---- static half: no framework imports ----
+    def missing(self) -> str | None:
+        """Why this impl cannot run here at all (framework not installed), or None."""
+        for mod in self.requires:
+            if importlib.util.find_spec(mod) is None:
+                return f"{mod} is not installed ({self.install_hint})"
+        return None
+
+    def unsupported(self, cfg: Config) -> str | None:
+        """Why this framework cannot express ``cfg`` (None if it can). Never approximate."""
+        return None
+
+    # ---- worker half: runs in the impl's own process ----
+    def setup(self) -> dict[str, str]:
+        """Import the framework; return its versions."""
+        raise NotImplementedError
+
+    def devices(self) -> list[str]:
+        """Devices the framework reports: 'cpu' always, 'gpu' when it sees one."""
+        raise NotImplementedError
+
+    def run(self, cfg: Config, device: str, x: np.ndarray) -> Observation:
+        """Build the native construct for ``cfg``, run it on canonical input ``x`` on ``device``."""
+        raise NotImplementedError

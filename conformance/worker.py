@@ -1,0 +1,81 @@
+"""The worker process: one per implementation, imports its framework once and runs cases.
+
+Started by :mod:`conformance.runner` as ``python -m conformance.worker IMPL FD``; talks over the
+inherited socket FD with pickled messages (never stdout, which frameworks write to freely).
+
+``CONFORMANCE_FAULT`` is a fault-injection hook for the suite's own tests: ``crash:PATTERN``
+kills the worker (``os.abort``) and ``hang:PATTERN`` makes it sleep, when it receives a case whose
+id matches the fnmatch PATTERN. It exists so that crash handling is tested on real workers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import socket
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+
+def _inject_fault(case_id: str) -> None:
+    spec = os.environ.get("CONFORMANCE_FAULT", "")
+    kind, _, pattern = spec.partition(":")
+    if not spec or not fnmatch.fnmatchcase(case_id, pattern or "*"):
+        return
+    if kind == "crash":
+        os.abort()
+    if kind == "hang":
+        time.sleep(3600)
+
+
+def serve(impl_id: str, conn: Connection) -> None:
+    from . import impls
+    from .impls.base import Observation
+    from .reference import make_input
+    from .spec import Config
+
+    try:
+        impl = impls.get(impl_id)
+        t0 = time.perf_counter()
+        versions = impl.setup()
+        devices = impl.devices()
+        names = {d: impl.device_name(d) if hasattr(impl, "device_name") else d for d in devices}
+        conn.send({"ready": True, "versions": versions, "devices": devices, "device_names": names,
+                   "setup_s": time.perf_counter() - t0, "pid": os.getpid()})
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+        conn.send({"ready": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        return
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg.get("op") == "exit":
+            return
+        cfg = Config(**msg["config"])
+        _inject_fault(msg.get("case", ""))
+        t0 = time.perf_counter()
+        try:
+            obs = impl.run(cfg, msg["device"], make_input(cfg))
+        except Exception as exc:  # noqa: BLE001 - a framework error is a verdict, not a crash
+            obs = Observation(status="error", reason=f"{type(exc).__name__}: {exc}",
+                              traceback=traceback.format_exc())
+        obs.timings["total_s"] = time.perf_counter() - t0
+        conn.send(obs)
+
+
+def main() -> None:
+    impl_id, fd = sys.argv[1], int(sys.argv[2])
+    sock = socket.socket(fileno=fd)
+    conn = Connection(sock.detach())
+    try:
+        serve(impl_id, conn)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main()
