@@ -331,8 +331,9 @@ def _parse_claim(raw: Any, **loc) -> Claim:
         outputs = tuple(tuple(s) for s in out)
     if "roles" in raw:
         rl = raw["roles"]
-        if not isinstance(rl, list) or not rl or not all(r in ROLES for r in rl):
-            raise SpecError(f"expected a list of roles from {', '.join(ROLES)}", field="claims.roles",
+        if not isinstance(rl, list) or not rl or not all(r in ROLES or r == "?" for r in rl):
+            raise SpecError(f"expected a list of roles from {', '.join(ROLES)} (or ? where the document "
+                            "does not say)", field="claims.roles",
                             line=raw.line_of("roles"), **loc)
         roles = tuple(rl)
     if "param_count" in raw:

@@ -1,0 +1,178 @@
+"""Checks: one question each, asked of a run's observation against the reference.
+
+Each check function returns an :class:`Outcome` (did the implementation match the canonical
+semantics, with the evidence). :func:`evaluate` then applies the declared divergences: an
+undeclared mismatch is ``diverge``, a declared one ``known-divergence``, and a declaration whose
+mismatch no longer happens is ``stale``. Checks know nothing about particular frameworks; what a
+framework does natively is the adapter's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import reference
+from .impls.base import Observation
+from .spec import CHECKS, Case, Claim, Divergence
+
+AGREE, KNOWN, DIVERGE, UNSUPPORTED, ERROR, STALE, SKIPPED = (
+    "agree", "known-divergence", "diverge", "unsupported", "error", "stale", "skipped")
+VERDICTS = (AGREE, KNOWN, DIVERGE, STALE, ERROR, UNSUPPORTED, SKIPPED)
+FAILING = (DIVERGE, STALE, ERROR)
+_SEVERITY = {ERROR: 5, DIVERGE: 4, STALE: 3, KNOWN: 2, AGREE: 1, UNSUPPORTED: 0, SKIPPED: 0}
+
+
+def worst(verdicts) -> str:
+    verdicts = list(verdicts)
+    return max(verdicts, key=_SEVERITY.__getitem__) if verdicts else AGREE
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    details: dict = field(default_factory=dict)
+    declarable: bool = True        # False: a mismatch no declaration may excuse
+    verdict: str | None = None     # set directly by checks with their own declarations (claims)
+
+
+def _shape(a) -> list[int] | None:
+    return None if a is None else [int(d) for d in np.shape(a)]
+
+
+def check_output_shape(case: Case, obs: Observation) -> Outcome:
+    expected = list(reference.output_shape(case.config))
+    observed = _shape(obs.output)
+    return Outcome(observed == expected, {"expected": expected, "observed": observed})
+
+
+def check_state_shapes(case: Case, obs: Observation) -> Outcome:
+    exp = reference.state_shapes(case.config)
+    expected = None if exp is None else [[list(h), list(c)] for h, c in exp]
+    observed = None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]
+    return Outcome(observed == expected, {"expected": expected, "observed": observed,
+                                          "labels": reference.state_labels(case.config)})
+
+
+def _tol(dtype) -> float:
+    return 1e-12 if np.dtype(dtype) == np.float64 else 1e-5
+
+
+def check_state_order(case: Case, obs: Observation) -> Outcome | None:
+    """Are canonical states really (h, c), and is the top layer's h the output's final step?
+
+    Derived from the cell equations, without the weights: h = o * tanh(c) with o in (0, 1), so
+    |h| <= |tanh(c)| and sign(h) = sign(c) elementwise; swapped states break this. With
+    proj_size h is projected, so only the shapes (checked elsewhere) and the link to the output
+    identify it.
+    """
+    cfg = case.config
+    if obs.states is None or _shape(obs.output) != list(reference.output_shape(cfg)):
+        return None
+    labels = reference.state_labels(cfg)
+    if any(_shape(h) != [cfg.batch, reference.hidden_out(cfg)] or _shape(c) != [cfg.batch, cfg.hidden_size]
+           for h, c in obs.states):
+        return None  # state_shapes reports this
+    problems = []
+    if not cfg.proj_size:
+        for label, (h, c) in zip(labels, obs.states):
+            h, c = np.asarray(h, np.float64), np.asarray(c, np.float64)
+            tol = _tol(np.asarray(obs.states[0][0]).dtype)
+            bound_ok = np.all(np.abs(h) <= np.abs(np.tanh(c)) + tol)
+            sign_ok = np.all((np.sign(h) == np.sign(c)) | (np.abs(h) <= tol))
+            if not (bound_ok and sign_ok):
+                problems.append(f"{label}: the pair does not satisfy h = o*tanh(c) (|h| <= |tanh(c)|, same "
+                                "sign): h and c look swapped")
+    # The top layer's final hidden state per direction must be what the output says it is.
+    D, Hp, L = cfg.directions, reference.hidden_out(cfg), cfg.num_layers
+    tops = [np.asarray(obs.states[(L - 1) * D + d][0]) for d in range(D)]
+    out = np.asarray(obs.output)
+    if cfg.merge_mode == "concat":
+        if cfg.return_sequences:
+            finals = [out[:, cfg.timesteps - 1, :Hp]] + ([out[:, 0, Hp:]] if D == 2 else [])
+            where = "output[:, T-1] (forward) and output[:, 0] (backward)"
+        else:
+            finals = [out[:, d * Hp:(d + 1) * Hp] for d in range(D)]
+            where = "output"
+        for d, (h, f) in enumerate(zip(tops, finals)):
+            if not np.allclose(h, f, rtol=1e-4, atol=_tol(out.dtype)):
+                problems.append(f"layer{L - 1}/{reference.direction_names(cfg)[d]}: h is not the final hidden "
+                                f"state seen in {where}")
+    return Outcome(not problems, {"problems": problems, "labels": labels})
+
+
+def check_param_count(case: Case, obs: Observation, formula_name: str) -> Outcome | None:
+    if obs.param_count is None:
+        return None
+    formula = reference.PARAM_FORMULAS[formula_name]
+    canonical = reference.param_count(case.config)
+    documented = formula.count(case.config)
+    details = {"observed": obs.param_count, "canonical": canonical, "documented": documented,
+               "formula": formula.text, "formula_source": formula.source}
+    if obs.param_count != documented:
+        details["problem"] = (f"the real parameter count {obs.param_count} differs from the framework's "
+                              f"documented formula ({documented})")
+        return Outcome(False, details, declarable=False)
+    return Outcome(obs.param_count == canonical, details)
+
+
+def _claim_verdict(claim: Claim, obs: Observation) -> dict:
+    tops = [r for r in obs.returns if r.get("top", True)]
+    real = {"outputs": [r["shape"] for r in tops], "roles": [r["role"] for r in tops],
+            "param_count": obs.param_count}
+    claimed, holds = {}, True
+    if claim.outputs is not None:
+        claimed["outputs"] = [list(s) for s in claim.outputs]
+        holds &= claimed["outputs"] == real["outputs"]
+    if claim.roles is not None:
+        claimed["roles"] = list(claim.roles)
+        holds &= len(claim.roles) == len(real["roles"]) and all(
+            c in ("?", r) for c, r in zip(claim.roles, real["roles"]))
+    if claim.param_count is not None:
+        claimed["param_count"] = claim.param_count
+        holds &= claim.param_count == real["param_count"]
+    real = {k: v for k, v in real.items() if k in claimed}
+    if holds == claim.holds:
+        verdict = AGREE if holds else KNOWN
+    else:
+        verdict = STALE if holds else DIVERGE
+    return {"source": claim.source, "says": claim.says, "note": claim.note, "claimed": claimed, "real": real,
+            "true": bool(holds), "expected_true": claim.holds, "verdict": verdict, "line": claim.line}
+
+
+def check_claims(case: Case, obs: Observation, impl_id: str) -> Outcome | None:
+    """Claims from documents, each true or false when run; a false claim must be recorded as such."""
+    claims = [c for c in case.claims if c.applies_to(impl_id)]
+    if not claims:
+        return None
+    results = [_claim_verdict(c, obs) for c in claims]
+    verdict = worst(r["verdict"] for r in results)
+    return Outcome(verdict == AGREE, {"claims": results}, verdict=verdict)
+
+
+def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_name: str,
+             divergences: list[Divergence]) -> dict[str, dict]:
+    """Run every check; return ``{check: {"verdict", "details", "divergence"}}``."""
+    outcomes = {
+        "output_shape": check_output_shape(case, obs),
+        "state_shapes": check_state_shapes(case, obs),
+        "state_order": check_state_order(case, obs),
+        "param_count": check_param_count(case, obs, formula_name),
+        "claims": check_claims(case, obs, impl_id),
+    }
+    assert tuple(outcomes) == CHECKS
+    results = {}
+    for name, outcome in outcomes.items():
+        if outcome is None:
+            continue
+        declared = [d for d in divergences if d.applies(case, impl_id, device, name)]
+        if outcome.verdict is not None:
+            verdict = outcome.verdict
+        elif outcome.ok:
+            verdict = STALE if declared else AGREE
+        else:
+            verdict = KNOWN if declared and outcome.declarable else DIVERGE
+        results[name] = {"verdict": verdict, "details": outcome.details,
+                         "divergence": declared[0].to_dict() if declared else None}
+    return results

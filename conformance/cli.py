@@ -1,0 +1,108 @@
+"""The ``conformance`` command.
+
+``conformance run`` is pytest underneath (the same collection, selection and verdicts as
+``pytest cases/``), always writing ``results.json`` and a report; ``conformance validate`` checks
+case files without running anything; ``conformance impls`` lists implementations and whether
+they can run here, without importing any framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import impls, spec
+
+
+def default_cases() -> Path:
+    here = Path.cwd() / "cases"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "cases"
+
+
+def _run(args: argparse.Namespace, extra: list[str]) -> int:
+    import pytest
+
+    paths = [str(p) for p in args.paths] or [str(default_cases())]
+    argv = [*paths, "--conformance-out", str(args.output)]
+    if args.no_cache:
+        argv += ["-p", "no:cacheprovider"]
+    for i in args.impl:
+        argv += ["--impl", i]
+    for d in args.device:
+        argv += ["--device", d]
+    if args.numprocesses:
+        argv += ["-n", args.numprocesses]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    if args.exitfirst:
+        argv.append("-x")
+    argv += ["-q", "-rfE", "--no-header", *extra]
+    code = pytest.main(argv)
+    return int(code)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    paths = args.paths or [default_cases()]
+    files = []
+    for p in map(Path, paths):
+        files += sorted(q for q in p.rglob("*.y*ml")) if p.is_dir() else [p]
+    bad = 0
+    for f in files:
+        try:
+            loaded = spec.load_file(f)
+        except spec.SpecError as exc:
+            print(f"error: {exc}")
+            bad += 1
+            continue
+        print(f"ok: {f}: {len(loaded.cases)} cases, {len(loaded.divergences)} divergences, "
+              f"{sum(len(c.claims) for c in loaded.cases)} claims")
+    return 1 if bad else 0
+
+
+def _impls(args: argparse.Namespace) -> int:
+    for impl_id in impls.ids():
+        missing = impls.get(impl_id).missing()
+        print(f"{impl_id:<20} {'not available: ' + missing if missing else 'installed'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run cases on the implementations; write results.json and a report",
+                         description="Run LSTM cases on every selected implementation and device. Extra "
+                                     "arguments after -- go to pytest.")
+    run.add_argument("paths", nargs="*", type=Path, help="case files or directories (default: cases/)")
+    run.add_argument("--impl", action="append", default=[], help="implementations (comma-separated, repeatable)")
+    run.add_argument("--device", action="append", default=[], help="devices: cpu, gpu (comma-separated, repeatable)")
+    run.add_argument("-o", "--output", type=Path, default=Path("reports/latest"),
+                     help="output directory for results.json and report.html (default: reports/latest)")
+    run.add_argument("-n", "--numprocesses", default=None, help="parallel pytest-xdist workers (e.g. 2, auto)")
+    run.add_argument("-k", "--keyword", default=None, help="only cases matching this pytest -k expression")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    run.add_argument("--no-cache", action="store_true", help="do not use pytest's cache (--lf state)")
+
+    val = sub.add_parser("validate", help="check case files without running anything")
+    val.add_argument("paths", nargs="*", type=Path)
+
+    sub.add_parser("impls", help="list implementations and whether they can run here")
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        extra = argv[argv.index("--") + 1:]
+        argv = argv[:argv.index("--")]
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args, extra)
+    if args.command == "validate":
+        return _validate(args)
+    return _impls(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Plain-text explanation of a run record: what a failing test item prints.
+
+For each failing check it shows the native result, its canonical form, the reference, and the
+declared divergence it was compared with, so a maintainer can judge it without re-running.
+"""
+
+from __future__ import annotations
+
+from .checks import FAILING
+
+
+def _returns(rec: dict) -> str:
+    items = [f"{r['path'] or 'return'} {r['role']} {tuple(r['shape'])} {r['dtype']}"
+             + ("" if r.get("top", True) else f" (layer {r.get('layer')})") for r in rec["native"]["returns"]]
+    return "; ".join(items) or "(none)"
+
+
+def _declared(chk: dict) -> str:
+    d = chk.get("divergence")
+    if not d:
+        return "none"
+    return f"{d['id']} ({d['file']}:{d['line']}): {d['reason']}" + (f" [{d['link']}]" if d.get("link") else "")
+
+
+def explain(rec: dict) -> str:
+    head = f"{rec['case']} on {rec['impl']}@{rec['device']}: {rec['verdict']}"
+    lines = [head, f"  case: {rec['file']}:{rec['line']}", f"  config: {rec['config']}"]
+    if rec["verdict"] == "error":
+        lines.append(f"  error: {rec['reason']}")
+        if rec.get("traceback"):
+            lines += ["  " + t for t in rec["traceback"].rstrip().splitlines()[-15:]]
+        return "\n".join(lines)
+    native = rec["native"]
+    lines += [f"  native construct: {native['construct']}", f"  native returns: {_returns(rec)}"]
+    for name, chk in rec["checks"].items():
+        if chk["verdict"] not in FAILING:
+            continue
+        det = chk["details"]
+        lines.append(f"  check {name}: {chk['verdict']}")
+        if chk["verdict"] == "stale":
+            lines.append("    the declared divergence no longer happens: the framework changed, or the "
+                         "declaration is too broad")
+        if name == "output_shape":
+            lines += [f"    canonical: {det['observed']}", f"    reference: {det['expected']}"]
+        elif name == "state_shapes":
+            lines += [f"    canonical (h, c) per {det['labels']}: {det['observed']}",
+                      f"    reference: {det['expected']}"]
+        elif name == "state_order":
+            lines += [f"    {p}" for p in det["problems"]] or ["    states are in canonical order"]
+        elif name == "param_count":
+            lines += [f"    native count: {det['observed']}", f"    canonical (reference): {det['canonical']}",
+                      f"    documented formula gives {det['documented']}: {det['formula']} ({det['formula_source']})"]
+            if det.get("problem"):
+                lines.append(f"    {det['problem']}")
+        elif name == "claims":
+            for c in det["claims"]:
+                if c["verdict"] in FAILING:
+                    lines.append(f"    claim (line {c['line']}) from {c['source']}: {c['verdict']}")
+                    if c["says"]:
+                        lines.append(f"      says: {c['says']}")
+                    lines += [f"      claimed: {c['claimed']}", f"      real:    {c['real']}",
+                              f"      recorded as {'true' if c['expected_true'] else 'false'} in the case, "
+                              f"but it is {'true' if c['true'] else 'false'} when run"]
+        if name != "claims":
+            lines.append(f"    declared divergence: {_declared(chk)}")
+    if native["normalization"]:
+        lines.append("  normalization: " + " | ".join(native["normalization"]))
+    return "\n".join(lines)

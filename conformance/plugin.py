@@ -1,0 +1,242 @@
+"""pytest plugin: YAML case files become test items, one per case × implementation × device.
+
+Registered through the ``pytest11`` entry point, so ``pytest cases/`` just works, with ``-k``,
+``-x``, ``--lf``, ``-n auto`` and JUnit XML as maintainers expect. Item ids look like
+``cases/returns.yaml::return-flags.return_sequences-true[torch-cpu]``.
+
+Which YAML files are collected: any ``*.yaml``/``*.yml`` under a directory named ``cases``, and
+any YAML file named explicitly on the command line, when it holds top-level ``cases:`` or
+``divergences:``. Known divergences come from ``divergences.yaml`` files in the case file's
+directory and its parents (like conftest.py), from ``--divergences FILE``, and from the case
+file's own ``divergences:`` (which apply to that file only).
+
+Every run's record travels in the test report's ``user_properties`` (xdist carries those to the
+controller), and the controller writes ``results.json`` and the report when asked to
+(``--conformance-out DIR``; ``conformance run`` always asks).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+
+import pytest
+
+from . import checks, impls, spec
+from .devices import DEVICES, default_devices
+
+_KEY = pytest.StashKey["ConformanceSession"]()
+_PROP = "conformance"
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("conformance", "LSTM conformance cases")
+    g.addoption("--impl", action="append", default=[], metavar="IDS",
+                help="implementations to run (comma-separated, repeatable, globs allowed); "
+                     f"default: all of {', '.join(impls.ids())}")
+    g.addoption("--device", action="append", default=[], metavar="DEVICES",
+                help="devices to run on (cpu, gpu; comma-separated, repeatable); default: every device "
+                     "this machine has")
+    g.addoption("--divergences", action="append", default=[], metavar="FILE",
+                help="extra known-divergence catalogue(s) to apply")
+    g.addoption("--conformance-out", default=None, metavar="DIR",
+                help="write DIR/results.json and DIR/report.html for this run")
+    g.addoption("--run-timeout", type=float, default=300.0, metavar="SECONDS",
+                help="a run taking longer kills its worker and is an error (default 300)")
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _select_impls(patterns: list[str]) -> list[str]:
+    if not patterns:
+        return impls.ids()
+    chosen = []
+    for p in patterns:
+        hits = [i for i in impls.ids() if fnmatch.fnmatchcase(i, p)]
+        if not hits:
+            raise pytest.UsageError(f"--impl {p!r} matches no implementation; known: {', '.join(impls.ids())}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def _select_devices(values: list[str]) -> list[str]:
+    if not values:
+        return default_devices()
+    for v in values:
+        if v not in DEVICES:
+            raise pytest.UsageError(f"--device {v!r} is not a device; use one of {', '.join(DEVICES)}")
+    return list(dict.fromkeys(values))
+
+
+class ConformanceSession:
+    """Per-process state: selection, catalogues, the worker pool, and (controller) the records."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.impls = _select_impls(_split(config.getoption("impl")))
+        self.devices = _select_devices(_split(config.getoption("device")))
+        self.extra_catalogues = [Path(p) for p in config.getoption("divergences")]
+        self.run_timeout = config.getoption("run_timeout")
+        self._pool = None
+        self._catalogues: dict[Path, list[spec.Divergence]] = {}
+        self.records: list[dict] = []
+        self.results_path: Path | None = None
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            from .runner import WorkerPool
+            self._pool = WorkerPool(run_timeout=self.run_timeout)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    def _catalogue(self, path: Path) -> list[spec.Divergence]:
+        path = path.resolve()
+        if path not in self._catalogues:
+            self._catalogues[path] = spec.load_file(path).divergences
+        return self._catalogues[path]
+
+    def catalogue_files(self, case_file: Path) -> list[Path]:
+        root = self.config.rootpath.resolve()
+        found = []
+        for d in [case_file.resolve().parent, *case_file.resolve().parent.parents]:
+            for name in ("divergences.yaml", "divergences.yml"):
+                if (d / name).is_file():
+                    found.append(d / name)
+            if d == root:
+                break
+        return found + self.extra_catalogues
+
+    # ---- controller side: gather every record (from xdist workers too), write results at the end ----
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == _PROP:
+                self.records.append(json.loads(value))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        if hasattr(session.config, "workerinput"):
+            return  # an xdist worker: its records reached the controller in the reports
+        out = session.config.getoption("conformance_out")
+        if out and self.records:
+            from .report import write_report
+            from .results import write
+            self.results_path = write(out, self.records, argv=session.config.invocation_params.args)
+            write_report(self.results_path)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
+        if not self.records or hasattr(config, "workerinput"):
+            return
+        from .report import text_summary
+        terminalreporter.section("LSTM conformance")
+        for line in text_summary(self.records):
+            terminalreporter.write_line(line)
+        if self.results_path is not None:
+            terminalreporter.write_line(f"results: {self.results_path}   "
+                                        f"report: {self.results_path.parent / 'report.html'}")
+
+    def divergences_for(self, case_file: Path, own: list[spec.Divergence]) -> list[spec.Divergence]:
+        out = []
+        for path in self.catalogue_files(case_file):
+            if path.resolve() != case_file.resolve():
+                out += self._catalogue(path)
+        return out + list(own)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for impl_id in impls.ids():
+        config.addinivalue_line("markers", f"{impl_id.replace('-', '_')}: runs on the {impl_id} implementation")
+    sess = ConformanceSession(config)
+    config.stash[_KEY] = sess
+    config.pluginmanager.register(sess, "lstm-conformance-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    sess = config.stash.get(_KEY, None)
+    if sess is not None:
+        sess.close()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    try:
+        rel_parts = file_path.relative_to(parent.config.rootpath).parts
+    except ValueError:
+        rel_parts = file_path.parts
+    if not (parent.session.isinitpath(file_path) or "cases" in rel_parts[:-1]):
+        return None
+    if not spec.is_case_file(file_path):
+        return None
+    return CaseFile.from_parent(parent, path=file_path)
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        try:
+            loaded = spec.load_file(self.path)
+        except spec.SpecError as exc:
+            raise self.CollectError(str(exc)) from None
+        sess: ConformanceSession = self.config.stash[_KEY]
+        try:
+            divergences = sess.divergences_for(self.path, loaded.divergences)
+        except spec.SpecError as exc:
+            raise self.CollectError(str(exc)) from None
+        for case in loaded.cases:
+            for impl_id in sess.impls:
+                for device in sess.devices:
+                    yield CaseItem.from_parent(self, name=f"{case.id}[{impl_id}-{device}]", case=case,
+                                               impl_id=impl_id, device=device, divergences=divergences)
+
+
+class ConformanceFailure(Exception):
+    pass
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case: spec.Case, impl_id: str, device: str, divergences, **kw):
+        super().__init__(**kw)
+        self.case, self.impl_id, self.device, self.divergences = case, impl_id, device, divergences
+        self.record: dict | None = None
+        self.add_marker(getattr(pytest.mark, impl_id.replace("-", "_")))
+
+    def runtest(self) -> None:
+        from .results import execute
+
+        sess: ConformanceSession = self.config.stash[_KEY]
+        self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences)
+        self.user_properties.append((_PROP, json.dumps(self.record, default=_plain)))
+        verdict = self.record["verdict"]
+        if verdict in (checks.UNSUPPORTED, checks.SKIPPED):
+            pytest.skip(f"{verdict}: {self.record['reason']}")
+        if verdict in checks.FAILING:
+            raise ConformanceFailure(verdict)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ConformanceFailure) and self.record is not None:
+            from .explain import explain
+            return explain(self.record)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, (self.case.line or 1) - 1, f"{self.case.id}[{self.impl_id}-{self.device}]"
+
+
+def _plain(obj):
+    import numpy as np
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+# The controller-side hooks live on ConformanceSession (registered as a plugin object).

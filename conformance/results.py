@@ -1,0 +1,124 @@
+"""Run records and ``results.json``: the machine-readable result every report and merge reads.
+
+A run record is plain JSON data (see README, "Results format"). :func:`execute` turns one
+case × impl × device into a record: static decisions first (not installed, unsupported, no such
+device) so that they cost no framework start-up, then the worker run, then the checks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, checks, impls, reference
+from .devices import machine_has_gpu
+from .impls.base import Observation
+from .runner import WorkerPool
+from .spec import Case, Divergence
+
+SCHEMA_VERSION = 1
+
+
+def _shape(a):
+    return None if a is None else [int(d) for d in np.shape(a)]
+
+
+def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict) -> dict:
+    if obs.status == "ok":
+        verdict = checks.worst(c["verdict"] for c in run_checks.values())
+    else:
+        verdict = {"unsupported": checks.UNSUPPORTED, "skipped": checks.SKIPPED}.get(obs.status, checks.ERROR)
+    return {
+        "case": case.id, "file": case.file, "line": case.line, "impl": impl_id, "device": device,
+        "verdict": verdict, "reason": obs.reason, "traceback": obs.traceback,
+        "checks": run_checks,
+        "config": case.config.to_dict(),
+        "reference": reference.summary(case.config),
+        "native": {"construct": obs.construct, "returns": obs.returns, "params": obs.params,
+                   "param_count": obs.param_count, "normalization": obs.normalization},
+        "canonical": {"output_shape": _shape(obs.output),
+                      "state_shapes": None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]},
+        "versions": info.get("versions", {}),
+        "device_name": info.get("device_names", {}).get(device, device),
+        "timings": obs.timings,
+    }
+
+
+def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences: list[Divergence]) -> dict:
+    impl = impls.get(impl_id)
+    obs = None
+    if reason := impl.missing():
+        obs = Observation(status="skipped", reason=reason)
+    elif reason := impl.unsupported(case.config):
+        obs = Observation(status="unsupported", reason=reason)
+    elif device == "gpu" and not machine_has_gpu():
+        obs = Observation(status="skipped", reason="no GPU on this machine")
+    else:
+        obs = pool.run(impl_id, case.id, case.config, device)
+    run_checks = {}
+    if obs.status == "ok":
+        run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences)
+    info = pool.infos.get(impl_id, {})
+    return record(case, impl_id, device, obs, run_checks, info)
+
+
+def environment(runs: list[dict]) -> dict:
+    versions: dict[str, dict] = {}
+    devices: dict[str, str] = {}
+    for r in runs:
+        if r.get("versions"):
+            versions[r["impl"]] = r["versions"]
+        devices[f"{r['impl']}@{r['device']}"] = r.get("device_name", r["device"])
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.node(),
+            "conformance": __version__, "versions": versions, "devices": devices}
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, default=_jsonable)
+
+
+def summarize(runs: list[dict]) -> dict:
+    counts: dict[str, dict[str, int]] = {}
+    for r in runs:
+        key = f"{r['impl']}@{r['device']}"
+        counts.setdefault(key, {}).setdefault(r["verdict"], 0)
+        counts[key][r["verdict"]] += 1
+    return counts
+
+
+def write(out_dir: str | Path, runs: list[dict], *, unused_divergences: list[dict] = (), argv=None) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = sorted(runs, key=lambda r: (r["file"], r["case"], r["impl"], r["device"]))
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": list(argv or sys.argv),
+        "environment": environment(runs),
+        "summary": summarize(runs),
+        "unused_divergences": list(unused_divergences),
+        "runs": runs,
+    }
+    path = out / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=_jsonable))
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
