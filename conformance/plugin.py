@@ -193,7 +193,10 @@ class CaseFile(pytest.File):
         for case in loaded.cases:
             for impl_id in sess.impls:
                 for device in sess.devices:
-                    yield CaseItem.from_parent(self, name=f"{case.id}[{impl_id}-{device}]", case=case,
+                    name = f"{case.id}[{impl_id}-{device}]"
+                    # nodeid given as a string: pytest 9 parses "name[params]" structurally from
+                    # strings (as --lf's cache keys are), so both sides must be built the same way.
+                    yield CaseItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", case=case,
                                                impl_id=impl_id, device=device, divergences=divergences)
 
 

@@ -39,7 +39,8 @@ def serve(impl_id: str, conn: Connection) -> None:
     try:
         impl = impls.get(impl_id)
         t0 = time.perf_counter()
-        versions = impl.setup()
+        # str(): torch.__version__ is a TorchVersion, and unpickling it would import torch in the parent
+        versions = {str(k): str(v) for k, v in impl.setup().items()}
         devices = impl.devices()
         names = {d: impl.device_name(d) if hasattr(impl, "device_name") else d for d in devices}
         conn.send({"ready": True, "versions": versions, "devices": devices, "device_names": names,

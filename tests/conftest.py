@@ -2,6 +2,14 @@
 
 import pytest
 
+# pytester's in-process runs restore sys.modules afterwards; a C extension first imported inside
+# one (markupsafe's speedups via Jinja2, _multiprocessing) would be re-initialised by the next run
+# and corrupt memory. Importing everything the plugin uses here keeps them loaded once.
+import conformance.cli  # noqa: F401,E402
+import conformance.plugin  # noqa: F401,E402
+import conformance.report  # noqa: F401,E402
+import conformance.results  # noqa: F401,E402
+import xdist.plugin  # noqa: F401,E402
 from conformance.runner import WorkerPool
 
 
