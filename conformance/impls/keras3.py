@@ -8,7 +8,10 @@ final hidden state ``(B, F')``; with ``return_state`` an LSTM returns the tuple
 ``(output, h, c)`` and a ``Bidirectional`` returns ``(output, h_fw, c_fw, h_bw, c_bw)``; the
 directions are merged by ``merge_mode``; a layer has one bias vector (``use_bias``); there is no
 projection. States exist per layer, so every layer gets ``return_state`` and the lower layers'
-states are collected as they are produced.
+states are collected as they are produced. ``Bidirectional`` has its own dtype policy (the
+global default, float32) that it does not take from the wrapped layer: with ``dtype="float64"`` on
+the LSTM only, it casts its input to float32 and returns a float32 merged output beside float64
+states; that is recorded as returned, not corrected.
 
 The backend is fixed when Keras is imported, from ``KERAS_BACKEND`` (set in ``env`` before the
 worker imports anything), so one adapter instance serves exactly one backend.
@@ -43,7 +46,8 @@ class Keras3(Impl):
         self.backend = backend
         self.id = f"keras-{backend}"
         self.requires = ("keras", backend)
-        self.install_hint = f"pip install 'lstm-conformance[keras-{backend}]'"
+        self.install_hint = ("pip install 'lstm-conformance[keras]'" if backend == "tensorflow"
+                             else f"pip install keras {backend}")
         self.env = {"KERAS_BACKEND": backend, **_BACKEND_ENV[backend]}
 
     # ---- static half: no framework imports ----
