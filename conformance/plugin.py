@@ -129,8 +129,20 @@ class ConformanceSession:
         if out and self.records:
             from .report import write_report
             from .results import write
-            self.results_path = write(out, self.records, argv=session.config.invocation_params.args)
+            self.results_path = write(out, self.records, unused_divergences=self.unused_divergences(),
+                                      argv=session.config.invocation_params.args)
             write_report(self.results_path)
+
+    def unused_divergences(self) -> list[dict]:
+        """Declarations for an implementation that ran here which explained none of its runs."""
+        used = {chk["divergence"]["id"] for r in self.records for chk in r["checks"].values() if chk.get("divergence")}
+        ran = {r["impl"] for r in self.records if r["checks"]}
+        declared: dict[str, spec.Divergence] = {}
+        for f in sorted({r["file"] for r in self.records}):
+            for d in self.divergences_for(Path(f), self._catalogue(Path(f))):
+                declared.setdefault(d.id, d)
+        return [d.to_dict() for d in declared.values()
+                if d.id not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d.impl)]
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
         if not self.records or hasattr(config, "workerinput"):
@@ -139,6 +151,9 @@ class ConformanceSession:
         terminalreporter.section("LSTM conformance")
         for line in text_summary(self.records):
             terminalreporter.write_line(line)
+        for d in self.unused_divergences():
+            terminalreporter.write_line(f"warning: declared divergence {d['id']} ({d['file']}:{d['line']}) explained "
+                                        "no run of this session", yellow=True)
         if self.results_path is not None:
             terminalreporter.write_line(f"results: {self.results_path}   "
                                         f"report: {self.results_path.parent / 'report.html'}")

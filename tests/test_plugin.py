@@ -220,3 +220,16 @@ def test_running_a_framework_never_imports_it_into_the_test_process(pool):
     from conformance.spec import Config
     assert pool.run("torch", "iso", Config(3, 4), "cpu").status == "ok"
     assert not {"torch", "tensorflow", "jax", "flax", "keras"} & set(sys.modules)
+
+
+def test_a_declaration_that_explains_no_run_is_reported_as_unused(pytester):
+    make(pytester, SMALL + """
+divergences:
+  - {id: never-happens, impl: torch, check: output_shape, reason: no such thing, cases: [nothing-*]}
+""")
+    out = pytester.path / "out"
+    result = pytester.runpytest("cases", "--impl", "torch", "--device", "cpu", "--divergences", CATALOGUE,
+                                "--conformance-out", str(out))
+    result.stdout.fnmatch_lines(["*warning: declared divergence never-happens*explained no run*"])
+    unused = json.loads((out / "results.json").read_text())["unused_divergences"]
+    assert [d["id"] for d in unused] == ["never-happens"]
