@@ -227,11 +227,11 @@ class CaseItem(pytest.Item):
         self.add_marker(getattr(pytest.mark, impl_id.replace("-", "_")))
 
     def runtest(self) -> None:
-        from .results import execute
+        from .results import dumps, execute
 
         sess: ConformanceSession = self.config.stash[_KEY]
         self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences)
-        self.user_properties.append((_PROP, json.dumps(self.record, default=_plain)))
+        self.user_properties.append((_PROP, dumps(self.record)))
         verdict = self.record["verdict"]
         if verdict in (checks.UNSUPPORTED, checks.SKIPPED):
             pytest.skip(f"{verdict}: {self.record['reason']}")
@@ -246,15 +246,6 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, (self.case.line or 1) - 1, f"{self.case.id}[{self.impl_id}-{self.device}]"
-
-
-def _plain(obj):
-    import numpy as np
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 # The controller-side hooks live on ConformanceSession (registered as a plugin object).

@@ -84,7 +84,7 @@ def _jsonable(obj):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+    return str(obj)   # a framework's own scalar or version type: keep it readable, never fail a run on it
 
 
 def dumps(obj) -> str:
