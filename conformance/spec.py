@@ -437,7 +437,7 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
         if not isinstance(values, list) or not values:
             raise SpecError("expected a non-empty list of values", field=f"matrix.{key}", line=mline, **loc)
         for v in values:
-            _check_value(key, v, line=mline, **dict(loc, case=cid))
+            _check_value(key, v, line=mline, **loc)
         axes.append((key, values, mline))
 
     template = "{" in cid

@@ -42,7 +42,7 @@ def serve(impl_id: str, conn: Connection) -> None:
         # str(): torch.__version__ is a TorchVersion, and unpickling it would import torch in the parent
         versions = {str(k): str(v) for k, v in impl.setup().items()}
         devices = impl.devices()
-        names = {d: impl.device_name(d) if hasattr(impl, "device_name") else d for d in devices}
+        names = {d: impl.device_name(d) for d in devices}
         conn.send({"ready": True, "versions": versions, "devices": devices, "device_names": names,
                    "setup_s": time.perf_counter() - t0, "pid": os.getpid()})
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent

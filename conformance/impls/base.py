@@ -75,6 +75,10 @@ class Impl:
         """Devices the framework reports: 'cpu' always, 'gpu' when it sees one."""
         raise NotImplementedError
 
+    def device_name(self, device: str) -> str:
+        """The device's name as the framework reports it (e.g. the GPU model)."""
+        return device
+
     def run(self, cfg: Config, device: str, x: np.ndarray) -> Observation:
         """Build the native construct for ``cfg``, run it on canonical input ``x`` on ``device``."""
         raise NotImplementedError
