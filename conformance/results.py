@@ -120,5 +120,55 @@ def write(out_dir: str | Path, runs: list[dict], *, unused_divergences: list[dic
     return path
 
 
+class ResultsError(ValueError):
+    """A results file that cannot be read as one: the message names the file and what is wrong."""
+
+
+_RUN_FIELDS = {"case": str, "file": str, "impl": str, "device": str, "verdict": str, "checks": dict}
+
+
+def validate(doc, where: str = "results") -> dict:
+    """Check that ``doc`` is a results document this version can read; raise :class:`ResultsError`."""
+    from .checks import VERDICTS
+
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{where}: not a results document (top level is {type(doc).__name__}, not an object)")
+    if doc.get("schema") != SCHEMA_VERSION:
+        raise ResultsError(f"{where}: schema {doc.get('schema')!r} is not supported (this version reads schema "
+                           f"{SCHEMA_VERSION})")
+    runs = doc.get("runs")
+    if not isinstance(runs, list):
+        raise ResultsError(f"{where}: field 'runs' must be a list")
+    for i, r in enumerate(runs):
+        if not isinstance(r, dict):
+            raise ResultsError(f"{where}: runs[{i}] is not an object")
+        for name, typ in _RUN_FIELDS.items():
+            if not isinstance(r.get(name), typ):
+                raise ResultsError(f"{where}: runs[{i}] field {name!r} must be a {typ.__name__}, "
+                                   f"got {type(r.get(name)).__name__}")
+        if r["verdict"] not in VERDICTS:
+            raise ResultsError(f"{where}: runs[{i}] ({r['case']} on {r['impl']}@{r['device']}): verdict "
+                               f"{r['verdict']!r} is not one of {', '.join(VERDICTS)}")
+        for name, chk in r["checks"].items():
+            if not isinstance(chk, dict) or chk.get("verdict") not in VERDICTS:
+                raise ResultsError(f"{where}: runs[{i}] ({r['case']} on {r['impl']}@{r['device']}): check "
+                                   f"{name!r} has no valid verdict")
+    if not isinstance(doc.get("environment", {}), dict):
+        raise ResultsError(f"{where}: field 'environment' must be an object")
+    return doc
+
+
 def load(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """Read and validate a ``results.json``; any problem is a :class:`ResultsError` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot be read: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON: {exc}") from None
+    return validate(doc, str(path))
