@@ -3,7 +3,8 @@
 ``conformance run`` is pytest underneath (the same collection, selection and verdicts as
 ``pytest cases/``), always writing ``results.json`` and a report; ``conformance validate`` checks
 case files without running anything; ``conformance impls`` lists implementations and whether
-they can run here, without importing any framework.
+they can run here, without importing any framework; ``conformance report`` renders (and merges)
+results files into one HTML report; ``conformance diff`` says what changed between two runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
     paths = [str(p) for p in args.paths] or [str(default_cases())]
-    argv = [*paths, "--conformance-out", str(args.output)]
+    argv = [*paths] + (["--conformance-out", str(args.output)] if args.output else [])
     if args.no_cache:
         argv += ["-p", "no:cacheprovider"]
     for i in args.impl:
@@ -69,6 +70,40 @@ def _impls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from . import diff as _d
+    from .results import ResultsError, load, write_atomic
+
+    try:
+        d = _d.compare(load(args.old), load(args.new), old_label=str(args.old), new_label=str(args.new))
+    except ResultsError as exc:
+        print(f"conformance diff: error: {exc}", file=sys.stderr)
+        return 2
+    print(_d.to_markdown(d) if args.markdown == "-" else _d.to_text(d), end="")
+    try:
+        if args.markdown and args.markdown != "-":
+            write_atomic(Path(args.markdown), _d.to_markdown(d))
+        if args.html:
+            write_atomic(Path(args.html), _d.to_html(d))
+    except OSError as exc:
+        print(f"conformance diff: error: cannot write: {exc}", file=sys.stderr)
+        return 2
+    return d.exit_status(args.fail_on)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .results import ResultsError
+
+    try:
+        out = write_report(args.results, args.output / "index.html", baseline=args.baseline)
+    except ResultsError as exc:
+        print(f"conformance report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("paths", nargs="*", type=Path, help="case files or directories (default: cases/)")
     run.add_argument("--impl", action="append", default=[], help="implementations (comma-separated, repeatable)")
     run.add_argument("--device", action="append", default=[], help="devices: cpu, gpu (comma-separated, repeatable)")
-    run.add_argument("-o", "--output", type=Path, default=Path("reports/latest"),
-                     help="output directory for results.json and report.html (default: reports/latest)")
+    run.add_argument("-o", "--output", type=Path, default=None,
+                     help="output directory for results.json and index.html (default: reports/<run-id>/, "
+                          "copied to reports/latest/)")
     run.add_argument("-n", "--numprocesses", default=None, help="parallel pytest-xdist workers (e.g. 2, auto)")
     run.add_argument("-k", "--keyword", default=None, help="only cases matching this pytest -k expression")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
@@ -90,6 +126,25 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("paths", nargs="*", type=Path)
 
     sub.add_parser("impls", help="list implementations and whether they can run here")
+
+    dif = sub.add_parser("diff", help="what changed between two results.json (regressions, fixed, changed runs)",
+                         description="List every run whose verdict or native result changed between two runs.")
+    dif.add_argument("old", type=Path, help="results.json of the earlier run")
+    dif.add_argument("new", type=Path, help="results.json of the later run")
+    dif.add_argument("--markdown", metavar="FILE",
+                     help="also write a Markdown summary ('-': to stdout, instead of the text)")
+    dif.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    dif.add_argument("--fail-on", choices=("regression", "change", "never"), default="regression",
+                     help="exit 1 on regressions (default), on any changed run, or never")
+
+    rep = sub.add_parser("report", help="build one HTML report from one or more results.json (merge)",
+                         description="Render results files into one self-contained HTML report. Several files "
+                                     "(machines, devices, framework versions) merge: the same case on each sits "
+                                     "side by side, columns named impl@device@version.")
+    rep.add_argument("results", nargs="+", type=Path, help="results.json files")
+    rep.add_argument("-o", "--output", type=Path, required=True, help="directory for index.html")
+    rep.add_argument("--baseline", type=Path, default=None,
+                     help="an earlier results.json: add a 'what changed' section (as conformance diff)")
 
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
@@ -101,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, extra)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "diff":
+        return _diff(args)
+    if args.command == "report":
+        return _report(args)
     return _impls(args)
 
 

@@ -11,8 +11,9 @@ directory and its parents (like conftest.py), from ``--divergences FILE``, and f
 file's own ``divergences:`` (which apply to that file only).
 
 Every run's record travels in the test report's ``user_properties`` (xdist carries those to the
-controller), and the controller writes ``results.json`` and the report when asked to
-(``--conformance-out DIR``; ``conformance run`` always asks).
+controller), and the controller writes ``results.json`` and ``index.html`` for every session that
+ran cases: into ``--conformance-out DIR``, or into ``reports/<run-id>/`` under the rootdir with a
+copy in ``reports/latest/`` (see :mod:`conformance.output`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def pytest_addoption(parser):
     g.addoption("--divergences", action="append", default=[], metavar="FILE",
                 help="extra known-divergence catalogue(s) to apply")
     g.addoption("--conformance-out", default=None, metavar="DIR",
-                help="write DIR/results.json and DIR/report.html for this run")
+                help="write this session's results.json and index.html into DIR (default: "
+                     "reports/<run-id>/ under the rootdir, copied to reports/latest/)")
+    g.addoption("--no-conformance-report", action="store_true",
+                help="write no results.json or report for this session")
     g.addoption("--run-timeout", type=float, default=300.0, metavar="SECONDS",
                 help="a run taking longer kills its worker and is an error (default 300)")
 
@@ -83,6 +87,8 @@ class ConformanceSession:
         self._pool = None
         self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.records: list[dict] = []
+        self.expected: int | None = None     # conformance items collected (after deselection)
+        self.output = None                   # output.RunOutput, once the first record arrives
         self.results_path: Path | None = None
 
     @property
@@ -115,23 +121,45 @@ class ConformanceSession:
 
     # ---- controller side: gather every record (from xdist workers too), write results at the end ----
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.expected = sum(isinstance(i, CaseItem) for i in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        if self.expected is None:   # every xdist worker collects the same items
+            self.expected = sum(i.split("::", 1)[0].endswith((".yaml", ".yml")) for i in ids)
+
+    def _output(self):
+        if self.output is None and not self.config.getoption("no_conformance_report"):
+            from .output import RunOutput
+            out = self.config.getoption("conformance_out")
+            self.output = RunOutput(Path(out) if out else None, self.config.rootpath / "reports",
+                                    argv=self.config.invocation_params.args)
+        return self.output
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
+        if report.when != "call" or hasattr(self.config, "workerinput"):
             return
         for name, value in report.user_properties:
             if name == _PROP:
-                self.records.append(json.loads(value))
+                rec = json.loads(value)
+                self.records.append(rec)
+                if (out := self._output()) is not None:
+                    out.add(rec, self.expected)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: its records reached the controller in the reports
-        out = session.config.getoption("conformance_out")
-        if out and self.records:
-            from .report import write_report
-            from .results import write
-            self.results_path = write(out, self.records, unused_divergences=self.unused_divergences(),
-                                      argv=session.config.invocation_params.args)
-            write_report(self.results_path)
+        if self.records and (out := self._output()) is not None:
+            from .output import partial
+            info = None
+            if exitstatus == pytest.ExitCode.INTERRUPTED:
+                info = partial(len(self.records), self.expected, "the session was interrupted")
+            elif self.expected is not None and len(self.records) < self.expected:
+                info = partial(len(self.records), self.expected,
+                               f"{self.expected - len(self.records)} collected runs did not finish (stopped early "
+                               "with -x/--maxfail, or a worker crashed)")
+            self.results_path = out.finish(info, self.unused_divergences())
 
     def unused_divergences(self) -> list[dict]:
         """Declarations for an implementation that ran here which explained none of its runs."""
@@ -139,9 +167,11 @@ class ConformanceSession:
         ran = {r["impl"] for r in self.records if r["checks"]}
         declared: dict[str, spec.Divergence] = {}
         for f in sorted({r["file"] for r in self.records}):
-            for d in self.divergences_for(Path(f), self._catalogue(Path(f))):
+            path = self.config.rootpath / f      # records hold rootdir-relative paths where they can
+            for d in self.divergences_for(path, self._catalogue(path)):
                 declared.setdefault(d.id, d)
-        return [d.to_dict() for d in declared.values()
+        from .results import display_path
+        return [{**d.to_dict(), "file": display_path(d.file, self.config.rootpath)} for d in declared.values()
                 if d.id not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d.impl)]
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -155,8 +185,7 @@ class ConformanceSession:
             terminalreporter.write_line(f"warning: declared divergence {d['id']} ({d['file']}:{d['line']}) explained "
                                         "no run of this session", yellow=True)
         if self.results_path is not None:
-            terminalreporter.write_line(f"results: {self.results_path}   "
-                                        f"report: {self.results_path.parent / 'report.html'}")
+            terminalreporter.write_line(f"results: {self.results_path}   report: {self.output.report_path}")
 
     def divergences_for(self, case_file: Path, own: list[spec.Divergence]) -> list[spec.Divergence]:
         out = []
@@ -230,7 +259,8 @@ class CaseItem(pytest.Item):
         from .results import dumps, execute
 
         sess: ConformanceSession = self.config.stash[_KEY]
-        self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences)
+        self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences,
+                              root=self.config.rootpath)
         self.user_properties.append((_PROP, dumps(self.record)))
         verdict = self.record["verdict"]
         if verdict in (checks.UNSUPPORTED, checks.SKIPPED):

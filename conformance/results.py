@@ -29,13 +29,28 @@ def _shape(a):
     return None if a is None else [int(d) for d in np.shape(a)]
 
 
-def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict) -> dict:
+def display_path(path: str, root: Path | None) -> str:
+    """A case or catalogue file as results record it: relative to the rootdir (posix) when inside it,
+    so that results from machines with different checkouts merge and diff on the same key."""
+    if not path or root is None:
+        return path
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict,
+           root: Path | None = None) -> dict:
+    for chk in run_checks.values():
+        if chk.get("divergence"):
+            chk["divergence"] = {**chk["divergence"], "file": display_path(chk["divergence"]["file"], root)}
     if obs.status == "ok":
         verdict = checks.worst(c["verdict"] for c in run_checks.values())
     else:
         verdict = {"unsupported": checks.UNSUPPORTED, "skipped": checks.SKIPPED}.get(obs.status, checks.ERROR)
     return {
-        "case": case.id, "file": case.file, "line": case.line, "impl": impl_id, "device": device,
+        "case": case.id, "file": display_path(case.file, root), "line": case.line, "impl": impl_id, "device": device,
         "verdict": verdict, "reason": obs.reason, "traceback": obs.traceback,
         "checks": run_checks,
         "config": case.config.to_dict(),
@@ -50,7 +65,8 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
     }
 
 
-def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences: list[Divergence]) -> dict:
+def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences: list[Divergence],
+            root: Path | None = None) -> dict:
     impl = impls.get(impl_id)
     obs = None
     if reason := impl.missing():
@@ -65,7 +81,7 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
     if obs.status == "ok":
         run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences)
     info = pool.infos.get(impl_id, {})
-    return record(case, impl_id, device, obs, run_checks, info)
+    return record(case, impl_id, device, obs, run_checks, info, root)
 
 
 def environment(runs: list[dict]) -> dict:
@@ -100,23 +116,33 @@ def summarize(runs: list[dict]) -> dict:
     return counts
 
 
-def write(out_dir: str | Path, runs: list[dict], *, unused_divergences: list[dict] = (), argv=None) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def document(runs: list[dict], *, unused_divergences=(), argv=None, partial: dict | None = None) -> dict:
+    """A results document; ``partial`` (``{"reason", "finished", "expected"}``) when not every run finished."""
     runs = sorted(runs, key=lambda r: (r["file"], r["case"], r["impl"], r["device"]))
-    doc = {
+    return {
         "schema": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": list(argv or sys.argv),
+        "argv": list(sys.argv if argv is None else argv),
+        "partial": partial,
         "environment": environment(runs),
         "summary": summarize(runs),
         "unused_divergences": list(unused_divergences),
         "runs": runs,
     }
-    path = out / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=_jsonable))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write(out_dir: str | Path, runs: list[dict], **kw) -> Path:
+    """Write ``out_dir/results.json`` atomically; keyword arguments as :func:`document`."""
+    path = Path(out_dir) / "results.json"
+    write_atomic(path, json.dumps(document(runs, **kw), indent=1, default=_jsonable))
     return path
 
 

@@ -153,7 +153,7 @@ def test_results_json_records_every_run_with_its_checks(pytester):
     assert [r["role"] for r in bi["native"]["returns"]] == ["output", "h", "c"]
     assert bi["canonical"]["state_shapes"] == [[[2, 4], [2, 4]], [[2, 4], [2, 4]]]
     assert runs["merged"]["verdict"] == "unsupported" and runs["merged"]["reason"]
-    assert (out / "report.html").read_text().count("<tr") > 3
+    assert (out / "index.html").read_text().count("<tr") > 3
 
 
 def test_parallel_run_gives_the_same_verdicts_as_a_serial_run(pytester):

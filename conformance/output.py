@@ -1,0 +1,70 @@
+"""Where a run's results go, and how they survive interruption.
+
+Every conformance session writes ``results.json`` and ``index.html`` into its own directory,
+``reports/<run-id>/`` (or the directory given with ``--conformance-out``), then refreshes
+``reports/latest/``. While runs finish, ``results.json`` is rewritten atomically every few seconds
+and marked partial, so a session killed outright still leaves a valid file of every run that
+finished; a Ctrl-C or a ``-x`` stop ends with a report that says it is partial.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import secrets
+import time
+from pathlib import Path
+
+from . import results
+
+RESULTS, REPORT = "results.json", "index.html"
+
+
+def new_run_id() -> str:
+    """Sortable and unique enough for runs started in the same second on one machine."""
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+class RunOutput:
+    def __init__(self, out_dir: Path | None, reports_root: Path, argv, flush_every_s: float = 5.0):
+        if out_dir is None:
+            self.dir, self.latest = reports_root / new_run_id(), reports_root / "latest"
+        else:
+            self.dir, self.latest = Path(out_dir), None
+        self.argv = list(argv)
+        self.flush_every_s = flush_every_s
+        self.records: list[dict] = []
+        self._last_flush = time.monotonic()
+
+    @property
+    def results_path(self) -> Path:
+        return self.dir / RESULTS
+
+    @property
+    def report_path(self) -> Path:
+        return self.dir / REPORT
+
+    def add(self, record: dict, expected: int | None) -> None:
+        self.records.append(record)
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush(partial(len(self.records), expected, "the session is still running (or was killed)"))
+
+    def flush(self, partial_info: dict | None, unused_divergences=()) -> Path:
+        self._last_flush = time.monotonic()
+        return results.write(self.dir, self.records, unused_divergences=unused_divergences, argv=self.argv,
+                             partial=partial_info)
+
+    def finish(self, partial_info: dict | None, unused_divergences=()) -> Path:
+        """Final results.json and report; then reports/latest/ gets copies (each replaced atomically)."""
+        from .report import write_report
+
+        path = self.flush(partial_info, unused_divergences)
+        write_report([path], self.report_path)
+        if self.latest is not None:
+            for name in (RESULTS, REPORT):
+                results.write_atomic(self.latest / name, (self.dir / name).read_text(encoding="utf-8"))
+        return path
+
+
+def partial(finished: int, expected: int | None, reason: str) -> dict:
+    return {"reason": reason, "finished": finished, "expected": expected}

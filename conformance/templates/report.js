@@ -1,0 +1,313 @@
+// The report's interactive part: matrix, filters, sorting, case details, parameter and claim
+// tables, rendered one page at a time from the gzip-compressed data embedded in #report-data.
+// Every string from results is set as text (textContent), never parsed as markup.
+"use strict";
+(function () {
+  const PAGE = 200;
+  const SEVERITY = {error: 5, diverge: 4, stale: 3, "known-divergence": 2, agree: 1, unsupported: 0, skipped: 0};
+  let D;                                  // the decompressed data
+  let grid;                               // grid[case][col] = run index, or undefined
+  const state = {verdict: "", impl: "", device: "", check: "", text: "", divergent: false,
+                 sort: {by: "case", col: -1, dir: 1}, page: 0};
+
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "text") el.textContent = v;
+      else if (k === "class") el.className = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v);
+    }
+    for (const c of children.flat()) {
+      if (c === undefined || c === null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  const verdictBadge = (v) => h("span", {class: "v v-" + (v || "none"), text: v || "—"});
+  const shape = (s) => s === null || s === undefined ? "—" : "(" + s.join(", ") + ")";
+  const safeUrl = (u) => typeof u === "string" && /^https?:\/\//.test(u) ? u : null;
+  const fmt = (x) => x === null || x === undefined ? "—" : typeof x === "object" ? JSON.stringify(x) : String(x);
+
+  async function decode() {
+    const el = document.getElementById("report-data");
+    const bin = Uint8Array.from(atob(el.textContent.trim()), (c) => c.charCodeAt(0));
+    const stream = new Blob([bin]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return JSON.parse(await new Response(stream).text());
+  }
+
+  // ---- matrix ----
+  function visibleCols() {
+    return D.cols.map((c, i) => i).filter((i) =>
+      (!state.impl || D.cols[i].impl === state.impl) && (!state.device || D.cols[i].device === state.device));
+  }
+  function shownVerdict(runIdx) {
+    if (runIdx === undefined) return null;
+    const run = D.runs[runIdx];
+    return state.check ? (run[3][state.check] || null) : run[2];
+  }
+  function rowMatches(ci, cols) {
+    const c = D.cases[ci];
+    if (state.text && !c.search.includes(state.text)) return false;
+    let any = false, verdictHit = !state.verdict, divergent = !state.divergent;
+    for (const col of cols) {
+      const v = shownVerdict(grid[ci][col]);
+      if (v === null) continue;
+      any = true;
+      if (v === state.verdict) verdictHit = true;
+      if (v !== "agree" && v !== "unsupported" && v !== "skipped") divergent = true;
+    }
+    return any && verdictHit && divergent;
+  }
+  function sortedRows(cols) {
+    const rows = [];
+    for (let ci = 0; ci < D.cases.length; ci++) if (rowMatches(ci, cols)) rows.push(ci);
+    const s = state.sort;
+    const key = s.by === "col"
+      ? (ci) => SEVERITY[shownVerdict(grid[ci][s.col])] ?? -1
+      : (ci) => D.cases[ci].id;
+    rows.sort((a, b) => {
+      const fa = D.cases[a].file, fb = D.cases[b].file;
+      if (fa !== fb) return fa - fb;                 // grouped by case file, in file order
+      const ka = key(a), kb = key(b);
+      return (ka < kb ? -1 : ka > kb ? 1 : a - b) * s.dir;
+    });
+    return rows;
+  }
+  function pager(container, total, page, onPage) {
+    container.replaceChildren();
+    const pages = Math.max(1, Math.ceil(total / PAGE));
+    if (pages === 1) return;
+    const go = (p) => () => onPage(Math.min(pages - 1, Math.max(0, p)));
+    container.append(
+      h("button", {type: "button", onclick: go(0), disabled: page === 0 ? "" : null, text: "« first"}),
+      h("button", {type: "button", onclick: go(page - 1), disabled: page === 0 ? "" : null, text: "‹ previous"}),
+      h("span", {class: "page-no", text: ` page ${page + 1} of ${pages} `}),
+      h("button", {type: "button", onclick: go(page + 1), disabled: page >= pages - 1 ? "" : null, text: "next ›"}),
+      h("button", {type: "button", onclick: go(pages - 1), disabled: page >= pages - 1 ? "" : null, text: "last »"}));
+  }
+  function renderMatrix() {
+    const cols = visibleCols();
+    const rows = sortedRows(cols);
+    const counts = {};
+    let nRuns = 0;
+    for (const ci of rows) for (const col of cols) {
+      const v = shownVerdict(grid[ci][col]);
+      if (v === null) continue;
+      nRuns++;
+      if (!state.verdict || v === state.verdict) counts[v] = (counts[v] || 0) + 1;
+    }
+    state.page = Math.min(state.page, Math.max(0, Math.ceil(rows.length / PAGE) - 1));
+    const start = state.page * PAGE, slice = rows.slice(start, start + PAGE);
+    document.getElementById("shown").textContent = rows.length
+      ? `Showing cases ${start + 1}–${start + slice.length} of ${rows.length} (of ${D.cases.length}); ${nRuns} runs in view.`
+      : `No case matches (of ${D.cases.length}).`;
+    document.getElementById("view-counts").replaceChildren(
+      ...D.verdicts.filter((v) => counts[v]).map((v) =>
+        h("span", {class: "v v-" + v, "data-verdict": v, "data-count": counts[v], text: `${v}: ${counts[v]}`}), " "));
+
+    const thead = document.querySelector("#matrix thead"), tbody = document.querySelector("#matrix tbody");
+    const sortCls = (by, col) => state.sort.by === by && (by !== "col" || state.sort.col === col)
+      ? (state.sort.dir > 0 ? "sorted-asc" : "sorted-desc") : null;
+    thead.replaceChildren(h("tr", {},
+      h("th", {class: sortCls("case"), title: "sort by case id", onclick: () => setSort("case", -1)}, "case"),
+      cols.map((col) => h("th", {class: sortCls("col", col), "data-col": D.cols[col].key,
+                                 title: `sort by verdict (${D.cols[col].device_name})`,
+                                 onclick: () => setSort("col", col)}, D.cols[col].key))));
+    const body = [];
+    let lastFile = -1;
+    for (const ci of slice) {
+      const c = D.cases[ci];
+      if (c.file !== lastFile) {
+        lastFile = c.file;
+        body.push(h("tr", {class: "group"}, h("th", {colspan: cols.length + 1, text: D.files[c.file]})));
+      }
+      body.push(h("tr", {"data-case": c.id},
+        h("td", {}, h("a", {class: "case-link", href: "#case-" + ci, text: c.id})),
+        cols.map((col) => {
+          const v = shownVerdict(grid[ci][col]);
+          const dim = state.verdict && v !== state.verdict;
+          return h("td", {class: "cell" + (dim ? " dim" : ""), "data-verdict": v || "none",
+                          onclick: () => { location.hash = "#case-" + ci; }}, verdictBadge(v));
+        })));
+    }
+    tbody.replaceChildren(...body);
+    pager(document.getElementById("matrix-pager"), rows.length, state.page, (p) => { state.page = p; renderMatrix(); });
+  }
+  function setSort(by, col) {
+    const s = state.sort;
+    if (s.by === by && s.col === col) s.dir = -s.dir;
+    else { s.by = by; s.col = col; s.dir = by === "col" ? -1 : 1; }
+    renderMatrix();
+  }
+
+  // ---- case detail ----
+  function kvTable(obj) {
+    return h("table", {class: "kv"}, Object.entries(obj || {}).map(([k, v]) =>
+      h("tr", {}, h("th", {text: k}), h("td", {text: fmt(v)}))));
+  }
+  function table(head, rows, attrs) {
+    return h("table", attrs || {}, h("thead", {}, h("tr", {}, head.map((x) => h("th", {text: x})))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((x) => x instanceof Node ? h("td", {}, x) : h("td", {text: fmt(x)}))))));
+  }
+  function divergenceNode(d) {
+    if (!d) return "";
+    const url = safeUrl(d.link);
+    return h("span", {}, h("strong", {text: d.id}), ": " + d.reason + " ",
+      url ? h("a", {href: url, rel: "noreferrer", text: d.link}) : (d.link || ""));
+  }
+  function checkDetails(name, chk) {
+    const d = chk.details || {};
+    if (name === "output_shape" || name === "state_shapes") return `observed ${fmt(d.observed)}, expected ${fmt(d.expected)}`;
+    if (name === "state_order") return (d.problems || []).join("; ") || "states are (h, c); top h is the output's final step";
+    if (name === "param_count") return `native ${d.observed}, canonical ${d.canonical}, documented ${d.documented}` +
+      (d.problem ? ` — ${d.problem}` : "");
+    if (name === "claims") return `${(d.claims || []).length} claim(s), below`;
+    return fmt(d);
+  }
+  function panel(runIdx) {
+    const run = D.runs[runIdx], col = D.cols[run[1]];
+    const r = JSON.parse(run[4]);
+    const native = r.native || {}, canon = r.canonical || {};
+    const parts = [h("h4", {}, col.key + " ", verdictBadge(run[2]))];
+    parts.push(h("div", {class: "versions", text: Object.entries(r.versions || {}).map(([k, v]) => `${k} ${v}`).join(" · ") +
+      (r.device_name ? ` · ${r.device_name}` : "")}));
+    if (r.reason) parts.push(h("p", {class: "reason", text: r.reason}));
+    if (r.traceback) parts.push(h("details", {}, h("summary", {text: "traceback"}), h("pre", {text: r.traceback})));
+    if (native.construct) parts.push(h("p", {}, "construct: ", h("code", {text: native.construct})));
+    if ((native.returns || []).length) {
+      parts.push(h("h5", {text: "native returns, in native order"}));
+      parts.push(table(["path", "role", "shape", "dtype", "layer/direction"], native.returns.map((x) =>
+        [x.path || "(the return value)", x.role, shape(x.shape), x.dtype,
+         [x.layer, x.direction].filter((y) => y !== null && y !== undefined).join("/") + (x.top === false ? " (lower layer)" : "")])));
+    }
+    if ((native.params || []).length) {
+      parts.push(h("h5", {text: `native parameters: ${native.param_count}`}));
+      parts.push(table(["name", "shape"], native.params.map((p) => [p.name, shape(p.shape)])));
+    }
+    if (r.checks && Object.keys(r.checks).length) {
+      parts.push(h("h5", {text: "canonical form"}));
+      parts.push(kvTable({output: shape(canon.output_shape),
+                          states: canon.state_shapes ? canon.state_shapes.map((p) => `(${shape(p[0])}, ${shape(p[1])})`).join(" ") : "—"}));
+      parts.push(h("h5", {text: "checks"}));
+      parts.push(table(["check", "verdict", "details", "declared divergence"], Object.entries(r.checks).map(([name, chk]) =>
+        [name, verdictBadge(chk.verdict), checkDetails(name, chk), divergenceNode(chk.divergence)])));
+      const claims = r.checks.claims ? r.checks.claims.details.claims : [];
+      if (claims.length) {
+        parts.push(h("h5", {text: "claims"}));
+        parts.push(table(["source", "says", "claimed", "real", "true?", "verdict"], claims.map((c) =>
+          [c.source, c.says || "", c.claimed, c.real, c.true ? "true" : "FALSE", verdictBadge(c.verdict)])));
+      }
+    }
+    if ((native.normalization || []).length) {
+      parts.push(h("h5", {text: "normalization"}));
+      parts.push(h("ol", {}, native.normalization.map((n) => h("li", {text: n}))));
+    }
+    if (native.repro) {
+      const pre = h("pre", {class: "repro", text: native.repro});
+      parts.push(h("h5", {}, "repro ", h("button", {type: "button", class: "copy", onclick: (e) => copy(pre, e.target), text: "copy"})));
+      parts.push(pre);
+    }
+    if (r.timings && r.timings.total_s !== undefined) parts.push(h("p", {class: "timing", text: `run took ${(r.timings.total_s * 1000).toFixed(1)} ms`}));
+    return h("div", {class: "impl-panel", "data-col": col.key, "data-verdict": run[2]}, parts);
+  }
+  function copy(pre, button) {
+    const done = () => { button.textContent = "copied"; };
+    const select = () => { const range = document.createRange(); range.selectNodeContents(pre);
+      const sel = getSelection(); sel.removeAllRanges(); sel.addRange(range); button.textContent = "selected: press Ctrl+C"; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(pre.textContent).then(done, select);
+    else select();
+  }
+  function renderDetail() {
+    const el = document.getElementById("detail");
+    const m = /^#case-(\d+)$/.exec(location.hash);
+    if (!m || !D.cases[+m[1]]) { el.hidden = true; el.replaceChildren(); return; }
+    const ci = +m[1], c = D.cases[ci], ref = c.reference || {};
+    const runs = D.cols.map((col, i) => grid[ci][i]).filter((x) => x !== undefined);
+    el.replaceChildren(
+      h("h3", {}, "case ", h("code", {text: c.id}), " ", h("small", {text: `${D.files[c.file]}:${c.line ?? ""}`}),
+        " ", h("button", {type: "button", onclick: () => { location.hash = "#matrix-section"; }, text: "close"})),
+      h("div", {class: "panels"},
+        h("div", {class: "impl-panel"}, h("h4", {text: "configuration"}), kvTable(c.config)),
+        h("div", {class: "impl-panel reference"}, h("h4", {text: "canonical reference"}),
+          kvTable({"input (native layout)": shape(ref.input_shape), output: shape(ref.output_shape),
+                   states: ref.state_shapes ? ref.state_shapes.map((p, i) => `${(ref.state_labels || [])[i] || i}: (h ${shape(p[0])}, c ${shape(p[1])})`).join("; ") : "— (no return_state)",
+                   "parameter count": ref.param_count}),
+          table(["canonical tensor", "shape"], (ref.params || []).map((p) => [p[0], shape(p[1])])))),
+      h("h4", {text: "implementations, side by side"}),
+      h("div", {class: "panels"}, runs.map(panel)));
+    el.hidden = false;
+    el.scrollIntoView();
+  }
+
+  // ---- parameter counts and claims: paged tables ----
+  function pagedTable(id, pagerId, head, rows, build) {
+    let page = 0;
+    const draw = () => {
+      const t = document.getElementById(id);
+      if (!t) return;
+      t.querySelector("thead").replaceChildren(h("tr", {}, head.map((x) => h("th", {text: x}))));
+      t.querySelector("tbody").replaceChildren(...rows.slice(page * PAGE, (page + 1) * PAGE).map(build));
+      pager(document.getElementById(pagerId), rows.length, page, (p) => { page = p; draw(); });
+    };
+    draw();
+  }
+  function renderParams() {
+    const cols = D.cols.map((c, i) => i).filter((i) => D.params.some((p) => p.counts[i]));
+    const fields = D.params.length ? Object.keys(D.params[0].config) : [];
+    pagedTable("params", "params-pager", [...fields, "canonical", ...cols.map((i) => D.cols[i].key)], D.params, (p) =>
+      h("tr", {}, fields.map((f) => h("td", {text: fmt(p.config[f])})), h("td", {text: fmt(p.canonical)}),
+        cols.map((i) => {
+          const x = p.counts[i];
+          if (!x) return h("td", {class: "v-none", text: "—"});
+          const delta = x[0] - p.canonical;
+          return h("td", {title: `documented formula gives ${x[1]}; param_count: ${x[2]}`, "data-verdict": x[2]},
+            fmt(x[0]) + " ", h("span", {class: delta ? "diffpos" : "diffzero", text: `(${delta > 0 ? "+" : ""}${delta})`}),
+            x[0] !== x[1] ? h("strong", {text: ` ≠ documented ${x[1]}`}) : "");
+        })));
+  }
+  function renderClaims() {
+    pagedTable("claims", "claims-pager", ["case", "column", "source", "says", "claimed", "real", "true?", "verdict"], D.claims, (c) =>
+      h("tr", {}, h("td", {}, h("a", {href: "#case-" + c[0], text: D.cases[c[0]].id})), h("td", {text: D.cols[c[1]].key}),
+        h("td", {text: fmt(c[2])}), h("td", {text: c[3] || ""}), h("td", {}, h("code", {text: fmt(c[4])})),
+        h("td", {}, h("code", {text: fmt(c[5])})), h("td", {text: c[6] ? "true" : "FALSE"}), h("td", {}, verdictBadge(c[7]))));
+  }
+
+  // ---- wiring ----
+  function fillSelect(id, values) {
+    const sel = document.getElementById(id);
+    for (const v of values) sel.append(h("option", {value: v, text: v}));
+  }
+  function init() {
+    grid = D.cases.map(() => []);
+    D.runs.forEach((r, i) => { grid[r[0]][r[1]] = i; });
+    // free-text search covers the case id, its file, its configuration and every run's reason
+    D.cases.forEach((c) => { c.search = [c.id, D.files[c.file], JSON.stringify(c.config)].join(" ").toLowerCase(); });
+    D.runs.forEach((r) => { const c = D.cases[r[0]]; const m = /"reason":("(?:[^"\\]|\\.)*")/.exec(r[4]);
+      if (m && m[1] !== '""') c.search += " " + JSON.parse(m[1]).toLowerCase(); });
+    fillSelect("f-verdict", D.verdicts.filter((v) => D.runs.some((r) => r[2] === v || Object.values(r[3]).includes(v))));
+    fillSelect("f-impl", [...new Set(D.cols.map((c) => c.impl))]);
+    fillSelect("f-device", [...new Set(D.cols.map((c) => c.device))]);
+    fillSelect("f-check", D.checks);
+    const on = (id, ev, f) => document.getElementById(id).addEventListener(ev, (e) => { f(e.target); state.page = 0; renderMatrix(); });
+    on("f-verdict", "change", (t) => { state.verdict = t.value; });
+    on("f-impl", "change", (t) => { state.impl = t.value; });
+    on("f-device", "change", (t) => { state.device = t.value; });
+    on("f-check", "change", (t) => { state.check = t.value; });
+    on("f-text", "input", (t) => { state.text = t.value.trim().toLowerCase(); });
+    on("f-divergent", "change", (t) => { state.divergent = t.checked; });
+    renderMatrix();
+    renderParams();
+    renderClaims();
+    window.addEventListener("hashchange", renderDetail);
+    renderDetail();
+  }
+  decode().then((data) => { D = data; init(); document.documentElement.dataset.ready = "1"; }, (err) => {
+    const el = document.getElementById("load-error");
+    el.hidden = false;
+    el.textContent = "This report's data could not be read: " + err + ". A browser with DecompressionStream " +
+      "(Chromium 80+, Firefox 113+, Safari 16.4+) is needed.";
+    document.documentElement.dataset.ready = "error";
+  });
+})();
