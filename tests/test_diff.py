@@ -128,11 +128,19 @@ def test_categories_follow_the_verdicts_of_the_two_runs(result):
     assert result.counts == {"regression": 2, "fixed": 1, "changed": 2, "added": 1, "removed": 1, "unchanged": 1}
 
 
-def test_runs_from_two_checkouts_are_matched_though_their_file_paths_differ(docs, result):
-    old_files = {r["file"] for r in docs[0]["runs"]}
-    new_files = {r["file"] for r in docs[1]["runs"]}
-    assert not old_files & new_files
+def test_results_from_two_checkouts_name_case_files_relative_to_their_rootdir(docs, result):
+    assert {r["file"] for r in docs[0]["runs"]} == {r["file"] for r in docs[1]["runs"]} == {"cases/demo.yaml"}
     assert by_case(result)["plain"].file == "cases/demo.yaml"
+
+
+def test_runs_whose_absolute_file_paths_differ_are_matched_by_the_path_tail(docs):
+    old, new = copy.deepcopy(docs[0]), copy.deepcopy(docs[1])
+    for doc, root in ((old, "/home/a/checkout"), (new, "/ci/build/7")):
+        for r in doc["runs"]:
+            r["file"] = f"{root}/{r['file']}"
+    moved = diff.compare(old, new)
+    assert by_case(moved)["plain"].category == "regression"
+    assert moved.counts == diff.compare(docs[0], docs[1]).counts
 
 
 def test_a_dropped_declaration_is_a_regression_naming_the_check_and_the_declaration(result):
