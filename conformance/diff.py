@@ -10,10 +10,11 @@ devices differ. :func:`compare` computes that from two ``results.json`` document
 request comment) and :func:`to_html` render it. Categories are derived from the verdicts
 (:data:`conformance.checks.FAILING`), never listed by hand.
 
-Runs are matched by ``(file, case, impl, device)``. ``file`` is the absolute path of the case file
-on the machine that ran it, so two checkouts never agree on it: runs left unmatched are then paired
-by ``(case, impl, device)`` and the longest common trailing part of the file path (at least the
-file name), so results from two machines or CI jobs still compare run for run.
+Runs are matched by ``(file, case, impl, device)``. ``file`` is relative to the rootdir of the run
+when the case file lies inside it, else absolute (a case file given from elsewhere), and two
+machines need not agree on absolute paths: runs left unmatched are then paired by ``(case, impl,
+device)`` and the longest common trailing part of the file path (at least the file name), so
+results from two machines or CI jobs still compare run for run.
 """
 
 from __future__ import annotations
