@@ -19,3 +19,92 @@ def pool():
     p = WorkerPool(run_timeout=300)
     yield p
     p.close()
+
+
+# --- Headless Chromium for tests of the HTML report (Playwright driving the system's Chromium) ---
+# Imported here, not in the fixtures, for the same reason as above (greenlet is a C extension).
+# Without playwright, or without a Chromium binary, the `browser`/`page` fixtures skip with the
+# reason; nothing else in the suite needs either.
+import os  # noqa: E402
+import shutil  # noqa: E402
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    sync_playwright = None
+
+# Flags for Chromium as root on a machine with no network: without the background-networking
+# ones it keeps trying (and failing) to reach Google's hosts and can hang at start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGE_TIMEOUT_MS = 10_000  # per Playwright action; a page that hangs fails fast
+
+
+def chromium_executable():
+    """$CONFORMANCE_CHROMIUM, else `chromium` or `chromium-browser` on PATH; None if none is."""
+    configured = os.environ.get("CONFORMANCE_CHROMIUM")
+    if configured:
+        return shutil.which(configured)
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (a fresh temporary profile) for the whole test session."""
+    if sync_playwright is None:
+        pytest.skip(
+            "playwright not installed: pip install -c constraints.txt -e '.[test]' "
+            "(the browser itself comes from the system, not from `playwright install`)"
+        )
+    executable = chromium_executable()
+    if executable is None:
+        configured = os.environ.get("CONFORMANCE_CHROMIUM")
+        if configured:
+            pytest.skip(f"Chromium not found: CONFORMANCE_CHROMIUM={configured!r} is not an executable")
+        pytest.skip(
+            "Chromium not found: apt-get install chromium (Debian) or set CONFORMANCE_CHROMIUM "
+            "to a Chromium/Chrome executable"
+        )
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A new Playwright page (own context) that records what a person would see go wrong.
+
+    Besides the Playwright `Page` API it has three lists, filled as the page runs:
+    `page.console_errors` (text of each console message of type error), `page.page_errors`
+    (each uncaught exception, as "Name: message") and `page.dialogs` ((type, message) of each
+    alert/confirm/prompt/beforeunload; every dialog is dismissed).
+    """
+    context = browser.new_context()
+    p = context.new_page()
+    p.set_default_timeout(PAGE_TIMEOUT_MS)
+    p.console_errors = []
+    p.page_errors = []
+    p.dialogs = []
+    p.on("console", lambda msg: p.console_errors.append(msg.text) if msg.type == "error" else None)
+    p.on("pageerror", lambda exc: p.page_errors.append(f"{exc.name}: {exc.message}"))
+
+    def on_dialog(dialog):
+        p.dialogs.append((dialog.type, dialog.message))
+        dialog.dismiss()
+
+    p.on("dialog", on_dialog)
+    try:
+        yield p
+    finally:
+        context.close()

@@ -32,9 +32,15 @@
 
   async function decode() {
     const el = document.getElementById("report-data");
-    const bin = Uint8Array.from(atob(el.textContent.trim()), (c) => c.charCodeAt(0));
+    const raw = atob(el.textContent.trim());
+    const bin = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bin[i] = raw.charCodeAt(i);
     const stream = new Blob([bin]).stream().pipeThrough(new DecompressionStream("gzip"));
-    return JSON.parse(await new Response(stream).text());
+    const text = await new Response(stream).text();
+    performance.mark("report-decompressed");
+    const data = JSON.parse(text);
+    performance.mark("report-parsed");
+    return data;
   }
 
   // ---- matrix ----
@@ -303,7 +309,12 @@
     window.addEventListener("hashchange", renderDetail);
     renderDetail();
   }
-  decode().then((data) => { D = data; init(); document.documentElement.dataset.ready = "1"; }, (err) => {
+  decode().then((data) => {
+    D = data;
+    init();
+    performance.mark("report-ready");
+    document.documentElement.dataset.ready = "1";
+  }, (err) => {
     const el = document.getElementById("load-error");
     el.hidden = false;
     el.textContent = "This report's data could not be read: " + err + ". A browser with DecompressionStream " +

@@ -1,0 +1,196 @@
+"""Where reports are written, what survives an interruption, merging, and escaping (no browser here:
+tests/test_report_browser.py opens the pages). Runs are real torch runs in real worker processes."""
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import report
+from conformance.cli import main
+from conformance.results import load, validate, write
+
+REPO = Path(__file__).resolve().parent.parent
+CATALOGUE = (REPO / "cases" / "divergences.yaml").read_text()
+
+CASES = """
+defaults: {input_size: 3, hidden_size: 4}
+cases:
+  - id: first
+  - id: second
+    bidirectional: true
+  - id: third
+    return_state: true
+"""
+
+
+def make(root: Path, text: str = CASES, catalogue: str | None = CATALOGUE) -> Path:
+    (root / "cases").mkdir(parents=True, exist_ok=True)
+    (root / "cases" / "demo.yaml").write_text(textwrap.dedent(text))
+    if catalogue is not None:
+        (root / "cases" / "divergences.yaml").write_text(catalogue)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    return root
+
+
+def run_pytest(root: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "cases", "--impl", "torch", "--device", "cpu",
+                           "-p", "no:cacheprovider", *args], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def torch_run(tmp_path_factory) -> Path:
+    """A plain `pytest cases` session, as a maintainer types it: no output option."""
+    root = make(tmp_path_factory.mktemp("plain"))
+    proc = run_pytest(root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root
+
+
+def test_a_pytest_session_writes_its_own_run_directory(torch_run):
+    (run_dir,) = [d for d in (torch_run / "reports").iterdir() if d.name != "latest"]
+    assert (run_dir / "index.html").is_file()
+    assert [r["case"] for r in load(run_dir / "results.json")["runs"]] == ["first", "second", "third"]
+
+
+def test_a_pytest_session_refreshes_reports_latest(torch_run):
+    (run_dir,) = [d for d in (torch_run / "reports").iterdir() if d.name != "latest"]
+    for name in ("results.json", "index.html"):
+        assert (torch_run / "reports/latest" / name).read_bytes() == (run_dir / name).read_bytes()
+
+
+def test_a_finished_session_is_not_marked_partial(torch_run):
+    assert load(torch_run / "reports/latest/results.json")["partial"] is None
+    assert 'id="partial-banner"' not in (torch_run / "reports/latest/index.html").read_text()
+
+
+def test_results_name_case_files_relative_to_the_rootdir(torch_run):
+    doc = load(torch_run / "reports/latest/results.json")
+    assert {r["file"] for r in doc["runs"]} == {"cases/demo.yaml"}
+    declared = {chk["divergence"]["file"] for r in doc["runs"] for chk in r["checks"].values() if chk["divergence"]}
+    assert declared == {"cases/divergences.yaml"}
+
+
+def test_no_conformance_report_writes_nothing(tmp_path):
+    root = make(tmp_path)
+    assert run_pytest(root, "--no-conformance-report").returncode == 0
+    assert not (root / "reports").exists()
+
+
+def test_a_session_stopped_by_x_leaves_a_partial_report_of_the_finished_runs(tmp_path):
+    # without the catalogue torch's double bias is an undeclared divergence: the first run fails
+    root = make(tmp_path, catalogue=None)
+    proc = run_pytest(root, "-x", "--conformance-out", "out")
+    assert proc.returncode == 1
+    doc = load(root / "out/results.json")
+    assert len(doc["runs"]) == 1
+    assert doc["partial"]["finished"] == 1 and doc["partial"]["expected"] == 3
+    html = (root / "out/index.html").read_text()
+    assert 'id="partial-banner"' in html and "1 of 3 runs finished" in html
+
+
+def test_an_interrupted_session_leaves_valid_results_and_a_partial_report(tmp_path):
+    root = make(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "cases", "--impl", "torch", "--device", "cpu", "-p", "no:cacheprovider",
+         "-v", "--conformance-out", "out"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "CONFORMANCE_FAULT": "hang:second"})
+    seen = []
+    for line in proc.stdout:       # the first run finished; the second hangs in its worker
+        seen.append(line)
+        if "first[torch-cpu] PASSED" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, "".join(seen) + out
+    doc = load(root / "out/results.json")
+    assert [r["case"] for r in doc["runs"]] == ["first"]
+    assert doc["partial"]["reason"] == "the session was interrupted"
+    assert 'id="partial-banner"' in (root / "out/index.html").read_text()
+
+
+# ---- merging ----
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two real runs with different settings: with the divergence catalogue, and without it."""
+    docs = []
+    for name, catalogue in (("with", CATALOGUE), ("without", None)):
+        root = make(tmp_path_factory.mktemp(name), catalogue=catalogue)
+        run_pytest(root, "--conformance-out", "out")
+        docs.append(root / "out/results.json")
+    return docs
+
+
+def test_merged_results_sit_side_by_side_per_source_when_versions_match(two_runs):
+    sources = [(str(p), load(p)) for p in two_runs]
+    keys = report.columns(sources)
+    version = sources[0][1]["runs"][0]["versions"]["torch"]
+    machine = sources[0][1]["environment"]["machine"]
+    assert keys[(0, "torch", "cpu")] == f"torch@cpu@{version}@{machine}#1"
+    assert keys[(1, "torch", "cpu")] == f"torch@cpu@{version}@{machine}#2"
+
+
+def test_merged_columns_are_named_by_the_versions_that_differ(two_runs):
+    a, b = load(two_runs[0]), copy.deepcopy(load(two_runs[1]))
+    for r in b["runs"]:
+        r["versions"] = {**r["versions"], "torch": "9.9.9"}
+    keys = report.columns([("a", a), ("b", b)])
+    assert keys[(0, "torch", "cpu")] == f"torch@cpu@{a['runs'][0]['versions']['torch']}"
+    assert keys[(1, "torch", "cpu")] == "torch@cpu@9.9.9"
+
+
+def test_a_single_results_file_has_plain_impl_at_device_columns(two_runs):
+    assert report.columns([("a", load(two_runs[0]))]) == {(0, "torch", "cpu"): "torch@cpu"}
+
+
+def test_conformance_report_merges_files_with_a_baseline_diff(two_runs, tmp_path):
+    assert main(["report", *map(str, two_runs), "-o", str(tmp_path), "--baseline", str(two_runs[0])]) == 0
+    html = (tmp_path / "index.html").read_text()
+    assert "merged from 2 results files" in html
+    assert 'id="diff-section"' in html and "regression" in html
+
+
+def test_conformance_report_refuses_a_file_that_is_not_results(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": 1, "runs": [{"case": 1}]}')
+    assert main(["report", str(bad), "-o", str(tmp_path / "out")]) == 2
+    assert "bad.json: runs[0] field 'case' must be a str" in capsys.readouterr().err
+
+
+# ---- escaping ----
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def hostile_doc(path: Path) -> dict:
+    doc = copy.deepcopy(load(path))
+    r = doc["runs"][0]
+    r["case"] = HOSTILE
+    r["reason"] = '<img src=x onerror="alert(2)">'
+    chk = next(c for c in r["checks"].values() if c["divergence"])
+    chk["divergence"] = {**chk["divergence"], "id": HOSTILE, "reason": HOSTILE, "link": "javascript:alert(3)"}
+    doc["environment"]["machine"] = HOSTILE
+    doc["environment"]["versions"] = {HOSTILE: {HOSTILE: HOSTILE}}
+    return validate(doc)
+
+
+def test_strings_from_results_are_escaped_in_the_page(two_runs):
+    html = report.render([("x.json", hostile_doc(two_runs[0]))])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert HOSTILE not in html and 'onerror="' not in html
+    assert 'href="javascript:' not in html
+
+
+def test_a_report_is_one_self_contained_file(two_runs):
+    html = report.render([("x.json", load(two_runs[0]))])
+    assert "<link" not in html and " src=" not in html and "@import" not in html and "url(" not in html
