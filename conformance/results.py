@@ -41,7 +41,7 @@ def display_path(path: str, root: Path | None) -> str:
 
 
 def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict,
-           root: Path | None = None) -> dict:
+           root: Path | None = None, repro: str = "") -> dict:
     for chk in run_checks.values():
         if chk.get("divergence"):
             chk["divergence"] = {**chk["divergence"], "file": display_path(chk["divergence"]["file"], root)}
@@ -56,7 +56,7 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
         "config": case.config.to_dict(),
         "reference": reference.summary(case.config),
         "native": {"construct": obs.construct, "returns": obs.returns, "params": obs.params,
-                   "param_count": obs.param_count, "normalization": obs.normalization},
+                   "param_count": obs.param_count, "normalization": obs.normalization, "repro": repro},
         "canonical": {"output_shape": _shape(obs.output),
                       "state_shapes": None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]},
         "versions": info.get("versions", {}),
@@ -81,7 +81,8 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
     if obs.status == "ok":
         run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences)
     info = pool.infos.get(impl_id, {})
-    return record(case, impl_id, device, obs, run_checks, info, root)
+    repro = "" if obs.status == "unsupported" else impl.repro(case.config)
+    return record(case, impl_id, device, obs, run_checks, info, root, repro)
 
 
 def environment(runs: list[dict]) -> dict:

@@ -1,5 +1,10 @@
 """Shared fixtures for the suite's own tests: real frameworks, run in real worker processes."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 # pytester's in-process runs restore sys.modules afterwards; a C extension first imported inside
@@ -11,6 +16,24 @@ import conformance.report  # noqa: F401,E402
 import conformance.results  # noqa: F401,E402
 import xdist.plugin  # noqa: F401,E402
 from conformance.runner import WorkerPool
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """One real ``pytest cases -n 2`` over the default case set on every implementation, in a
+    subprocess as a user runs it; its results document, output directory and output. Shared by the
+    default-set tests and the report's browser tests (it is the most expensive thing the suite does)."""
+    out = tmp_path_factory.mktemp("default-run")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "cases", "--device", "cpu", "-n", "2", "-p", "no:cacheprovider",
+         "--conformance-out", str(out), "-q"],
+        cwd=REPO, capture_output=True, text=True, timeout=1800)
+    doc = json.loads((out / "results.json").read_text())
+    doc["_stdout"] = proc.stdout[-20000:]
+    doc["_returncode"] = proc.returncode
+    return {"doc": doc, "out": out}
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,9 @@
 """The default case set, run as a maintainer runs it: green on CPU, every divergence explained.
 
 One real run of ``pytest cases/ -n 2`` over every implementation (in a subprocess, as a user
-would), then questions asked of its results.json.
+would: the ``default_run`` fixture in conftest.py), then questions asked of its results.json.
 """
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,16 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("default-run")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "cases", "--device", "cpu", "-n", "2", "-p", "no:cacheprovider",
-         "--conformance-out", str(out), "-q"],
-        cwd=REPO, capture_output=True, text=True, timeout=1800)
-    doc = json.loads((out / "results.json").read_text())
-    doc["_stdout"] = proc.stdout[-20000:]
-    doc["_returncode"] = proc.returncode
-    return doc
+def results(default_run):
+    return default_run["doc"]
 
 
 def test_the_default_case_set_is_green(results):

@@ -66,6 +66,21 @@ class Impl:
         """Why this framework cannot express ``cfg`` (None if it can). Never approximate."""
         return None
 
+    def repro(self, cfg: Config) -> str:
+        """The few lines of native code that reproduce this run, copy-pastable.
+
+        A self-contained Python program (imports NumPy and the framework only, no ``conformance``)
+        that builds the same native construct ``run`` builds for ``cfg`` (same constructor
+        arguments, dtype and seeding calls), feeds it the suite's input (``reference.make_input``
+        then ``to_native_layout``, written inline with NumPy), calls it as ``run`` does and prints
+        the shape of every tensor the native call returns, in native order, one per line as
+        ``<path> (<shape>)`` (the path as in ``Observation.returns``, after the variable ``out``),
+        then ``params <native parameter count>``. Raises ``ValueError`` with the reason when
+        ``unsupported(cfg)`` says the framework cannot express ``cfg``. Static half: must not
+        import the framework.
+        """
+        raise NotImplementedError
+
     # ---- worker half: runs in the impl's own process ----
     def setup(self) -> dict[str, str]:
         """Import the framework; return its versions."""

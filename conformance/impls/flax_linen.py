@@ -53,6 +53,55 @@ class FlaxLinen(Impl):
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
         return None
 
+    def repro(self, cfg: Config) -> str:
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        tm = cfg.layout == "time_major"
+        layout = {"batch_major": "",
+                  "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
+                  "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
+        rnn = (f"nn.RNN(nn.LSTMCell(features={cfg.hidden_size}, dtype=jnp.{cfg.dtype}, "
+               f"param_dtype=jnp.{cfg.dtype}), return_carry=True, time_major={tm})")
+        if cfg.bidirectional:
+            merge = {"concat": "", "sum": ", merge_fn=lambda a, b: a + b", "mul": ", merge_fn=lambda a, b: a * b",
+                     "ave": ", merge_fn=lambda a, b: (a + b) / 2"}[cfg.merge_mode]
+            build = (f"forward = {rnn}\nbackward = {rnn}\n"
+                     f"layer = nn.Bidirectional(forward, backward, return_carry=True, time_major={tm}{merge})\n")
+            carry = "((c_fw, h_fw), (c_bw, h_bw))"
+            paths = ["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]", "[1]"]
+        else:
+            build = f"layer = {rnn}\n"
+            carry = "(c, h)"
+            paths = ["[0][0]", "[0][1]", "[1]"]
+        count = "sum(np.size(p) for p in jax.tree_util.tree_leaves(variables))"
+        key = f"jax.random.PRNGKey({cfg.seed})"
+        if cfg.num_layers == 1:
+            build += (f"variables = layer.init({key}, x)\n"
+                      f"out = layer.apply(variables, x)  # (carry, outputs), carry {carry}\n")
+            params = f'print("params", {count})\n'
+        else:
+            build += (f"h, params = x, 0\n"
+                      f"for _ in range({cfg.num_layers}):  # {cfg.num_layers} layers, each reading the previous "
+                      f"one's outputs\n"
+                      f"    variables = layer.init({key}, h)\n"
+                      f"    params += {count}\n"
+                      f"    out = layer.apply(variables, h)  # (carry, outputs), carry {carry}\n"
+                      f"    h = out[1]\n")
+            params = 'print("params", params)\n'
+        return (
+            "import flax.linen as nn\n"
+            "import jax\n"
+            "import jax.numpy as jnp\n"
+            "import numpy as np\n"
+            "\n"
+            + ('jax.config.update("jax_enable_x64", True)\n' if cfg.dtype == "float64" else "")
+            + f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{cfg.dtype}\")\n"
+            + layout + build
+            + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
+            + params)
+
     # ---- worker half ----
     def setup(self) -> dict[str, str]:
         import flax

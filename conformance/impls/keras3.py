@@ -63,6 +63,44 @@ class Keras3(Impl):
                     "rejected with 'expected ndim=3, found ndim=2'")
         return None
 
+    def repro(self, cfg: Config) -> str:
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        L = cfg.num_layers
+
+        def layer(return_sequences: bool) -> str:
+            lstm = (f"keras.layers.LSTM({cfg.hidden_size}, return_sequences={return_sequences}, "
+                    f"return_state={cfg.return_state}, use_bias={cfg.bias}, dtype=\"{cfg.dtype}\")")
+            return (f"keras.layers.Bidirectional({lstm}, merge_mode=\"{cfg.merge_mode}\")" if cfg.bidirectional
+                    else lstm)
+
+        if L == 1:
+            build = f"layer = {layer(cfg.return_sequences)}\nout = layer(x)\n"
+            count = "layer.count_params()"
+        else:
+            items = [layer(True)] * (L - 1) + [layer(cfg.return_sequences)]
+            step = ("    out = layer(h)\n    h = out[0]  # return_state: [output, *states]\n" if cfg.return_state
+                    else "    h = out = layer(h)\n")
+            build = ("layers = [\n" + "".join(f"    {i},\n" for i in items) + "]\n"
+                     "h = x\nfor layer in layers:  # each layer called on the previous one's output\n" + step)
+            count = "sum(layer.count_params() for layer in layers)"
+        # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
+        paths = [f"[{i}]" for i in range(1 + 2 * cfg.directions)] if cfg.return_state else [""]
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        return (
+            "import os\n"
+            f"os.environ[\"KERAS_BACKEND\"] = \"{self.backend}\"\n"
+            "import keras\n"
+            "import numpy as np\n"
+            "\n"
+            f"keras.utils.set_random_seed({cfg.seed})\n"
+            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{cfg.dtype}\")\n"
+            f"x = keras.ops.convert_to_tensor(x, dtype=\"{cfg.dtype}\")\n"
+            + build
+            + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
+            + f'print("params", {count})\n')
+
     # ---- worker half ----
     def setup(self) -> dict[str, str]:
         import keras

@@ -29,6 +29,29 @@ class TorchLSTM(Impl):
                     "has no native equivalent")
         return None
 
+    def repro(self, cfg: Config) -> str:
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        layout = {"batch_major": "",
+                  "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
+                  "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
+        return (
+            "import numpy as np\n"
+            "import torch\n"
+            "\n"
+            f"torch.manual_seed({cfg.seed})\n"
+            f"lstm = torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
+            f"bias={cfg.bias}, batch_first={cfg.layout == 'batch_major'}, bidirectional={cfg.bidirectional}, "
+            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype})\n"
+            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{cfg.dtype}\")\n"
+            f"{layout}"
+            "with torch.no_grad():\n"
+            "    out = lstm(torch.from_numpy(x))  # (output, (h_n, c_n))\n"
+            + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in ("[0]", "[1][0]", "[1][1]"))
+            + 'print("params", sum(p.numel() for p in lstm.parameters()))\n')
+
     def setup(self) -> dict[str, str]:
         import torch
         self._torch = torch
