@@ -129,8 +129,9 @@ def _param_rows(cases: list[dict], runs: list[list], cols: list[dict]) -> tuple[
 
 
 def _charts(param_rows: list[dict], cols: list[dict], limit: int = 4) -> list[dict]:
-    """Parameter count against hidden size, one line per implementation, for every configuration
-    family that was run at three or more hidden sizes (inline SVG, log scales)."""
+    """Parameters beyond the canonical count against hidden size, one line per column, for every
+    configuration family that ran at three or more hidden sizes (inline SVG). Absolute counts on a
+    log scale would hide the point: torch's second bias grows with H while the others stay at 0."""
     families: dict[tuple, list[dict]] = defaultdict(list)
     for row in param_rows:
         fam = tuple((k, v) for k, v in row["config"].items() if k != "hidden_size")
@@ -140,42 +141,47 @@ def _charts(param_rows: list[dict], cols: list[dict], limit: int = 4) -> list[di
         sizes = sorted({r["config"]["hidden_size"] for r in rows})
         if len(sizes) < 3 or len(charts) >= limit:
             continue
-        series: dict[str, dict[int, int]] = defaultdict(dict)
+        series: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
         for r in rows:
-            series["canonical"][r["config"]["hidden_size"]] = r["canonical"]
             for col, (observed, _doc, _v) in r["counts"].items():
-                series[cols[col]["impl"]][r["config"]["hidden_size"]] = observed
+                series[cols[col]["key"]][r["config"]["hidden_size"]] = (observed, r["canonical"])
         charts.append(_svg_chart(dict(fam), sizes, series))
     return charts
 
 
-def _svg_chart(family: dict, sizes: list[int], series: dict[str, dict[int, int]]) -> dict:
-    W, H, L, R, T, B = 560, 260, 70, 150, 15, 40
-    values = [v for s in series.values() for v in s.values() if v]
-    lo, hi = math.log10(max(1, min(values))), math.log10(max(values))
-    hi = hi if hi > lo else lo + 1
-    xs = {h: L + (W - L - R) * (math.log2(h) - math.log2(sizes[0])) / max(1e-9, math.log2(sizes[-1]) -
-                                                                             math.log2(sizes[0])) for h in sizes}
+def _svg_chart(family: dict, sizes: list[int], series: dict[str, dict[int, tuple[int, int]]]) -> dict:
+    W, H, L, R, T, B = 600, 240, 60, 200, 15, 40
+    # columns whose excess is the same at every size share one line and one label
+    lines_by_points: dict[tuple, list[str]] = defaultdict(list)
+    for name, pts in sorted(series.items()):
+        lines_by_points[tuple(sorted((h, o - c) for h, (o, c) in pts.items()))].append(name)
+    hi = max([1] + [d for pts in lines_by_points for _, d in pts])
+    lo = min([0] + [d for pts in lines_by_points for _, d in pts])
+    xs = {h: L + (W - L - R) * (h - sizes[0]) / (sizes[-1] - sizes[0]) for h in sizes}
 
     def y(v):
-        return T + (H - T - B) * (1 - (math.log10(max(v, 1)) - lo) / (hi - lo))
+        return T + (H - T - B) * (hi - v) / (hi - lo)
 
-    markers = ["circle", "square", "diamond", "triangle", "cross", "circle", "square"]
+    markers = ["circle", "square", "diamond", "triangle", "cross"]
     lines = []
-    for i, (name, pts) in enumerate(sorted(series.items(), key=lambda kv: kv[0] != "canonical")):
-        points = [(xs[h], y(v), h, v) for h, v in sorted(pts.items()) if v]
-        lines.append({"name": name, "points": points, "marker": markers[i % len(markers)], "index": i,
-                      "dashed": name == "canonical",
-                      "label_y": points[-1][1] if points else T})
-    # keep end labels apart
-    for a, b in zip(sorted(lines, key=lambda l: l["label_y"]), sorted(lines, key=lambda l: l["label_y"])[1:]):
-        if b["label_y"] - a["label_y"] < 12:
-            b["label_y"] = a["label_y"] + 12
-    yticks = [10 ** e for e in range(math.floor(lo), math.ceil(hi) + 1)]
+    for i, (pts, names) in enumerate(sorted(lines_by_points.items(), key=lambda kv: kv[1])):
+        points = [(xs[h], y(d), h, d) for h, d in pts]
+        lines.append({"name": ", ".join(names), "names": names, "points": points, "marker": markers[i % len(markers)],
+                      "index": i, "label_y": points[-1][1]})
+    ordered = sorted(lines, key=lambda l: l["label_y"])
+    for a, b in zip(ordered, ordered[1:]):      # keep end labels (a line of text per column) apart
+        b["label_y"] = max(b["label_y"], a["label_y"] + 13 * len(a["names"]))
+    step = 10 ** max(0, math.floor(math.log10(max(1, hi - lo))))
+    ticks = [v for v in range(math.floor(lo / step) * step, hi + step, step) if lo <= v <= hi]
+    if len(ticks) > 6:
+        ticks = ticks[::math.ceil(len(ticks) / 6)]
+    xticks = []
+    for h in reversed(sizes):                   # label the largest sizes; skip labels that would touch
+        if not xticks or xticks[-1][0] - xs[h] >= 8 * (len(str(h)) + len(str(xticks[-1][1]))) / 2 + 4:
+            xticks.append((xs[h], h))
     return {"title": ", ".join(f"{k}={v}" for k, v in family.items()), "width": W, "height": H,
-            "left": L, "right": W - R, "top": T, "bottom": H - B, "x": [(xs[h], h) for h in sizes],
-            "y": [(y(v), f"{v:,}") for v in yticks if lo - 1e-9 <= math.log10(v) <= hi + 1e-9],
-            "lines": lines}
+            "left": L, "right": W - R, "top": T, "bottom": H - B, "x": xticks,
+            "y": [(y(v), f"{v:+,}" if v else "0") for v in ticks], "lines": lines}
 
 
 def _catalogue(sources: list[tuple[str, dict]], runs_by_source: list[list[dict]], keys: dict) -> list[dict]:
@@ -257,6 +263,7 @@ def build(sources: list[tuple[str, dict]], baseline: dict | None = None) -> dict
         "catalogue": _catalogue(sources, [doc["runs"] for _, doc in sources], keys),
         "formulas": sorted(formulas.values(), key=lambda f: f["impl"]),
         "charts": _charts(param_rows, cols),
+        "param_rows": param_rows,
         "claims_total": len(claims), "claims_false": sum(not c[6] for c in claims),
         "data": base64.b64encode(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), 6, mtime=0))
         .decode("ascii"),

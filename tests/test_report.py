@@ -194,3 +194,26 @@ def test_strings_from_results_are_escaped_in_the_page(two_runs):
 def test_a_report_is_one_self_contained_file(two_runs):
     html = report.render([("x.json", load(two_runs[0]))])
     assert "<link" not in html and " src=" not in html and "@import" not in html and "url(" not in html
+
+
+# ---- parameter counts ----
+
+def test_the_parameter_chart_shows_torch_s_second_bias_growing_with_hidden_size(default_run):
+    ctx = report.build([("default", default_run["doc"])])
+    chart = next(c for c in ctx["charts"] if "num_layers=1, bidirectional=False" in c["title"])
+    lines = {tuple(l["names"]): [(h, d) for _x, _y, h, d in l["points"]] for l in chart["lines"]}
+    torch = lines[("torch@cpu",)]
+    assert torch == [(h, 4 * h) for h, _ in torch]        # bias_hh: 4H more per layer and direction
+    assert lines[("flax-linen@cpu", "keras-tensorflow@cpu")] == [(h, 0) for h, _ in torch]
+
+
+def test_the_parameter_table_has_one_row_per_configuration_with_every_column_s_count(default_run):
+    runs = default_run["doc"]["runs"]
+    ctx = report.build([("default", default_run["doc"])])
+    assert len(ctx["param_rows"]) == len({tuple(r["config"][f] for f in report.PARAM_FIELDS) for r in runs})
+    for row in ctx["param_rows"]:
+        cfg = row["config"]
+        second_bias = 4 * cfg["hidden_size"] * cfg["num_layers"] * (2 if cfg["bidirectional"] else 1) * cfg["bias"]
+        for col, (observed, _documented, _verdict) in row["counts"].items():
+            impl = ctx["cols"][col]["impl"]
+            assert observed - row["canonical"] == (second_bias if impl == "torch" else 0), (impl, cfg)
