@@ -33,7 +33,6 @@ class RunOutput:
             self.dir, self.latest = Path(out_dir), None
         self.argv = list(argv)
         self.flush_every_s = flush_every_s
-        self.records: list[dict] = []
         self._last_flush = time.monotonic()
 
     @property
@@ -44,21 +43,21 @@ class RunOutput:
     def report_path(self) -> Path:
         return self.dir / REPORT
 
-    def add(self, record: dict, expected: int | None) -> None:
-        self.records.append(record)
+    def progress(self, records: list[dict], expected: int | None) -> None:
+        """A run finished: rewrite results.json (marked partial) when the last write is old enough."""
         if time.monotonic() - self._last_flush >= self.flush_every_s:
-            self.flush(partial(len(self.records), expected, "the session is still running (or was killed)"))
+            self.flush(records, partial(len(records), expected, "the session is still running (or was killed)"))
 
-    def flush(self, partial_info: dict | None, unused_divergences=()) -> Path:
+    def flush(self, records: list[dict], partial_info: dict | None, unused_divergences=()) -> Path:
         self._last_flush = time.monotonic()
-        return results.write(self.dir, self.records, unused_divergences=unused_divergences, argv=self.argv,
+        return results.write(self.dir, records, unused_divergences=unused_divergences, argv=self.argv,
                              partial=partial_info)
 
-    def finish(self, partial_info: dict | None, unused_divergences=()) -> Path:
+    def finish(self, records: list[dict], partial_info: dict | None, unused_divergences=()) -> Path:
         """Final results.json and report; then reports/latest/ gets copies (each replaced atomically)."""
         from .report import write_report
 
-        path = self.flush(partial_info, unused_divergences)
+        path = self.flush(records, partial_info, unused_divergences)
         write_report([path], self.report_path)
         if self.latest is not None:
             for name in (RESULTS, REPORT):

@@ -46,6 +46,9 @@ def pytest_addoption(parser):
                      "reports/<run-id>/ under the rootdir, copied to reports/latest/)")
     g.addoption("--no-conformance-report", action="store_true",
                 help="write no results.json or report for this session")
+    g.addoption("--conformance-flush", type=float, default=5.0, metavar="SECONDS",
+                help="rewrite results.json (marked partial) at most this often while runs finish, so a "
+                     "killed session keeps them (default 5; 0 = after every run)")
     g.addoption("--run-timeout", type=float, default=300.0, metavar="SECONDS",
                 help="a run taking longer kills its worker and is an error (default 300)")
 
@@ -134,9 +137,11 @@ class ConformanceSession:
             from .output import RunOutput
             out = self.config.getoption("conformance_out")
             self.output = RunOutput(Path(out) if out else None, self.config.rootpath / "reports",
-                                    argv=self.config.invocation_params.args)
+                                    argv=self.config.invocation_params.args,
+                                    flush_every_s=self.config.getoption("conformance_flush"))
         return self.output
 
+    @pytest.hookimpl(tryfirst=True)   # results reach disk before the terminal says the run passed
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" or hasattr(self.config, "workerinput"):
             return
@@ -145,7 +150,7 @@ class ConformanceSession:
                 rec = json.loads(value)
                 self.records.append(rec)
                 if (out := self._output()) is not None:
-                    out.add(rec, self.expected)
+                    out.progress(self.records, self.expected)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if hasattr(session.config, "workerinput"):
@@ -159,7 +164,7 @@ class ConformanceSession:
                 info = partial(len(self.records), self.expected,
                                f"{self.expected - len(self.records)} collected runs did not finish (stopped early "
                                "with -x/--maxfail, or a worker crashed)")
-            self.results_path = out.finish(info, self.unused_divergences())
+            self.results_path = out.finish(self.records, info, self.unused_divergences())
 
     def unused_divergences(self) -> list[dict]:
         """Declarations for an implementation that ran here which explained none of its runs."""

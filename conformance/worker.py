@@ -4,14 +4,17 @@ Started by :mod:`conformance.runner` as ``python -m conformance.worker IMPL FD``
 inherited socket FD with pickled messages (never stdout, which frameworks write to freely).
 
 ``CONFORMANCE_FAULT`` is a fault-injection hook for the suite's own tests: ``crash:PATTERN``
-kills the worker (``os.abort``) and ``hang:PATTERN`` makes it sleep, when it receives a case whose
-id matches the fnmatch PATTERN. It exists so that crash handling is tested on real workers.
+kills the worker (``os.abort``), ``hang:PATTERN`` makes it sleep, and ``kill-runner:PATTERN``
+kills the process that runs the test items (pytest, or its xdist worker) with SIGKILL, when it
+receives a case whose id matches the fnmatch PATTERN. It exists so that crash handling and
+interrupted sessions are tested on real processes.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import signal
 import socket
 import sys
 import time
@@ -28,6 +31,9 @@ def _inject_fault(case_id: str) -> None:
         os.abort()
     if kind == "hang":
         time.sleep(3600)
+    if kind == "kill-runner":
+        os.kill(os.getppid(), signal.SIGKILL)
+        os._exit(1)
 
 
 def serve(impl_id: str, conn: Connection) -> None:

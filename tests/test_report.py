@@ -118,6 +118,35 @@ def test_an_interrupted_session_leaves_valid_results_and_a_partial_report(tmp_pa
     assert 'id="partial-banner"' in (root / "out/index.html").read_text()
 
 
+def test_a_crashed_xdist_worker_leaves_a_partial_report_of_the_other_runs(tmp_path):
+    root = make(tmp_path)
+    proc = run_pytest(root, "-n", "2", "--conformance-out", "out", env={"CONFORMANCE_FAULT": "kill-runner:second"})
+    assert proc.returncode == 1, proc.stdout
+    doc = load(root / "out/results.json")
+    assert sorted(r["case"] for r in doc["runs"]) == ["first", "third"]
+    assert doc["partial"]["finished"] == 2 and doc["partial"]["expected"] == 3
+    assert 'id="partial-banner"' in (root / "out/index.html").read_text()
+
+
+def test_a_killed_session_leaves_valid_results_of_the_runs_that_finished(tmp_path):
+    root = make(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "cases", "--impl", "torch", "--device", "cpu", "-p", "no:cacheprovider",
+         "-v", "--conformance-out", "out", "--conformance-flush", "0"], cwd=root, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "CONFORMANCE_FAULT": "hang:second"},
+        start_new_session=True)
+    for line in proc.stdout:
+        if "first[torch-cpu] PASSED" in line:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)          # pytest and its framework worker, no chance to clean up
+    proc.wait(timeout=30)
+    doc = load(root / "out/results.json")
+    assert [r["case"] for r in doc["runs"]] == ["first"]
+    assert doc["partial"] == {"reason": "the session is still running (or was killed)", "finished": 1,
+                              "expected": 3}
+    assert not list((root / "out").glob(".*.tmp"))
+
+
 # ---- merging ----
 
 @pytest.fixture(scope="module")
