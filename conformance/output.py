@@ -26,6 +26,8 @@ def new_run_id() -> str:
 
 
 class RunOutput:
+    """One session's output directory (and ``reports/latest/`` unless a directory was given)."""
+
     def __init__(self, out_dir: Path | None, reports_root: Path, argv, flush_every_s: float = 5.0):
         if out_dir is None:
             self.dir, self.latest = reports_root / new_run_id(), reports_root / "latest"
@@ -34,10 +36,7 @@ class RunOutput:
         self.argv = list(argv)
         self.flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
-
-    @property
-    def results_path(self) -> Path:
-        return self.dir / RESULTS
+        self.since_last = None           # diff.Diff against the previous run in reports/latest/
 
     @property
     def report_path(self) -> Path:
@@ -54,15 +53,35 @@ class RunOutput:
                              partial=partial_info)
 
     def finish(self, records: list[dict], partial_info: dict | None, unused_divergences=()) -> Path:
-        """Final results.json and report; then reports/latest/ gets copies (each replaced atomically)."""
+        """Final results.json and report (with what changed since the previous run in
+        reports/latest/); then reports/latest/ gets copies (each replaced atomically)."""
         from .report import write_report
 
         path = self.flush(records, partial_info, unused_divergences)
-        write_report([path], self.report_path)
+        self.since_last = self._since_last(path)
+        write_report([path], self.report_path, changes=self.since_last)
         if self.latest is not None:
             for name in (RESULTS, REPORT):
                 results.write_atomic(self.latest / name, (self.dir / name).read_text(encoding="utf-8"))
         return path
+
+
+    def _since_last(self, path: Path):
+        """What changed since the run in reports/latest/, for the runs this session made. A session
+        of one implementation, one file or one ``-k`` selection is not told that the rest was
+        removed: runs only the previous session made are left out (``conformance diff`` lists them)."""
+        if self.latest is None or not (self.latest / RESULTS).is_file():
+            return None
+        from .diff import compare
+        try:
+            previous = results.load(self.latest / RESULTS)
+        except results.ResultsError:
+            return None      # an older or foreign file: nothing to compare with
+        now = results.load(path)
+        ran = {(r["file"], r["case"], r["impl"], r["device"]) for r in now["runs"]}
+        previous["runs"] = [r for r in previous["runs"] if (r["file"], r["case"], r["impl"], r["device"]) in ran]
+        return compare(previous, now, old_label=f"previous run ({previous.get('created', '?')})",
+                       new_label=f"this run ({now.get('created', '?')})")
 
 
 def partial(finished: int, expected: int | None, reason: str) -> dict:

@@ -190,6 +190,9 @@ class ConformanceSession:
             terminalreporter.write_line(f"warning: declared divergence {d['id']} ({d['file']}:{d['line']}) explained "
                                         "no run of this session", yellow=True)
         if self.results_path is not None:
+            if self.output.since_last is not None:
+                from .diff import summary_line
+                terminalreporter.write_line(f"since the previous run: {summary_line(self.output.since_last)}")
             terminalreporter.write_line(f"results: {self.results_path}   report: {self.output.report_path}")
 
     def divergences_for(self, case_file: Path, own: list[spec.Divergence]) -> list[spec.Divergence]:

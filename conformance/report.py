@@ -27,6 +27,7 @@ from pathlib import Path
 import jinja2
 
 from .checks import FAILING, KNOWN, VERDICTS
+from .diff import Diff, compare, summary_line
 from .results import load, write_atomic
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
@@ -206,8 +207,9 @@ def _catalogue(sources: list[tuple[str, dict]], runs_by_source: list[list[dict]]
     return sorted(out.values(), key=lambda e: (-e["stale"], e["decl"]["id"]))
 
 
-def build(sources: list[tuple[str, dict]], baseline: dict | None = None) -> dict:
-    """The template context for ``sources`` (``[(path, results document), ...]``)."""
+def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
+    """The template context for ``sources`` (``[(path, results document), ...]``), with a "what
+    changed" section when ``changes`` (a :class:`conformance.diff.Diff`) is given."""
     keys = columns(sources)
     col_index: dict[str, int] = {}
     cols: list[dict] = []
@@ -269,24 +271,28 @@ def build(sources: list[tuple[str, dict]], baseline: dict | None = None) -> dict
         .decode("ascii"),
         "script": resources.files("conformance").joinpath("templates/report.js").read_text(encoding="utf-8"),
         "style": resources.files("conformance").joinpath("templates/report.css").read_text(encoding="utf-8"),
-        "diff_ctx": None,
+        "diff_ctx": None if changes is None else {"diff": changes, "summary": summary_line(changes)},
     }
-    if baseline is not None:
-        from . import diff
-        d = diff.compare(baseline, sources[-1][1] if len(sources) == 1 else
-                         {**sources[-1][1], "runs": [r for _, doc in sources for r in doc["runs"]]},
-                         old_label="baseline", new_label="this report")
-        ctx["diff_ctx"] = {"diff": d, "summary": diff.summary_line(d)}
     return ctx
 
 
-def render(sources: list[tuple[str, dict]], baseline: dict | None = None) -> str:
-    return _env.get_template("report.html.j2").render(**build(sources, baseline))
+def render(sources: list[tuple[str, dict]], changes: Diff | None = None) -> str:
+    return _env.get_template("report.html.j2").render(**build(sources, changes))
 
 
-def write_report(results_paths: list[str | Path], out: str | Path, baseline: str | Path | None = None) -> Path:
-    """Render the results files into the HTML page ``out`` (written atomically)."""
+def combined(sources: list[tuple[str, dict]]) -> dict:
+    """One results document holding every source's runs (what a baseline is compared with)."""
+    return {**sources[-1][1], "runs": [r for _, doc in sources for r in doc["runs"]]}
+
+
+def write_report(results_paths: list[str | Path], out: str | Path, baseline: str | Path | None = None,
+                 changes: Diff | None = None) -> Path:
+    """Render the results files into the HTML page ``out`` (written atomically), with a "what
+    changed" section against the results file ``baseline``, or the precomputed ``changes``."""
     sources = [(str(p), load(p)) for p in results_paths]
+    if baseline is not None:
+        changes = compare(load(baseline), combined(sources), old_label=str(baseline),
+                          new_label=" + ".join(p for p, _ in sources))
     out = Path(out)
-    write_atomic(out, render(sources, load(baseline) if baseline else None))
+    write_atomic(out, render(sources, changes))
     return out

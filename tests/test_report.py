@@ -79,6 +79,16 @@ def test_results_name_case_files_relative_to_the_rootdir(torch_run):
     assert declared == {"cases/divergences.yaml"}
 
 
+def test_a_rerun_reports_what_changed_since_the_previous_run(tmp_path):
+    root = make(tmp_path)
+    assert run_pytest(root).returncode == 0
+    (root / "cases" / "divergences.yaml").unlink()       # torch's double bias is no longer declared
+    proc = run_pytest(root, "-k", "first or second")
+    assert "since the previous run: 2 regressions, 0 fixed, 0 changed, 0 added, 0 removed, 0 unchanged" in proc.stdout
+    html = (root / "reports/latest/index.html").read_text()
+    assert 'id="diff-section"' in html and "torch-double-bias" in html
+
+
 def test_no_conformance_report_writes_nothing(tmp_path):
     root = make(tmp_path)
     assert run_pytest(root, "--no-conformance-report").returncode == 0
