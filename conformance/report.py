@@ -244,6 +244,7 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
             for c in _claims(r):
                 claims.append([case_index[ck], col_index[key], c.get("source"), c.get("says"), c.get("claimed"),
                                c.get("real"), c.get("true"), c.get("verdict")])
+    claims.sort(key=lambda c: (bool(c[6]), c[0], c[1]))      # claims found false first
     param_rows, formulas = _param_rows(cases, runs, cols)
     check_names = sorted({n for run in runs for n in run[3]})
     data = {"cols": cols, "files": files, "cases": cases, "checks": check_names, "verdicts": list(VERDICTS),
