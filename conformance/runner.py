@@ -139,6 +139,11 @@ class WorkerPool:
         obs.timings["roundtrip_s"] = time.perf_counter() - t0
         return obs
 
+    def roundtrip(self, impl_id: str, cfg: Config, device: str = "cpu") -> dict:
+        """Map the canonical weights to native and read them back in the impl's worker (see worker)."""
+        return self._worker(impl_id).request({"op": "roundtrip", "case": "", "config": cfg.to_dict(),
+                                              "device": device}, "mapping weights")
+
     def close(self) -> None:
         for w in self.workers.values():
             w.stop()

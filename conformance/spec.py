@@ -59,6 +59,8 @@ class FieldSpec:
     required: bool = False
 
     def describe_allowed(self) -> str:
+        if self.type is tuple:
+            return "a list of integers >= 1, or null"
         if self.choices:
             return " | ".join(str(c) for c in self.choices)
         if self.type is bool:
@@ -70,7 +72,8 @@ class FieldSpec:
 
 LAYOUTS = ("batch_major", "time_major", "unbatched")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+INITIAL_STATES = ("none", "zeros", "random")
 
 CONFIG_FIELDS: dict[str, FieldSpec] = {
     "input_size": FieldSpec(int, None, "features per time step", minimum=1, required=True),
@@ -90,7 +93,13 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "layout": FieldSpec(str, "batch_major", "native input layout: (B,T,F), (T,B,F) or (T,F)",
                         choices=LAYOUTS),
     "dtype": FieldSpec(str, "float32", "parameter and input dtype", choices=DTYPES),
-    "seed": FieldSpec(int, 0, "seed of the generated input", minimum=0),
+    "seed": FieldSpec(int, 0, "seed of the generated input, canonical weights and initial states", minimum=0),
+    "lengths": FieldSpec(tuple, None, "valid time steps per sequence (right padding), one per batch element; "
+                         "null = every sequence is timesteps long"),
+    "initial_state": FieldSpec(str, "none", "initial (h, c): none (not given: the framework's default, zeros), "
+                               "zeros or random (given in each framework's native form)", choices=INITIAL_STATES),
+    "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (not with bidirectional); canonical "
+                              "outputs stay in time order"),
 }
 
 CHECKS = ("output_shape", "state_shapes", "state_order", "param_count", "claims")
@@ -116,6 +125,9 @@ class Config:
     layout: str = "batch_major"
     dtype: str = "float32"
     seed: int = 0
+    lengths: tuple[int, ...] | None = None
+    initial_state: str = "none"
+    go_backwards: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -184,6 +196,7 @@ class Case:
     description: str = ""
     claims: tuple[Claim, ...] = ()
     matrix: dict = field(default_factory=dict)   # the matrix values that generated this case
+    tolerance: dict = field(default_factory=dict)  # the values check's atol / rtol, when the case overrides them
 
     @property
     def location(self) -> str:
@@ -261,6 +274,13 @@ def _unknown(key: str, allowed, **loc) -> SpecError:
 
 def _check_value(name: str, value: Any, **loc) -> Any:
     spec = CONFIG_FIELDS[name]
+    if spec.type is tuple:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            raise SpecError(f"expected {spec.describe_allowed()}, got {value!r}", field=name, **loc)
+        return tuple(value)
     # bool is an int in Python; YAML `true` must not pass as a size, nor `1` as a flag.
     if spec.type is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise SpecError(f"expected an integer, got {value!r} ({type(value).__name__})", field=name, **loc)
@@ -283,6 +303,20 @@ def _cross_check(values: dict, line_of, **loc) -> None:
     if values["merge_mode"] != "concat" and not values["bidirectional"]:
         raise SpecError("merge_mode only applies when bidirectional is true", field="merge_mode",
                         line=line_of("merge_mode"), **loc)
+    if values["lengths"] is not None:
+        lengths = values["lengths"]
+        if values["layout"] == "unbatched":
+            raise SpecError("lengths need a batch axis; layout unbatched has none", field="lengths",
+                            line=line_of("lengths"), **loc)
+        if len(lengths) != values["batch"]:
+            raise SpecError(f"lengths has {len(lengths)} entries but batch is {values['batch']} (one length per "
+                            "sequence)", field="lengths", line=line_of("lengths"), **loc)
+        if max(lengths) > values["timesteps"]:
+            raise SpecError(f"a length ({max(lengths)}) is longer than timesteps ({values['timesteps']})",
+                            field="lengths", line=line_of("lengths"), **loc)
+    if values["go_backwards"] and values["bidirectional"]:
+        raise SpecError("go_backwards is for one direction; bidirectional already has a backward direction",
+                        field="go_backwards", line=line_of("go_backwards"), **loc)
     if values["layout"] == "unbatched" and values["batch"] != 1:
         raise SpecError(f"layout unbatched has no batch axis, so batch must be 1 (got {values['batch']})",
                         field="batch", line=line_of("batch"), **loc)
@@ -307,7 +341,8 @@ def _require_str(m: _LineDict, key: str, where: str, **loc) -> str:
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "holds", "note")
 DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices")
-CASE_KEYS = ("id", "description", "matrix", "claims") + tuple(CONFIG_FIELDS)
+CASE_KEYS = ("id", "description", "matrix", "claims", "tolerance") + tuple(CONFIG_FIELDS)
+TOLERANCE_KEYS = ("atol", "rtol")
 FILE_KEYS = ("description", "defaults", "cases", "divergences")
 
 
@@ -395,9 +430,42 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
                       cases=cases, devices=devices, file=str(file), line=raw.line)
 
 
+def _parse_tolerance(raw: _LineDict, **loc) -> dict:
+    tol = raw.get("tolerance")
+    if tol is None:
+        return {}
+    line = raw.line_of("tolerance")
+    if not isinstance(tol, dict) or not tol:
+        raise SpecError("expected a mapping with atol and/or rtol", field="tolerance", line=line, **loc)
+    for key, value in tol.items():
+        if key not in TOLERANCE_KEYS:
+            raise _unknown(f"tolerance.{key}", [f"tolerance.{k}" for k in TOLERANCE_KEYS], line=line, **loc)
+        number = _number(value)
+        if number is None or number < 0:
+            raise SpecError(f"expected a number >= 0, got {value!r}", field=f"tolerance.{key}", line=line, **loc)
+        tol[key] = number
+    return dict(tol)
+
+
+def _number(value) -> float | None:
+    """A YAML number; PyYAML (YAML 1.1) reads ``1e-4`` without a dot as a string, so accept that too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "_".join(str(v) for v in value)
+    if value is None:
+        return "null"
     return str(value)
 
 
@@ -436,9 +504,7 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
                             line=mline, **loc)
         if not isinstance(values, list) or not values:
             raise SpecError("expected a non-empty list of values", field=f"matrix.{key}", line=mline, **loc)
-        for v in values:
-            _check_value(key, v, line=mline, **loc)
-        axes.append((key, values, mline))
+        axes.append((key, [_check_value(key, v, line=mline, **loc) for v in values], mline))
 
     template = "{" in cid
     if template:
@@ -455,6 +521,7 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
     if not isinstance(claims, list):
         raise SpecError("claims must be a list", field="claims", line=raw.line_of("claims"), **loc)
     parsed_claims = tuple(_parse_claim(c, **loc) for c in claims)
+    tolerance = _parse_tolerance(raw, **loc)
 
     out = []
     for combo in itertools.product(*[[(k, v, ln) for v in vals] for k, vals, ln in axes]):
@@ -477,7 +544,7 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
         full = {k: values.get(k, spec.default) for k, spec in CONFIG_FIELDS.items()}
         _cross_check(full, lambda k: vlines.get(k, raw.line), **cloc)
         out.append(Case(id=case_id, config=Config(**full), file=str(path), line=raw.line,
-                        description=description, claims=parsed_claims,
+                        description=description, claims=parsed_claims, tolerance=tolerance,
                         matrix={k: v for k, v, _ in combo}))
     return out
 

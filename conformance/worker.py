@@ -6,8 +6,9 @@ inherited socket FD with pickled messages (never stdout, which frameworks write 
 ``CONFORMANCE_FAULT`` is a fault-injection hook for the suite's own tests: ``crash:PATTERN``
 kills the worker (``os.abort``), ``hang:PATTERN`` makes it sleep, and ``kill-runner:PATTERN``
 kills the process that runs the test items (pytest, or its xdist worker) with SIGKILL, when it
-receives a case whose id matches the fnmatch PATTERN. It exists so that crash handling and
-interrupted sessions are tested on real processes.
+receives a case whose id matches the fnmatch PATTERN; ``swap-gates:PATTERN`` hands the adapter
+weights with two gates swapped (a wrong mapping). It exists so that crash handling, interrupted
+sessions and the values check are tested on real processes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
+
+import numpy as np
 
 
 def _inject_fault(case_id: str) -> None:
@@ -36,10 +39,41 @@ def _inject_fault(case_id: str) -> None:
         os._exit(1)
 
 
+def _mapping_fault(case_id: str, weights: dict) -> dict:
+    """``CONFORMANCE_FAULT=swap-gates:PATTERN``: hand the adapter weights with the i and f gate blocks
+    swapped, as a wrong mapping would, while the reference keeps the true ones (the values check must fail)."""
+    kind, _, pattern = os.environ.get("CONFORMANCE_FAULT", "").partition(":")
+    if kind != "swap-gates" or not fnmatch.fnmatchcase(case_id, pattern or "*"):
+        return weights
+    out = {}
+    for name, w in weights.items():
+        if name.rsplit("/", 1)[1] in ("W", "U", "b"):
+            H = w.shape[-1] // 4
+            w = w.copy()
+            w[..., :H], w[..., H:2 * H] = weights[name][..., H:2 * H], weights[name][..., :H]
+        out[name] = w
+    return out
+
+
+def _roundtrip(impl, cfg, device: str) -> dict:
+    """Canonical weights -> native (``load_weights``) -> canonical (``read_weights``): the largest
+    absolute difference per tensor, and the names that went missing or appeared."""
+    from .reference import canonical_weights
+
+    try:
+        weights = canonical_weights(cfg)
+        back = impl.read_weights(cfg, impl.load_weights(cfg, device, weights))
+        return {"max_abs": {n: float(np.max(np.abs(np.asarray(back[n], np.float64) - w)))
+                            for n, w in weights.items() if n in back},
+                "missing": sorted(set(weights) - set(back)), "extra": sorted(set(back) - set(weights))}
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
 def serve(impl_id: str, conn: Connection) -> None:
     from . import impls
     from .impls.base import Observation
-    from .reference import make_input
+    from .reference import canonical_weights, initial_states, make_input
     from .spec import Config
 
     try:
@@ -64,9 +98,13 @@ def serve(impl_id: str, conn: Connection) -> None:
             return
         cfg = Config(**msg["config"])
         _inject_fault(msg.get("case", ""))
+        if msg.get("op") == "roundtrip":
+            conn.send(_roundtrip(impl, cfg, msg["device"]))
+            continue
         t0 = time.perf_counter()
         try:
-            obs = impl.run(cfg, msg["device"], make_input(cfg))
+            weights = _mapping_fault(msg.get("case", ""), canonical_weights(cfg))
+            obs = impl.run(cfg, msg["device"], make_input(cfg), weights, initial_states(cfg))
         except Exception as exc:  # noqa: BLE001 - a framework error is a verdict, not a crash
             obs = Observation(status="error", reason=f"{type(exc).__name__}: {exc}",
                               traceback=traceback.format_exc())

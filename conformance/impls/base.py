@@ -2,8 +2,9 @@
 
 An adapter has two halves. The *static* half (``missing``, ``unsupported``, ``repro``) runs in
 the test process and must not import its framework: deciding that Keras cannot express
-``proj_size`` costs nothing. The *worker* half (``setup``, ``devices``, ``run``) runs inside the
-adapter's own worker process, where the framework is imported once and reused.
+``proj_size`` costs nothing. The *worker* half (``setup``, ``devices``, ``load_weights``,
+``read_weights``, ``run``) runs inside the adapter's own worker process, where the framework is
+imported once and reused.
 """
 
 from __future__ import annotations
@@ -94,6 +95,23 @@ class Impl:
         """The device's name as the framework reports it (e.g. the GPU model)."""
         return device
 
-    def run(self, cfg: Config, device: str, x: np.ndarray) -> Observation:
-        """Build the native construct for ``cfg``, run it on canonical input ``x`` on ``device``."""
+    def load_weights(self, cfg: Config, device: str, weights: dict[str, np.ndarray]):
+        """Build the native construct for ``cfg`` on ``device`` holding the canonical ``weights``
+        (``reference.canonical_weights``: gate order i, f, g, o, float64) mapped to the native
+        layout and dtype: transposes, gate order, a second bias of zeros, per-gate kernels, names.
+        Returns whatever ``read_weights`` and ``run`` need (a module, layers, variables)."""
+        raise NotImplementedError
+
+    def read_weights(self, cfg: Config, native) -> dict[str, np.ndarray]:
+        """The canonical weights a native construct holds (the inverse of ``load_weights``; a
+        second bias is added into the one canonical bias). Round-trip tested per impl."""
+        raise NotImplementedError
+
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict[str, np.ndarray],
+            init: list[tuple[np.ndarray, np.ndarray]] | None) -> Observation:
+        """Build the native construct for ``cfg`` with ``weights`` (``load_weights``) and run it on
+        canonical input ``x`` (B, T, F) on ``device``: fed in the case's layout, with ``cfg.lengths``
+        as the framework's own padding mechanism, the initial states ``init`` ((h0, c0) per layer, then
+        direction; None: not given) in the framework's own form and order, and ``cfg.go_backwards``
+        as its own option. The observation holds the native facts and the canonical form."""
         raise NotImplementedError

@@ -182,7 +182,7 @@ class FlaxLinen(Impl):
         self._params[key] = (cfg.seed, variables)
         return variables
 
-    def run(self, cfg: Config, device: str, x: np.ndarray) -> Observation:
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
         jax = self._jax
         dev = self._gpus()[0] if device == "gpu" else jax.devices("cpu")[0]
         t0 = time.perf_counter()

@@ -139,7 +139,7 @@ class Keras3(Impl):
             return gpu.device_kind
         return mod.cuda.get_device_name(0)
 
-    def run(self, cfg: Config, device: str, x: np.ndarray) -> Observation:
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
         keras = self._keras
         L, dirs = cfg.num_layers, direction_names(cfg)
         keras.backend.clear_session()          # free the previous run's layers and reset layer names

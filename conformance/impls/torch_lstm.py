@@ -65,7 +65,7 @@ class TorchLSTM(Impl):
         torch = self._torch
         return torch.cuda.get_device_name(0) if device == "gpu" else "cpu"
 
-    def run(self, cfg: Config, device: str, x: np.ndarray) -> Observation:
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
         torch = self._torch
         dev = torch.device("cuda:0" if device == "gpu" else "cpu")
         t0 = time.perf_counter()
