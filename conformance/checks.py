@@ -56,7 +56,13 @@ def check_state_shapes(case: Case, obs: Observation) -> Outcome:
 
 
 def _tol(dtype) -> float:
-    return 1e-12 if np.dtype(dtype) == np.float64 else 1e-5
+    return {"float64": 1e-12, "float32": 1e-5}.get(str(np.dtype(dtype)), 1e-2)
+
+
+def _final_steps(cfg) -> np.ndarray:
+    """Per sequence, the time step whose output is the forward direction's final hidden state."""
+    lengths = np.asarray(cfg.lengths or (cfg.timesteps,) * cfg.batch)
+    return lengths - 1
 
 
 def check_state_order(case: Case, obs: Observation) -> Outcome | None:
@@ -90,8 +96,11 @@ def check_state_order(case: Case, obs: Observation) -> Outcome | None:
     out = np.asarray(obs.output)
     if cfg.merge_mode == "concat":
         if cfg.return_sequences:
-            finals = [out[:, cfg.timesteps - 1, :Hp]] + ([out[:, 0, Hp:]] if D == 2 else [])
-            where = "output[:, T-1] (forward) and output[:, 0] (backward)"
+            last = out[np.arange(cfg.batch), _final_steps(cfg)]
+            finals = ([out[:, 0, :Hp]] if cfg.go_backwards else [last[:, :Hp]]) + ([out[:, 0, Hp:]] if D == 2 else [])
+            where = ("output[:, 0] (read backwards)" if cfg.go_backwards else
+                     "output at each sequence's last valid step (forward)" + (" and output[:, 0] (backward)" if D == 2
+                                                                              else ""))
         else:
             finals = [out[:, d * Hp:(d + 1) * Hp] for d in range(D)]
             where = "output"
@@ -115,6 +124,108 @@ def check_param_count(case: Case, obs: Observation, formula_name: str) -> Outcom
                               f"documented formula ({documented})")
         return Outcome(False, details, declarable=False)
     return Outcome(obs.param_count == canonical, details)
+
+
+# Default tolerances of the values check, per dtype and device: |observed - reference| <= atol +
+# rtol * |reference| elementwise, against the float64 reference. A case's `tolerance:` overrides them.
+TOLERANCES = {
+    ("float64", "cpu"): (1e-9, 1e-7), ("float64", "gpu"): (1e-9, 1e-7),
+    ("float32", "cpu"): (1e-5, 1e-4), ("float32", "gpu"): (5e-5, 5e-4),   # GPU: TF32 disabled by the adapters
+    ("float16", "cpu"): (2e-2, 2e-2), ("float16", "gpu"): (2e-2, 2e-2),
+    ("bfloat16", "cpu"): (6e-2, 6e-2), ("bfloat16", "gpu"): (6e-2, 6e-2),
+}
+
+
+def tolerance(case: Case, device: str) -> tuple[float, float]:
+    atol, rtol = TOLERANCES[(case.config.dtype, "gpu" if device.startswith("gpu") else "cpu")]
+    return case.tolerance.get("atol", atol), case.tolerance.get("rtol", rtol)
+
+
+def _bad(observed, expected, atol, rtol) -> np.ndarray:
+    observed = np.asarray(observed, np.float64)
+    return ~(np.abs(observed - expected) <= atol + rtol * np.abs(expected))
+
+
+def _first_divergence(cfg, obs: Observation, ref: reference.Forward, atol, rtol) -> str | None:
+    """Where the implementation first leaves the reference, in the order the LSTM computes: layer by
+    layer; in the top layer the output sequence step by step (in each direction's reading order)
+    before the final states; h before c."""
+    names, L, D = reference.direction_names(cfg), cfg.num_layers, cfg.directions
+    mask = reference.valid_mask(cfg)
+    for layer in range(L):
+        if layer == L - 1 and cfg.return_sequences and obs.output is not None:
+            out, Hp = np.asarray(obs.output, np.float64), reference.hidden_out(cfg)
+            split = cfg.merge_mode == "concat"
+            for d, name in enumerate(names if split else ("merged",)):
+                o = out[..., d * Hp:(d + 1) * Hp] if split else out
+                bad = _bad(o, ref.output[..., d * Hp:(d + 1) * Hp] if split else ref.output, atol, rtol).any(-1) & mask
+                if bad.any():
+                    steps = np.nonzero(bad.any(0))[0]
+                    backwards = name == "backward" or cfg.go_backwards
+                    t = int(steps.max() if backwards else steps.min())
+                    return (f"layer {layer}, {name} direction, time step {t} ({'reading backwards' if backwards else 'reading forwards'}): "
+                            "h (the output sequence)")
+        if obs.states is not None:
+            for d, name in enumerate(names):
+                k = layer * D + d
+                for which, observed, expected in (("h", obs.states[k][0], ref.states[k][0]),
+                                                  ("c", obs.states[k][1], ref.states[k][1])):
+                    if _bad(observed, expected, atol, rtol).any():
+                        return f"layer {layer}, {name} direction, final state: {which}"
+    if not cfg.return_sequences and _bad(obs.output, ref.output, atol, rtol).any():
+        return f"layer {L - 1}: the output (each direction's final h, merged)"
+    return None
+
+
+def check_values(case: Case, obs: Observation, device: str, ref: reference.Forward) -> Outcome | None:
+    """Same weights, same numbers: the canonical output and every state against the float64 reference
+    (the output only at valid steps: what an implementation puts at padded steps is `padding`'s)."""
+    cfg = case.config
+    if obs.output is None or _shape(obs.output) != list(reference.output_shape(cfg)):
+        return None
+    if obs.states is not None and [[_shape(h), _shape(c)] for h, c in obs.states] != \
+            [[list(h), list(c)] for h, c in reference.state_shapes(cfg)]:
+        return None
+    atol, rtol = tolerance(case, device)
+    mask = reference.valid_mask(cfg)
+    tensors = [("output", obs.output, ref.output, mask if cfg.return_sequences else None)]
+    if obs.states is not None:
+        for label, (h, c), (rh, rc) in zip(reference.state_labels(cfg), obs.states, ref.states):
+            tensors += [(f"{label}/h", h, rh, None), (f"{label}/c", c, rc, None)]
+    rows = []
+    for name, observed, expected, where in tensors:
+        observed = np.asarray(observed, np.float64)
+        if where is not None:
+            observed, expected = observed[where], expected[where]
+        err = np.abs(observed - expected)
+        rows.append({"tensor": name, "max_abs": float(err.max(initial=0.0)),
+                     "max_rel": float((err / np.maximum(np.abs(expected), 1e-12)).max(initial=0.0)),
+                     "ok": bool(not _bad(observed, expected, atol, rtol).any())})
+    ok = all(r["ok"] for r in rows)
+    return Outcome(ok, {"atol": atol, "rtol": rtol, "tensors": rows,
+                        "first": None if ok else _first_divergence(cfg, obs, ref, atol, rtol)})
+
+
+def check_padding(case: Case, obs: Observation) -> Outcome | None:
+    """What an implementation puts at padded output steps (t >= a sequence's length). Canonically
+    zeros, as the reference; repeating the last valid output or computing on the padding is a real
+    difference between frameworks, recorded and declared."""
+    cfg = case.config
+    if not (cfg.lengths and cfg.return_sequences and min(cfg.lengths) < cfg.timesteps) or \
+            _shape(obs.output) != list(reference.output_shape(cfg)):
+        return None
+    out = np.asarray(obs.output, np.float64)
+    pad = ~reference.valid_mask(cfg)
+    last = out[np.arange(cfg.batch), _final_steps(cfg)][:, None, :]
+    at_pad = out[pad]
+    if np.all(at_pad == 0):
+        behaviour = "zeros"
+    elif np.allclose(np.broadcast_to(last, out.shape)[pad], at_pad, rtol=0, atol=_tol(out.dtype)):
+        behaviour = "the last valid output, repeated"
+    else:
+        behaviour = "computed values (the padding is read as input)"
+    return Outcome(behaviour == "zeros", {"behaviour": behaviour, "padded_steps": int(pad.sum()),
+                                          "max_abs_at_padding": float(np.abs(at_pad).max())})
 
 
 def _claim_verdict(claim: Claim, obs: Observation) -> dict:

@@ -108,3 +108,81 @@ def test_overall_verdict_is_the_worst_check():
     assert checks.worst(["agree", "stale", "known-divergence"]) == "stale"
     assert checks.worst(["stale", "diverge"]) == "diverge"
     assert checks.worst(["diverge", "error"]) == "error"
+
+
+# ---- values and padding: the check logic, on observations made from the reference itself ----
+
+import numpy as np  # noqa: E402
+
+from conformance import reference  # noqa: E402
+from conformance.impls.base import Observation  # noqa: E402
+
+
+def reference_run(tolerance=None, **kw):
+    cfg = Config(**{"input_size": 3, "hidden_size": 4, "batch": 2, "timesteps": 5, **kw})
+    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
+                            reference.initial_states(cfg))
+    obs = Observation(output=ref.output.astype(np.float32),
+                      states=[(h.astype(np.float32), c.astype(np.float32)) for h, c in ref.states]
+                      if cfg.return_state else None)
+    case = Case(id="c", config=cfg, file="cases/x.yaml", line=1, tolerance=tolerance or {})
+    return case, obs, ref
+
+
+def test_values_agree_when_an_implementation_returns_the_reference_in_float32():
+    case, obs, ref = reference_run(num_layers=2, bidirectional=True, return_sequences=True, return_state=True)
+    out = checks.check_values(case, obs, "cpu", ref)
+    assert out.ok and out.details["first"] is None
+    assert [t["tensor"] for t in out.details["tensors"]][:3] == ["output", "layer0/forward/h", "layer0/forward/c"]
+    assert max(t["max_abs"] for t in out.details["tensors"]) < 1e-6
+
+
+def test_values_name_the_first_step_where_the_forward_output_leaves_the_reference():
+    case, obs, ref = reference_run(return_sequences=True)
+    obs.output[:, 2:] += 0.01
+    out = checks.check_values(case, obs, "cpu", ref)
+    assert not out.ok
+    assert out.details["first"] == "layer 0, forward direction, time step 2 (reading forwards): h (the output sequence)"
+
+
+def test_values_read_the_backward_direction_from_its_last_time_step():
+    case, obs, ref = reference_run(bidirectional=True, return_sequences=True)
+    obs.output[:, 1:4, 4:] += 0.01                       # backward half: it reads t = 4, 3, 2, ...
+    out = checks.check_values(case, obs, "cpu", ref)
+    assert out.details["first"].startswith("layer 0, backward direction, time step 3")
+
+
+def test_values_report_a_lower_layer_s_state_before_the_top_layer():
+    case, obs, ref = reference_run(num_layers=2, return_sequences=True, return_state=True)
+    obs.states[0] = (obs.states[0][0], obs.states[0][1] + 0.01)
+    obs.output += 0.01
+    assert checks.check_values(case, obs, "cpu", ref).details["first"] == "layer 0, forward direction, final state: c"
+
+
+def test_values_ignore_padded_steps_and_a_case_may_loosen_the_tolerance():
+    case, obs, ref = reference_run(lengths=(5, 2), return_sequences=True)
+    obs.output[1, 2:] = 7.0                              # padding: the padding check's business
+    assert checks.check_values(case, obs, "cpu", ref).ok
+    obs.output[0, 0] += 1e-3
+    assert not checks.check_values(case, obs, "cpu", ref).ok
+    loose, _, _ = reference_run(lengths=(5, 2), return_sequences=True, tolerance={"atol": 1e-2})
+    assert checks.check_values(loose, obs, "cpu", ref).ok
+
+
+@pytest.mark.parametrize("fill, behaviour", [
+    ("zeros", "zeros"), ("repeat", "the last valid output, repeated"),
+    ("compute", "computed values (the padding is read as input)")])
+def test_padding_says_what_an_implementation_puts_at_padded_steps(fill, behaviour):
+    case, obs, ref = reference_run(lengths=(5, 2), return_sequences=True)
+    if fill == "repeat":
+        obs.output[1, 2:] = obs.output[1, 1]
+    elif fill == "compute":
+        obs.output[1, 2:] = 0.5
+    out = checks.check_padding(case, obs)
+    assert out.details["behaviour"] == behaviour and out.ok == (fill == "zeros")
+    assert out.details["padded_steps"] == 3
+
+
+def test_padding_is_not_checked_without_lengths_or_without_sequences():
+    assert checks.check_padding(*reference_run(return_sequences=True)[:2]) is None
+    assert checks.check_padding(*reference_run(lengths=(5, 2))[:2]) is None

@@ -91,3 +91,100 @@ def test_input_is_deterministic_in_the_seed_and_laid_out_as_asked():
     native = reference.to_native_layout(cfg, x)
     assert native.shape == (5, 2, 3)
     np.testing.assert_array_equal(native[:, 1], x[1])
+
+
+# ---- the reference LSTM (NumPy, float64): each test derives its expectation from the equations ----
+
+def run_ref(**kw):
+    cfg = Config(**{"input_size": 3, "hidden_size": 4, "batch": 2, "timesteps": 5, **kw})
+    x = reference.make_input(cfg).astype(np.float64)
+    return cfg, x, reference.forward(cfg, x, reference.canonical_weights(cfg), reference.initial_states(cfg))
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_one_step_follows_the_lstm_equations_with_gate_order_i_f_g_o():
+    cfg, x, ref = run_ref(timesteps=1, return_state=True)
+    w = reference.canonical_weights(cfg)
+    z = x[:, 0] @ w["layer0/forward/W"] + w["layer0/forward/b"]          # h0 = c0 = 0
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(i) * np.tanh(g)                                           # f * c0 vanishes
+    np.testing.assert_allclose(ref.states[0][1], c, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref.states[0][0], sigmoid(o) * np.tanh(c), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref.output, ref.states[0][0])
+
+
+def test_canonical_weights_are_seeded_and_bounded_by_one_over_sqrt_h():
+    cfg = Config(3, 16, num_layers=2, bidirectional=True)
+    a, b = reference.canonical_weights(cfg), reference.canonical_weights(cfg)
+    assert {k: v.shape for k, v in a.items()} == dict(reference.canonical_params(cfg))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert max(np.abs(v).max() for v in a.values()) <= 1 / 4
+    other = reference.canonical_weights(Config(3, 16, num_layers=2, bidirectional=True, seed=1))
+    assert not np.array_equal(a["layer0/forward/W"], other["layer0/forward/W"])
+
+
+def test_the_backward_direction_is_the_forward_one_on_reversed_time():
+    cfg, x, ref = run_ref(bidirectional=True, return_sequences=True, return_state=True)
+    w = reference.canonical_weights(cfg)
+    uni = Config(3, 4, batch=2, timesteps=5, return_sequences=True, return_state=True)
+    fw_as_uni = {k.replace("backward", "forward"): v for k, v in w.items() if "/backward/" in k}
+    rev = reference.forward(uni, x[:, ::-1], fw_as_uni)
+    np.testing.assert_allclose(ref.output[:, :, 4:], rev.output[:, ::-1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref.states[1][0], rev.states[0][0], rtol=1e-12, atol=1e-15)
+
+
+def test_go_backwards_reads_in_reverse_and_keeps_outputs_in_time_order():
+    cfg, x, ref = run_ref(go_backwards=True, return_sequences=True)
+    plain = reference.forward(Config(3, 4, batch=2, timesteps=5, return_sequences=True), x[:, ::-1],
+                              reference.canonical_weights(cfg))
+    np.testing.assert_allclose(ref.output, plain.output[:, ::-1], rtol=1e-12, atol=1e-15)
+
+
+def test_a_sequence_with_a_length_ends_where_the_same_sequence_truncated_ends():
+    cfg, x, ref = run_ref(batch=2, lengths=(5, 2), bidirectional=True, return_sequences=True, return_state=True)
+    short = Config(3, 4, batch=1, timesteps=2, bidirectional=True, return_sequences=True, return_state=True)
+    cut = reference.forward(short, x[1:, :2], reference.canonical_weights(cfg))
+    np.testing.assert_allclose(ref.output[1:, :2], cut.output, rtol=1e-12, atol=1e-15)
+    for (h, c), (ch, cc) in zip(ref.states, cut.states):
+        np.testing.assert_allclose(h[1:], ch, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(c[1:], cc, rtol=1e-12, atol=1e-15)
+    assert np.all(ref.output[1, 2:] == 0)                                  # padded steps: zeros
+
+
+def test_padding_values_do_not_change_the_result():
+    cfg, x, ref = run_ref(lengths=(5, 3), return_sequences=True, return_state=True)
+    x2 = x.copy()
+    x2[1, 3:] = 100.0
+    ref2 = reference.forward(cfg, x2, reference.canonical_weights(cfg))
+    np.testing.assert_array_equal(ref.output, ref2.output)
+
+
+def test_zero_initial_states_equal_none_and_random_ones_change_the_result():
+    _, _, none = run_ref(return_state=True)
+    _, _, zeros = run_ref(return_state=True, initial_state="zeros")
+    _, _, rand = run_ref(return_state=True, initial_state="random")
+    np.testing.assert_array_equal(none.output, zeros.output)
+    assert not np.allclose(none.output, rand.output)
+
+
+def test_a_second_layer_reads_the_first_layer_s_output_sequence():
+    cfg, x, ref = run_ref(num_layers=2, return_sequences=True)
+    w = reference.canonical_weights(cfg)
+    one = Config(3, 4, batch=2, timesteps=5, return_sequences=True)
+    first = reference.forward(one, x, {k: v for k, v in w.items() if k.startswith("layer0/")})
+    second = reference.forward(Config(4, 4, batch=2, timesteps=5, return_sequences=True), first.output,
+                               {k.replace("layer1/", "layer0/"): v for k, v in w.items() if k.startswith("layer1/")})
+    np.testing.assert_allclose(ref.output, second.output, rtol=1e-12, atol=1e-15)
+
+
+def test_projection_multiplies_h_by_r_and_leaves_c_unprojected():
+    cfg, x, ref = run_ref(timesteps=1, hidden_size=5, proj_size=2, return_state=True)
+    w = reference.canonical_weights(cfg)
+    z = x[:, 0] @ w["layer0/forward/W"] + w["layer0/forward/b"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(i) * np.tanh(g)
+    np.testing.assert_allclose(ref.states[0][0], (sigmoid(o) * np.tanh(c)) @ w["layer0/forward/R"], rtol=1e-12, atol=1e-15)
+    assert ref.states[0][1].shape == (2, 5)
