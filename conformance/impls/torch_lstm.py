@@ -4,17 +4,48 @@ Native facts this adapter maps: ``forward`` always returns ``(output, (h_n, c_n)
 ``return_sequences`` / ``return_state`` switch); ``output`` is time-major unless
 ``batch_first=True``; ``h_n`` / ``c_n`` stack layers and directions as ``(L*D, B, H')``; unbatched
 2-D input drops the batch axis everywhere; directions are always concatenated.
+
+Weights (canonical -> native, per layer ``k`` and direction, ``_reverse`` for the backward one):
+``W (in, 4H)`` -> ``weight_ih_l{k} (4H, in)`` = W.T; ``U (H', 4H)`` -> ``weight_hh_l{k} (4H, H')`` =
+U.T; ``b (4H)`` -> ``bias_ih_l{k}`` = b and ``bias_hh_l{k}`` = 0 (torch has two bias vectors; read
+back as their sum); ``R (H, P)`` -> ``weight_hr_l{k} (P, H)`` = R.T. torch's gate order is i, f, g, o,
+the canonical one, so no gate block moves.
+
+Variable lengths are torch's own mechanism: the input is packed with
+``pack_padded_sequence(..., enforce_sorted=False)`` and the LSTM then returns a ``PackedSequence``
+(not a padded tensor) as ``output``; it is unpacked with ``pad_packed_sequence(..., total_length=T)``,
+which writes its ``padding_value`` (default 0.0) at every step past a sequence's length. Initial
+states are the ``(h_0, c_0)`` argument, each stacked as ``(L*D, B, H')`` / ``(L*D, B, H)`` (unbatched:
+no batch axis). ``nn.LSTM`` has no option to read only one direction backwards (``go_backwards``).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
 
-from ..reference import hidden_out, to_native_layout
+from ..reference import direction_names, hidden_out, to_native_layout
 from ..spec import Config
 from .base import Impl, Observation, returned
+
+# PackedSequence is a namedtuple (data, batch_sizes, sorted_indices, unsorted_indices)
+_PACKED_FIELDS = (("data", "output"), ("batch_sizes", "batch_sizes"), ("sorted_indices", "sorted_indices"),
+                  ("unsorted_indices", "unsorted_indices"))
+
+
+def _return_paths(cfg: Config) -> list[tuple[str, str]]:
+    """(path, role) of every tensor ``lstm(...)`` returns for ``cfg``, in native order."""
+    if cfg.lengths is not None:
+        out = [(f"[0].{name}", role) for name, role in _PACKED_FIELDS]
+    else:
+        out = [("[0]", "output")]
+    return out + [("[1][0]", "h"), ("[1][1]", "c")]
+
+
+def _native_name(kind: str, layer: int, direction: int) -> str:
+    return f"{kind}_l{layer}" + ("_reverse" if direction else "")
 
 
 class TorchLSTM(Impl):
@@ -27,6 +58,11 @@ class TorchLSTM(Impl):
         if cfg.merge_mode != "concat":
             return (f"torch.nn.LSTM always concatenates the two directions; merge_mode={cfg.merge_mode!r} "
                     "has no native equivalent")
+        if cfg.go_backwards:
+            return ("torch.nn.LSTM has no go_backwards / reverse option (its constructor takes input_size, "
+                    "hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size, device, dtype; "
+                    "go_backwards=True raises TypeError: unexpected keyword argument): a lone backward "
+                    "direction exists only inside bidirectional=True")
         return None
 
     def repro(self, cfg: Config) -> str:
@@ -34,28 +70,53 @@ class TorchLSTM(Impl):
         if reason:
             raise ValueError(reason)
         B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        L, D, H, Hp = cfg.num_layers, cfg.directions, cfg.hidden_size, hidden_out(cfg)
+        batch_first = cfg.layout == "batch_major"
+        travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"   # NumPy has no bfloat16
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
                   "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
-        return (
-            "import numpy as np\n"
-            "import torch\n"
-            "\n"
-            f"torch.manual_seed({cfg.seed})\n"
+        lines = [
+            "import numpy as np",
+            "import torch",
+            "",
+            f"torch.manual_seed({cfg.seed})",
             f"lstm = torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
-            f"bias={cfg.bias}, batch_first={cfg.layout == 'batch_major'}, bidirectional={cfg.bidirectional}, "
-            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype})\n"
-            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{cfg.dtype}\")\n"
-            f"{layout}"
-            "with torch.no_grad():\n"
-            "    out = lstm(torch.from_numpy(x))  # (output, (h_n, c_n))\n"
-            + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in ("[0]", "[1][0]", "[1][1]"))
-            + 'print("params", sum(p.numel() for p in lstm.parameters()))\n')
+            f"bias={cfg.bias}, batch_first={batch_first}, bidirectional={cfg.bidirectional}, "
+            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype})",
+            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")",
+        ]
+        lines += layout.splitlines()
+        lines.append(f"x = torch.from_numpy(x).to(torch.{cfg.dtype})")
+        if cfg.lengths is not None:
+            lines.append(f"x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor({list(cfg.lengths)}), "
+                         f"batch_first={batch_first}, enforce_sorted=False)")
+        args = "x"
+        if cfg.initial_state != "none":
+            batch = "" if cfg.layout == "unbatched" else f"{B}, "
+            make = "torch.zeros" if cfg.initial_state == "zeros" else "-0.5 + torch.rand"
+            lines.append(f"h0 = {make}({L * D}, {batch}{Hp}, dtype=torch.{cfg.dtype})  # (L*D, B, H')")
+            lines.append(f"c0 = {make}({L * D}, {batch}{H}, dtype=torch.{cfg.dtype})  # (L*D, B, H)")
+            args = "x, (h0, c0)"
+        lines += ["with torch.no_grad():",
+                  f"    out = lstm({args})  # ({'PackedSequence' if cfg.lengths is not None else 'output'}, "
+                  "(h_n, c_n))"]
+        if cfg.lengths is not None:
+            lines.append(f"# padded output: torch.nn.utils.rnn.pad_packed_sequence(out[0], batch_first={batch_first}, "
+                         f"total_length={T})[0] (0.0 past each length)")
+        lines += [f'print("out{p}", tuple(out{p}.shape))' for p, _ in _return_paths(cfg)]
+        lines.append('print("params", sum(p.numel() for p in lstm.parameters()))')
+        return "\n".join(lines) + "\n"
 
+    # ---- worker half ----
     def setup(self) -> dict[str, str]:
         import torch
         self._torch = torch
         torch.set_num_threads(1)
+        # GPU values must be float32 values: no TensorFloat-32 in matmuls (cuBLAS) nor in cuDNN (its LSTM
+        # kernels). Plain attributes, harmless on a CPU-only build.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         return {"torch": torch.__version__}
 
     def devices(self) -> list[str]:
@@ -65,34 +126,137 @@ class TorchLSTM(Impl):
         torch = self._torch
         return torch.cuda.get_device_name(0) if device == "gpu" else "cpu"
 
-    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+    def _device(self, device: str):
+        return self._torch.device("cuda:0" if device == "gpu" else "cpu")
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
         torch = self._torch
-        dev = torch.device("cuda:0" if device == "gpu" else "cpu")
-        t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed)
+        dtype = getattr(torch, cfg.dtype)
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
                                batch_first=cfg.layout == "batch_major", bidirectional=cfg.bidirectional,
-                               proj_size=cfg.proj_size, device=dev, dtype=getattr(torch, cfg.dtype))
-        xin = torch.from_numpy(to_native_layout(cfg, x)).to(dev)
+                               proj_size=cfg.proj_size, device=self._device(device), dtype=dtype)
+        params = dict(module.named_parameters())
+        native = {}
+        for layer in range(cfg.num_layers):
+            for d, dname in enumerate(direction_names(cfg)):
+                w = {k.rsplit("/", 1)[1]: v for k, v in weights.items() if k.startswith(f"layer{layer}/{dname}/")}
+                native[_native_name("weight_ih", layer, d)] = w["W"].T
+                native[_native_name("weight_hh", layer, d)] = w["U"].T
+                if cfg.bias:
+                    native[_native_name("bias_ih", layer, d)] = w["b"]
+                    native[_native_name("bias_hh", layer, d)] = np.zeros_like(w["b"])
+                if cfg.proj_size:
+                    native[_native_name("weight_hr", layer, d)] = w["R"].T
+        if set(native) != set(params):
+            raise RuntimeError(f"weight mapping does not cover torch's parameters: unmapped "
+                               f"{sorted(set(params) - set(native))}, unknown {sorted(set(native) - set(params))}")
+        with torch.no_grad():
+            for name, value in native.items():
+                p = params[name]
+                if tuple(p.shape) != value.shape:
+                    raise RuntimeError(f"{name}: native shape {tuple(p.shape)} but mapped weight {value.shape}")
+                # float64 -> native dtype in one rounding (bfloat16 / float16 included)
+                p.copy_(torch.from_numpy(np.ascontiguousarray(value, np.float64)).to(dtype))
+        return module
+
+    def read_weights(self, cfg: Config, native) -> dict:
+        """Canonical float64 arrays (exact widening of the native values); b = bias_ih + bias_hh."""
+        torch = self._torch
+        params = {n: p.detach().cpu().to(torch.float64).numpy() for n, p in native.named_parameters()}
+        out = {}
+        for layer in range(cfg.num_layers):
+            for d, dname in enumerate(direction_names(cfg)):
+                prefix = f"layer{layer}/{dname}/"
+                out[prefix + "W"] = params.pop(_native_name("weight_ih", layer, d)).T.copy()
+                out[prefix + "U"] = params.pop(_native_name("weight_hh", layer, d)).T.copy()
+                if _native_name("bias_ih", layer, d) in params:
+                    out[prefix + "b"] = (params.pop(_native_name("bias_ih", layer, d))
+                                         + params.pop(_native_name("bias_hh", layer, d)))
+                if _native_name("weight_hr", layer, d) in params:
+                    out[prefix + "R"] = params.pop(_native_name("weight_hr", layer, d)).T.copy()
+        if params:
+            raise RuntimeError(f"native parameters with no canonical counterpart: {sorted(params)}")
+        return out
+
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        torch = self._torch
+        rnn_utils = torch.nn.utils.rnn
+        dev = self._device(device)
+        dtype = getattr(torch, cfg.dtype)
+        batch_first = cfg.layout == "batch_major"
+        L, D, Hp, H, T = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size, cfg.timesteps
+        notes: list[str] = []
+        t0 = time.perf_counter()
+        module = self.load_weights(cfg, device, weights)
+        xin = torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
+        if cfg.dtype != str(x.dtype):
+            notes.append(f"input travels as {x.dtype} and is cast to torch.{cfg.dtype} before the call")
+        if cfg.lengths is not None:
+            # lengths must be a CPU int64 tensor (or a list); torch sorts internally with enforce_sorted=False
+            xin = rnn_utils.pack_padded_sequence(xin, torch.tensor(cfg.lengths, dtype=torch.int64),
+                                                 batch_first=batch_first, enforce_sorted=False)
+            notes.append(f"lengths: input packed with torch.nn.utils.rnn.pack_padded_sequence(x, "
+                         f"lengths={list(cfg.lengths)}, batch_first={batch_first}, enforce_sorted=False)")
+        args = (xin,)
+        if init is not None:
+            h0 = np.stack([h for h, _ in init])            # (L*D, B, H'), index layer * D + direction
+            c0 = np.stack([c for _, c in init])            # (L*D, B, H)
+            if cfg.layout == "unbatched":
+                h0, c0 = h0[:, 0], c0[:, 0]
+            hx = tuple(torch.from_numpy(np.ascontiguousarray(s)).to(device=dev, dtype=dtype) for s in (h0, c0))
+            args = (xin, hx)
+            notes.append("initial states passed as (h_0, c_0): the canonical (h0, c0) per layer, then direction, "
+                         f"stacked on a first axis of L*D (index layer*D + direction) to {tuple(h0.shape)} and "
+                         f"{tuple(c0.shape)}")
         t1 = time.perf_counter()
         with torch.no_grad():
-            out, (h_n, c_n) = module(xin)
+            out, (h_n, c_n) = module(*args)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
-        out, h_n, c_n = (t.cpu().numpy() for t in (out, h_n, c_n))
+
+        def record(path, role, tensor, top=True):
+            r = returned(path, role, tensor, top=top)
+            r["dtype"] = str(tensor.dtype).removeprefix("torch.")
+            return r
+
+        if cfg.lengths is not None:
+            returns = [record(f"[0].{name}", role, getattr(out, name)) for name, role in _PACKED_FIELDS]
+            default_pad = inspect.signature(rnn_utils.pad_packed_sequence).parameters["padding_value"].default
+            padded, _ = rnn_utils.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
+            path = f"pad_packed_sequence([0], batch_first={batch_first}, total_length={T})[0]"
+            notes.append(f"lengths: the LSTM returns output as a PackedSequence (data {list(out.data.shape)} = "
+                         f"(sum(lengths), D*H'), batch_sizes, sorted_indices, unsorted_indices), not a padded tensor; "
+                         f"unpacked with torch.nn.utils.rnn.{path}, which writes its padding_value={default_pad!r} "
+                         "(its default) at every step past a sequence's length")
+            notes.append("lengths: h_n / c_n hold each sequence's state after its last valid step, in the input's "
+                         "batch order (torch restores it with unsorted_indices)")
+            returns.append(record(path, "output", padded, top=False))
+            out = padded
+        else:
+            returns = [record("[0]", "output", out)]
+        returns += [record("[1][0]", "h", h_n), record("[1][1]", "c", c_n)]
+
+        def to_np(t):
+            t = t.detach().cpu()
+            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+        if cfg.dtype == "bfloat16":
+            notes.append("bfloat16 results are widened to float32 (exactly) for NumPy, which has no bfloat16")
+        out, h_n, c_n = to_np(out), to_np(h_n), to_np(c_n)
 
         obs = Observation(
             construct=(f"torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
-                       f"bias={cfg.bias}, batch_first={cfg.layout == 'batch_major'}, "
-                       f"bidirectional={cfg.bidirectional}, proj_size={cfg.proj_size})"),
-            returns=[returned("[0]", "output", out), returned("[1][0]", "h", h_n), returned("[1][1]", "c", c_n)],
+                       f"bias={cfg.bias}, batch_first={batch_first}, "
+                       f"bidirectional={cfg.bidirectional}, proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype})"
+                       + (" on a PackedSequence" if cfg.lengths is not None else "")
+                       + (" with (h_0, c_0)" if init is not None else "")),
+            returns=returns,
             params=[{"name": n, "shape": list(p.shape)} for n, p in module.named_parameters()],
             param_count=sum(p.numel() for p in module.parameters()),
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
-        notes = obs.normalization
-        L, D, Hp, H = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size
+        obs.normalization = notes
         if cfg.layout == "unbatched":
             out, h_n, c_n = out[None], h_n[:, None], c_n[:, None]
             notes.append("unbatched: add a batch axis of 1 to output (axis 0) and h_n/c_n (axis 1)")
