@@ -1,5 +1,6 @@
 """Keras 3: a stack of ``keras.layers.LSTM`` layers, each wrapped in ``keras.layers.Bidirectional``
-when the case is bidirectional, called eagerly one on the output of the previous one.
+when the case is bidirectional, called eagerly one on the output of the previous one, with the
+canonical weights assigned to their variables.
 
 Native facts this adapter maps: input is always batch-first ``(B, T, F)`` (there is no
 ``time_major`` argument in Keras 3, and ``InputSpec(ndim=3)`` refuses unbatched input); without
@@ -13,6 +14,16 @@ global default, float32) that it does not take from the wrapped layer: with ``dt
 the LSTM only, it casts its input to float32 and returns a float32 merged output beside float64
 states; that is recorded as returned, not corrected.
 
+Weights: an LSTM cell holds ``kernel (in, 4H)``, ``recurrent_kernel (H, 4H)`` and ``bias (4H)``
+with the gates in the order i, f, c, o: the canonical ``W``, ``U`` and ``b`` exactly, no
+transpose, no reordering. A ``Bidirectional`` holds two LSTM copies, ``forward_layer`` and
+``backward_layer`` (the latter built with ``go_backwards=True``), each with its own cell.
+
+Lengths are a boolean mask ``(B, T)`` passed as ``mask=`` to every layer's call; initial states
+are ``initial_state=[h0, c0]`` for an LSTM and ``[h_fw, c_fw, h_bw, c_bw]`` for a
+``Bidirectional`` (it gives the first half to its forward layer); ``go_backwards`` is
+``LSTM(go_backwards=True)``, which returns its output sequence in processing order (reversed).
+
 The backend is fixed when Keras is imported, from ``KERAS_BACKEND`` (set in ``env`` before the
 worker imports anything), so one adapter instance serves exactly one backend.
 """
@@ -24,7 +35,7 @@ import time
 
 import numpy as np
 
-from ..reference import direction_names, layer_input_size, to_native_layout
+from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
 from .base import Impl, Observation, returned
 
@@ -35,6 +46,20 @@ _BACKEND_ENV = {
     "jax": {"TF_CPP_MIN_LOG_LEVEL": "3", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
     "torch": {"TF_CPP_MIN_LOG_LEVEL": "3"},
 }
+
+# Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
+_VARIABLES = (("W", "kernel"), ("U", "recurrent_kernel"), ("b", "bias"))
+
+# The default recurrent initializer, Orthogonal, runs a QR decomposition in the variable's dtype, and
+# TensorFlow's Qr op has no bfloat16 kernel: LSTM(dtype="bfloat16") fails in build() with
+# "Value for attr 'T' of bfloat16 is not in the list of allowed values" (keras-team/keras#16970). The
+# initial values are replaced by the canonical weights anyway, so bfloat16 builds use another initializer.
+_BF16_INIT = {"recurrent_initializer": "glorot_uniform"}
+
+
+def _widen(a: np.ndarray) -> np.ndarray:
+    """bfloat16 (ml_dtypes, as TensorFlow and JAX hand it to NumPy) -> float32, exactly; others as they are."""
+    return a.astype(np.float32) if str(a.dtype) == "bfloat16" else a
 
 
 class Keras3(Impl):
@@ -63,31 +88,67 @@ class Keras3(Impl):
                     "rejected with 'expected ndim=3, found ndim=2'")
         return None
 
+    @staticmethod
+    def _lstm_kwargs(cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
+        """The LSTM constructor's arguments after ``units``, as (name, value), in the order written."""
+        kw = [("return_sequences", return_sequences), ("return_state", cfg.return_state), ("use_bias", cfg.bias)]
+        if cfg.go_backwards:
+            kw.append(("go_backwards", True))
+        if cfg.dtype == "bfloat16":
+            kw += list(_BF16_INIT.items())
+        return kw + [("dtype", cfg.dtype)]
+
+    def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
+        args = ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}"
+                         for k, v in self._lstm_kwargs(cfg, return_sequences))
+        lstm = f"keras.layers.LSTM({cfg.hidden_size}, {args})"
+        return (f"keras.layers.Bidirectional({lstm}, merge_mode={quote}{cfg.merge_mode}{quote})"
+                if cfg.bidirectional else lstm)
+
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        L = cfg.num_layers
-
-        def layer(return_sequences: bool) -> str:
-            lstm = (f"keras.layers.LSTM({cfg.hidden_size}, return_sequences={return_sequences}, "
-                    f"return_state={cfg.return_state}, use_bias={cfg.bias}, dtype=\"{cfg.dtype}\")")
-            return (f"keras.layers.Bidirectional({lstm}, merge_mode=\"{cfg.merge_mode}\")" if cfg.bidirectional
-                    else lstm)
-
+        L, D = cfg.num_layers, cfg.directions
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        call = []                       # the extra arguments of each layer's call
+        setup = ""
+        if cfg.lengths is not None:
+            setup += (f"mask = np.arange({T})[None, :] < np.array({list(cfg.lengths)})[:, None]"
+                      "  # (B, T): True at the valid steps of each sequence (right padding)\n")
+            call.append("mask=mask")
+        if cfg.initial_state != "none":
+            make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"
+            order = "[h, c]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"
+            if cfg.initial_state == "random":
+                setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
+            setup += ("states = [  # per layer: initial_state=" + order + "\n"
+                      f"    [keras.ops.convert_to_tensor({make}, dtype=\"{cfg.dtype}\") "
+                      f"for shape in [({B}, {hidden_out(cfg)}), ({B}, {cfg.hidden_size})] * {D}]\n"
+                      f"    for _ in range({L})\n]\n")
         if L == 1:
-            build = f"layer = {layer(cfg.return_sequences)}\nout = layer(x)\n"
+            if cfg.initial_state != "none":
+                call.append("initial_state=states[0]")
+            build = (f"layer = {self._construct(cfg, cfg.return_sequences, quote=chr(34))}\n"
+                     f"out = layer({', '.join(['x'] + call)})\n")
             count = "layer.count_params()"
         else:
-            items = [layer(True)] * (L - 1) + [layer(cfg.return_sequences)]
-            step = ("    out = layer(h)\n    h = out[0]  # return_state: [output, *states]\n" if cfg.return_state
-                    else "    h = out = layer(h)\n")
+            items = [self._construct(cfg, True, quote=chr(34))] * (L - 1) + [
+                self._construct(cfg, cfg.return_sequences, quote=chr(34))]
+            if cfg.initial_state != "none":
+                call.append("initial_state=state")
+                loop = "for layer, state in zip(layers, states):"
+            else:
+                loop = "for layer in layers:"
+            step = (f"    out = layer({', '.join(['h'] + call)})\n    h = out[0]  # return_state: [output, *states]\n"
+                    if cfg.return_state else f"    h = out = layer({', '.join(['h'] + call)})\n")
+            if cfg.go_backwards:
+                step += "    h = keras.ops.flip(h, axis=1)  # go_backwards returns reversed time: back to time order\n"
             build = ("layers = [\n" + "".join(f"    {i},\n" for i in items) + "]\n"
-                     "h = x\nfor layer in layers:  # each layer called on the previous one's output\n" + step)
+                     f"h = x\n{loop}  # each layer called on the previous one's output\n" + step)
             count = "sum(layer.count_params() for layer in layers)"
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
-        paths = [f"[{i}]" for i in range(1 + 2 * cfg.directions)] if cfg.return_state else [""]
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
         return (
             "import os\n"
             f"os.environ[\"KERAS_BACKEND\"] = \"{self.backend}\"\n"
@@ -95,8 +156,9 @@ class Keras3(Impl):
             "import numpy as np\n"
             "\n"
             f"keras.utils.set_random_seed({cfg.seed})\n"
-            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{cfg.dtype}\")\n"
+            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{array_dtype(cfg)}\")\n"
             f"x = keras.ops.convert_to_tensor(x, dtype=\"{cfg.dtype}\")\n"
+            + setup
             + build
             + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
             + f'print("params", {count})\n')
@@ -109,12 +171,19 @@ class Keras3(Impl):
                                f"{self.backend!r} (KERAS_BACKEND must be set before keras is imported)")
         self._keras = keras
         self._backend_mod = importlib.import_module(self.backend)
+        # Full float32 matmuls on GPU: no TF32 (Ampere and later would round matmul inputs to 10 bits).
         if self.backend == "tensorflow":
             tf = self._backend_mod
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)
+            tf.config.experimental.enable_tensor_float_32_execution(False)   # matmuls and cuDNN RNNs
+        elif self.backend == "jax":
+            self._backend_mod.config.update("jax_default_matmul_precision", "highest")
         elif self.backend == "torch":
-            self._backend_mod.set_num_threads(1)
+            torch = self._backend_mod
+            torch.set_num_threads(1)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         return {"keras": keras.__version__, "backend": keras.backend.backend(),
                 self.backend: self._backend_mod.__version__}
 
@@ -139,41 +208,81 @@ class Keras3(Impl):
             return gpu.device_kind
         return mod.cuda.get_device_name(0)
 
-    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+    @staticmethod
+    def _directions(layer) -> list:
+        """The LSTM layers of one stacked layer, in canonical direction order (forward, backward)."""
+        return [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
+        recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``)."""
         keras = self._keras
         L, dirs = cfg.num_layers, direction_names(cfg)
         keras.backend.clear_session()          # free the previous run's layers and reset layer names
-        t0 = time.perf_counter()
         keras.utils.set_random_seed(cfg.seed)
+        layers = []
         with keras.device("gpu:0" if device == "gpu" else "cpu:0"):
-            layers = []
             for l in range(L):
                 lstm = keras.layers.LSTM(cfg.hidden_size,
-                                         return_sequences=cfg.return_sequences if l == L - 1 else True,
-                                         return_state=cfg.return_state, use_bias=cfg.bias, dtype=cfg.dtype)
+                                         **dict(self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True)))
                 layer = keras.layers.Bidirectional(lstm, merge_mode=cfg.merge_mode) if cfg.bidirectional else lstm
                 layer.build((cfg.batch, cfg.timesteps, layer_input_size(cfg, l)))   # else built on first call
+                for d, sub in zip(dirs, self._directions(layer)):
+                    for name, attr in _VARIABLES:
+                        key = f"layer{l}/{d}/{name}"
+                        if key in weights:
+                            getattr(sub.cell, attr).assign(np.asarray(weights[key], array_dtype(cfg)))
                 layers.append(layer)
-            xin = keras.ops.convert_to_tensor(to_native_layout(cfg, x), dtype=cfg.dtype)
+        return layers
+
+    def read_weights(self, cfg: Config, native) -> dict:
+        keras, out = self._keras, {}
+        for l, layer in enumerate(native):
+            for d, sub in zip(direction_names(cfg), self._directions(layer)):
+                for name, attr in _VARIABLES:
+                    var = getattr(sub.cell, attr, None)
+                    if var is not None:
+                        out[f"layer{l}/{d}/{name}"] = np.asarray(keras.ops.convert_to_numpy(var), array_dtype(cfg))
+        return out
+
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        keras = self._keras
+        L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
+        t0 = time.perf_counter()
+        layers = self.load_weights(cfg, device, weights)
+        with keras.device("gpu:0" if device == "gpu" else "cpu:0"):
+            xin = keras.ops.convert_to_tensor(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), dtype=cfg.dtype)
+            call = {}
+            if cfg.lengths is not None:
+                call["mask"] = keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool")
+            initial = None if init is None else [
+                [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
+                 for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
             native, h = [], xin
-            for layer in layers:
-                r = layer(h)
+            for l, layer in enumerate(layers):
+                r = layer(h, **call, **({} if initial is None else {"initial_state": initial[l]}))
                 native.append(r)
                 h = r[0] if isinstance(r, (tuple, list)) else r
+                if cfg.go_backwards and l < L - 1:
+                    h = keras.ops.flip(h, axis=1)       # processing order -> time order for the next layer
             native = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
                       else keras.ops.convert_to_numpy(r) for r in native]   # waits for the device
         t2 = time.perf_counter()
 
-        def construct(return_sequences: bool) -> str:
-            c = (f"keras.layers.LSTM({cfg.hidden_size}, return_sequences={return_sequences}, "
-                 f"return_state={cfg.return_state}, use_bias={cfg.bias}, dtype={cfg.dtype!r})")
-            return f"keras.layers.Bidirectional({c}, merge_mode={cfg.merge_mode!r})" if cfg.bidirectional else c
-
+        calls = []
+        if cfg.lengths is not None:
+            calls.append("mask=<(B, T) bool, True at valid steps>")
+        if init is not None:
+            calls.append("initial_state=" + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"))
+        how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
+        between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
+                   "layer reads it" if cfg.go_backwards and L > 1 else "")
         obs = Observation(
-            construct=(construct(cfg.return_sequences) if L == 1 else
-                       f"{construct(True)}{f' x {L - 1}' if L > 2 else ''} then {construct(cfg.return_sequences)}, "
-                       "each called on the previous one's output"),
+            construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else
+                        f"{self._construct(cfg, True)}{f' x {L - 1}' if L > 2 else ''} then "
+                        f"{self._construct(cfg, cfg.return_sequences)}, each called on the previous one's output")
+                       + how + between),
             params=[{"name": w.path, "shape": [int(d) for d in w.shape]} for layer in layers for w in layer.weights],
             param_count=int(sum(layer.count_params() for layer in layers)),
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
@@ -198,21 +307,52 @@ class Keras3(Impl):
 
         top = native[-1]
         obs.output = top[0] if isinstance(top, list) else top
+        notes.append("canonical weights W, U, b -> each LSTM cell's kernel (in, 4H), recurrent_kernel (H, 4H), "
+                     "bias (4H) as they are: same layout and gate order (i, f, c, o)"
+                     + ("; Bidirectional: forward_layer.cell <- forward, backward_layer.cell <- backward"
+                        if cfg.bidirectional else ""))
         notes.append("input and output are batch-first natively: no layout change")
         if L > 1:
             notes.append(f"{L} layers stacked by calling each on the previous one's output; lower layers use "
                          "return_sequences=True, the top layer the case's return_sequences")
+        if cfg.lengths is not None:
+            notes.append(f"lengths {list(cfg.lengths)} -> a boolean mask (B, T), True at steps t < length, passed as "
+                         "mask= to every layer's call (Keras's own mechanism: what Masking or "
+                         "Embedding(mask_zero=True) attach); the native return structure is unchanged, and the outputs "
+                         "at padded steps are left as returned")
+        if init is not None:
+            notes.append("initial states (h0, c0) per layer and direction -> initial_state="
+                         + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw] (Bidirectional gives the first half to "
+                                                      "its forward layer, the second to its backward layer)")
+                         + f" in each layer's call, as {cfg.dtype} tensors")
+        if cfg.go_backwards:
+            notes.append("go_backwards -> keras.layers.LSTM(go_backwards=True)"
+                         + (", every layer; each lower layer's output sequence, returned in processing order "
+                            "(reversed time), is flipped to time order (keras.ops.flip(axis=1)) before the next "
+                            "layer reads it, so every layer reads the sequence in time order and runs backwards over "
+                            "it (unflipped, the next go_backwards layer would read it forwards)" if L > 1 else ""))
         if cfg.return_sequences:
-            notes.append("output = the top layer's output sequence (B, T, F')"
-                         + (f" with directions merged by merge_mode={cfg.merge_mode!r}; the backward "
-                            "direction is already in original time order" if cfg.bidirectional else ""))
+            if cfg.go_backwards:
+                notes.append("output = the top layer's output sequence flipped along time (axis 1): "
+                             "LSTM(go_backwards=True) returns it in processing order, last time step first")
+            else:
+                notes.append("output = the top layer's output sequence (B, T, F')"
+                             + (f" with directions merged by merge_mode={cfg.merge_mode!r}; the backward "
+                                "direction is already in original time order" if cfg.bidirectional else ""))
         else:
             notes.append("output = the top layer's output (B, F'), which Keras already makes the final hidden "
                          "state" + (f" of each direction merged by merge_mode={cfg.merge_mode!r} (backward: the "
-                                    "state after reading time step 0)" if cfg.bidirectional else ""))
+                                    "state after reading time step 0)" if cfg.bidirectional else
+                                    " (go_backwards: the state after reading time step 0)" if cfg.go_backwards else ""))
+        if cfg.return_sequences and cfg.go_backwards:
+            obs.output = np.ascontiguousarray(obs.output[:, ::-1])
         if str(obs.output.dtype) != cfg.dtype:
             notes.append(f"output dtype is {obs.output.dtype}, not the case's {cfg.dtype}: left as returned "
                          f"(the top layer's dtype policy is {layers[-1].dtype_policy.name!r})")
+        if any(str(a.dtype) == "bfloat16" for a in [obs.output, *(t for pair in states for t in pair)]):
+            obs.output = _widen(obs.output)
+            states = [(_widen(h), _widen(c)) for h, c in states]
+            notes.append("bfloat16 results widened to float32 (exact) for NumPy, which has no bfloat16 of its own")
         if cfg.return_state:
             obs.states = states
             if cfg.bidirectional:
