@@ -10,16 +10,28 @@ sequence; ``time_major=True`` takes ``(T, B, F)``; a ``(T, F)`` input has no bat
 ``LSTMCell`` has no projection and always has a bias (its hidden Dense layers hi/hf/hg/ho use
 ``use_bias=True``, the input Dense layers ii/if/ig/io none: one bias vector per layer and
 direction). ``Bidirectional`` passes its *own* ``time_major`` to both RNNs, overriding theirs.
+
+Weights: one Dense per gate. Canonical ``W (in, 4H)``, ``U (H, 4H)``, ``b (4H)`` (gates i, f, g, o)
+map block by block, with no transpose (flax kernels are ``(in, out)`` like the canonical ones):
+``W[:, k*H:(k+1)*H] -> cell/i{k}/kernel``, ``U[:, block] -> cell/h{k}/kernel``,
+``b[block] -> cell/h{k}/bias`` for k in i, f, g, o, under ``params/layers_{l}`` (one direction) or
+``params/layers_{l}/{forward_rnn|backward_rnn}`` (``Bidirectional``).
+
+Call arguments: lengths are ``seq_lengths`` (``RNN`` and ``Bidirectional``; flax selects the carry at
+each sequence's last valid step but does not zero, or stop computing, the outputs at padded steps);
+initial states are ``initial_carry=(c0, h0)`` per RNN and ``((c0_f, h0_f), (c0_b, h0_b))`` for
+``Bidirectional``; ``go_backwards`` is ``nn.RNN(reverse=True, keep_order=True)`` (reverse=True alone
+returns the outputs in reading order; keep_order=True flips them back to time order, as
+``Bidirectional`` does for its backward RNN).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 
-from ..reference import direction_names, to_native_layout
+from ..reference import array_dtype, direction_names, to_native_layout
 from ..spec import Config
 from .base import Impl, Observation, returned
 
@@ -30,6 +42,17 @@ _MERGE = {
     "mul": ("merge_fn=lambda a, b: a * b", lambda a, b: a * b),
     "ave": ("merge_fn=lambda a, b: (a + b) / 2", lambda a, b: (a + b) / 2),
 }
+_GATES = ("i", "f", "g", "o")   # canonical gate order; flax names its Dense layers i{gate} and h{gate}
+_RNN_NAMES = ("forward_rnn", "backward_rnn")   # nn.Bidirectional's submodule names, by canonical direction
+
+
+def _model_key(cfg: Config, device: str) -> tuple:
+    """What the native module depends on. Everything else (input size, batch, timesteps, lengths and
+    initial-state values, return_sequences/return_state, seed) is an argument or a shape of the
+    jitted apply, so configurations that differ only there share one jitted function (jit retraces
+    per new shape or argument structure)."""
+    return (cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.merge_mode if cfg.bidirectional else None,
+            cfg.layout == "time_major", cfg.dtype, cfg.go_backwards, device)
 
 
 class FlaxLinen(Impl):
@@ -40,8 +63,8 @@ class FlaxLinen(Impl):
     env: dict[str, str] = {}
 
     def __init__(self):
-        self._models: dict = {}   # (config without seed, device) -> (model, jitted apply)
-        self._params: dict = {}   # config without seed -> (seed, variables on the CPU): the last init
+        self._models: dict = {}   # _model_key -> (model, jitted apply)
+        self._shapes: dict = {}   # (_model_key, input_size) -> flax's own abstract variables (eval_shape)
 
     # ---- static half ----
     def unsupported(self, cfg: Config) -> str | None:
@@ -57,37 +80,76 @@ class FlaxLinen(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        B, T, F, H = cfg.batch, cfg.timesteps, cfg.input_size, cfg.hidden_size
         tm = cfg.layout == "time_major"
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
                   "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
-        rnn = (f"nn.RNN(nn.LSTMCell(features={cfg.hidden_size}, dtype=jnp.{cfg.dtype}, "
-               f"param_dtype=jnp.{cfg.dtype}), return_carry=True, time_major={tm})")
+        if cfg.dtype in ("float16", "bfloat16"):
+            layout += f"x = jnp.asarray(x, jnp.{cfg.dtype})\n"
+        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+
+        def rnn_src(param_dtype: str) -> str:
+            return (f"nn.RNN(nn.LSTMCell(features={H}, dtype=jnp.{cfg.dtype}, "
+                    f"param_dtype=jnp.{param_dtype}), return_carry=True, time_major={tm}{backwards})")
+
+        rnn = rnn_src(cfg.dtype)
+        half = cfg.dtype in ("float16", "bfloat16")
+        extra, call = "", ""
+        if cfg.lengths is not None:
+            extra += f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence\n"
+            call += ", seq_lengths=seq_lengths"
+        if cfg.initial_state != "none":
+            shape = (H,) if cfg.layout == "unbatched" else (B, H)
+            if cfg.initial_state == "zeros":
+                make = f"jnp.zeros({shape}, jnp.{cfg.dtype})"
+                extra += f"c0 = h0 = {make}\n"
+            else:
+                make = (f"jax.random.uniform(jax.random.PRNGKey({{}}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)")
+                extra += f"c0, h0 = {make.format(1)}, {make.format(2)}\n"
+            extra += "carry = (c0, h0)  # LSTMCell carry: c first\n"
+            if cfg.bidirectional:
+                extra += "carry = (carry, carry)  # (forward, backward)\n"
+            call += ", initial_carry=carry"
         if cfg.bidirectional:
             merge = {"concat": "", "sum": ", merge_fn=lambda a, b: a + b", "mul": ", merge_fn=lambda a, b: a * b",
                      "ave": ", merge_fn=lambda a, b: (a + b) / 2"}[cfg.merge_mode]
             build = (f"forward = {rnn}\nbackward = {rnn}\n"
                      f"layer = nn.Bidirectional(forward, backward, return_carry=True, time_major={tm}{merge})\n")
+            init_layer = (f"nn.Bidirectional({rnn_src('float32')}, {rnn_src('float32')}, return_carry=True, "
+                          f"time_major={tm}{merge})")
             carry = "((c_fw, h_fw), (c_bw, h_bw))"
             paths = ["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]", "[1]"]
         else:
             build = f"layer = {rnn}\n"
+            init_layer = rnn_src("float32")
             carry = "(c, h)"
             paths = ["[0][0]", "[0][1]", "[1]"]
+        if half:
+            build += (f"# LSTMCell's default recurrent_kernel_init (orthogonal: a QR) has no {cfg.dtype} kernel "
+                      f"(jax-ml/jax#30176):\n# random init of the same layer with float32 parameters, cast to "
+                      f"{cfg.dtype}\ninit_layer = {init_layer}\n")
+        build += extra
         count = "sum(np.size(p) for p in jax.tree_util.tree_leaves(variables))"
         key = f"jax.random.PRNGKey({cfg.seed})"
+
+        def init(inp: str) -> str:
+            if half:
+                return (f"jax.tree_util.tree_map(lambda p: p.astype(jnp.{cfg.dtype}), "
+                        f"init_layer.init({key}, {inp}))")
+            return f"layer.init({key}, {inp})"
+
         if cfg.num_layers == 1:
-            build += (f"variables = layer.init({key}, x)\n"
-                      f"out = layer.apply(variables, x)  # (carry, outputs), carry {carry}\n")
+            build += (f"variables = {init('x')}\n"
+                      f"out = layer.apply(variables, x{call})  # (carry, outputs), carry {carry}\n")
             params = f'print("params", {count})\n'
         else:
             build += (f"h, params = x, 0\n"
                       f"for _ in range({cfg.num_layers}):  # {cfg.num_layers} layers, each reading the previous "
                       f"one's outputs\n"
-                      f"    variables = layer.init({key}, h)\n"
+                      f"    variables = {init('h')}\n"
                       f"    params += {count}\n"
-                      f"    out = layer.apply(variables, h)  # (carry, outputs), carry {carry}\n"
+                      f"    out = layer.apply(variables, h{call})  # (carry, outputs), carry {carry}\n"
                       f"    h = out[1]\n")
             params = 'print("params", params)\n'
         return (
@@ -97,7 +159,7 @@ class FlaxLinen(Impl):
             "import numpy as np\n"
             "\n"
             + ('jax.config.update("jax_enable_x64", True)\n' if cfg.dtype == "float64" else "")
-            + f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{cfg.dtype}\")\n"
+            + f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{array_dtype(cfg)}\")\n"
             + layout + build
             + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
             + params)
@@ -109,6 +171,9 @@ class FlaxLinen(Impl):
         import jaxlib
         # float64 cases need x64; float32 cases stay float32 (dtype/param_dtype are passed explicitly).
         jax.config.update("jax_enable_x64", True)
+        # GPU: XLA's default float32 matmul precision there is TF32-like (reduced); "highest" makes every
+        # Dense (which uses the default precision) a full float32 matmul. A no-op on the CPU.
+        jax.config.update("jax_default_matmul_precision", "highest")
         self._jax = jax
         return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__}
 
@@ -124,9 +189,13 @@ class FlaxLinen(Impl):
     def device_name(self, device: str) -> str:
         return self._gpus()[0].device_kind if device == "gpu" else "cpu"
 
+    def _device(self, device: str):
+        return self._gpus()[0] if device == "gpu" else self._jax.devices("cpu")[0]
+
     def _build(self, cfg: Config, device: str):
-        """The native construct for ``cfg`` and its jitted apply, cached per traced shape and device."""
-        key = (dataclasses.replace(cfg, seed=0), device)
+        """The native construct for ``cfg`` and its jitted apply ``apply(variables, x, seq_lengths,
+        initial_carries)``, cached per :func:`_model_key`: the weights are an argument, never baked in."""
+        key = _model_key(cfg, device)
         if key in self._models:
             return self._models[key]
         import flax.linen as nn
@@ -135,10 +204,11 @@ class FlaxLinen(Impl):
 
         dtype = getattr(jnp, cfg.dtype)
         time_major = cfg.layout == "time_major"
+        backwards = {"reverse": True, "keep_order": True} if cfg.go_backwards else {}
 
         def rnn():
             return nn.RNN(nn.LSTMCell(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype),
-                          return_carry=True, time_major=time_major)
+                          return_carry=True, time_major=time_major, **backwards)
 
         if cfg.bidirectional:
             merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
@@ -151,13 +221,15 @@ class FlaxLinen(Impl):
             layers = [rnn() for _ in range(cfg.num_layers)]
 
         class StackedRNN(nn.Module):
-            """Applies the RNN layers in sequence; returns every layer's carry and the top outputs."""
+            """Applies the RNN layers in sequence, each with the same ``seq_lengths`` and its own
+            ``initial_carry``; returns every layer's carry and the top outputs."""
             layers: tuple
 
-            def __call__(self, x):
+            def __call__(self, x, seq_lengths=None, initial_carries=None):
                 carries = []
-                for layer in self.layers:
-                    carry, x = layer(x)
+                for l, layer in enumerate(self.layers):
+                    carry, x = layer(x, seq_lengths=seq_lengths,
+                                     initial_carry=None if initial_carries is None else initial_carries[l])
                     carries.append(carry)
                 return carries, x
 
@@ -165,47 +237,119 @@ class FlaxLinen(Impl):
         built = self._models[key] = (model, jax.jit(model.apply))
         return built
 
-    def _init(self, cfg: Config, model, xin):
-        """``model.init(PRNGKey(seed), x)`` on the CPU, un-jitted, remembering the last seed per shape.
+    def _native_shapes(self, cfg: Config, device: str, model):
+        """Flax's own variables tree for ``cfg`` (abstract: ``jax.eval_shape`` of ``model.init``, no
+        compute), cached. The mapped weights must match it exactly, so the parameters the observation
+        reports are the ones flax itself declares."""
+        key = (_model_key(cfg, device), cfg.input_size)
+        if key not in self._shapes:
+            jax = self._jax
+            x = jax.ShapeDtypeStruct((1, 1, cfg.input_size), getattr(jax.numpy, cfg.dtype))
+            self._shapes[key] = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
+        return self._shapes[key]
 
-        Measured: jitting init costs a whole-program XLA compile per new shape (2-7 s here), about
-        twice what eager init costs, whose per-primitive compilations are reused across shapes.
-        Initialising on the CPU also gives every device the same parameters.
-        """
+    def load_weights(self, cfg: Config, device: str, weights: dict[str, np.ndarray]):
+        """Canonical weights -> flax ``variables`` (``{"params": ...}``, cfg.dtype, on ``device``): per gate
+        k of i, f, g, o, ``W[:, kH:(k+1)H] -> i{k}/kernel``, ``U[:, kH:(k+1)H] -> h{k}/kernel``,
+        ``b[kH:(k+1)H] -> h{k}/bias``; checked against flax's own tree (names, shapes, dtypes)."""
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
         jax = self._jax
-        key = dataclasses.replace(cfg, seed=0)
-        hit = self._params.get(key)
-        if hit is not None and hit[0] == cfg.seed:
-            return hit[1]
-        with jax.default_device(jax.devices("cpu")[0]):
-            variables = jax.block_until_ready(model.init(jax.random.PRNGKey(cfg.seed), xin))
-        self._params[key] = (cfg.seed, variables)
+        model, _ = self._build(cfg, device)
+        dev, H = self._device(device), cfg.hidden_size
+        ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
+
+        def put(a):
+            return jax.device_put(np.asarray(a).astype(ndtype), dev)
+
+        params = {}
+        for l in range(cfg.num_layers):
+            layer = params[f"layers_{l}"] = {}
+            for d, name in enumerate(direction_names(cfg)):
+                w = {k: weights[f"layer{l}/{name}/{k}"] for k in ("W", "U", "b")}
+                cell = {}
+                for k, gate in enumerate(_GATES):
+                    block = slice(k * H, (k + 1) * H)
+                    cell[f"i{gate}"] = {"kernel": put(w["W"][:, block])}
+                    cell[f"h{gate}"] = {"kernel": put(w["U"][:, block]), "bias": put(w["b"][block])}
+                if cfg.bidirectional:
+                    layer[_RNN_NAMES[d]] = {"cell": cell}
+                else:
+                    layer["cell"] = cell
+        variables = {"params": params}
+        expected = self._native_shapes(cfg, device, model)
+        ours = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), variables)
+        theirs = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), expected)
+        if ours != theirs:
+            raise ValueError(f"mapped weights do not match flax's own variables: {ours} != {theirs}")
         return variables
+
+    def read_weights(self, cfg: Config, native) -> dict[str, np.ndarray]:
+        """flax ``variables`` -> canonical weights (float64): concatenate the per-gate kernels and
+        biases in gate order i, f, g, o."""
+        out = {}
+        for l in range(cfg.num_layers):
+            layer = native["params"][f"layers_{l}"]
+            for d, name in enumerate(direction_names(cfg)):
+                cell = (layer[_RNN_NAMES[d]] if cfg.bidirectional else layer)["cell"]
+
+                def cat(module, param, axis):
+                    return np.concatenate([np.asarray(cell[f"{module}{g}"][param], np.float64) for g in _GATES], axis)
+
+                p = f"layer{l}/{name}/"
+                out[p + "W"] = cat("i", "kernel", 1)
+                out[p + "U"] = cat("h", "kernel", 1)
+                out[p + "b"] = cat("h", "bias", 0)
+        return out
+
+    def _initial_carries(self, cfg: Config, init, dev):
+        """Canonical [(h0, c0)] per layer, then direction -> per layer ``(c0, h0)`` (one direction) or
+        ``((c0_f, h0_f), (c0_b, h0_b))`` (Bidirectional); no batch axis for unbatched input."""
+        jax = self._jax
+        ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
+
+        def put(a):
+            a = np.asarray(a).astype(ndtype)
+            return jax.device_put(a[0] if cfg.layout == "unbatched" else a, dev)
+
+        D = cfg.directions
+        per_layer = []
+        for l in range(cfg.num_layers):
+            dirs = [(put(init[l * D + d][1]), put(init[l * D + d][0])) for d in range(D)]
+            per_layer.append(tuple(dirs) if D == 2 else dirs[0])
+        return per_layer
 
     def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
         jax = self._jax
-        dev = self._gpus()[0] if device == "gpu" else jax.devices("cpu")[0]
+        dev = self._device(device)
         t0 = time.perf_counter()
         model, apply = self._build(cfg, device)
-        xnat = to_native_layout(cfg, x)
-        variables = jax.device_put(self._init(cfg, model, xnat), dev)
-        xin = jax.block_until_ready(jax.device_put(xnat, dev))
+        variables = self.load_weights(cfg, device, weights)
+        ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
+        xin = jax.device_put(to_native_layout(cfg, x).astype(ndtype), dev)
+        seq_lengths = None if cfg.lengths is None else jax.device_put(np.asarray(cfg.lengths, np.int32), dev)
+        carries0 = None if init is None else self._initial_carries(cfg, init, dev)
+        jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
         with jax.default_device(dev):
-            carries, out = jax.block_until_ready(apply(variables, xin))
+            carries, out = jax.block_until_ready(apply(variables, xin, seq_lengths, carries0))
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
 
         L, D, dirs = cfg.num_layers, cfg.directions, direction_names(cfg)
         time_major = cfg.layout == "time_major"
+        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
         rnn = (f"nn.RNN(nn.LSTMCell(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}), "
-               f"return_carry=True, time_major={time_major})")
+               f"return_carry=True, time_major={time_major}{backwards})")
         if cfg.bidirectional:
             merge = "" if cfg.merge_mode == "concat" else f", merge_fn=<{cfg.merge_mode}>"
             layer = f"nn.Bidirectional({rnn}, {rnn}{merge}, return_carry=True, time_major={time_major})"
         else:
             layer = rnn
-        flat = jax.tree_util.tree_flatten_with_path(variables)[0]
+        call = "".join([", seq_lengths=lengths" if cfg.lengths is not None else "",
+                        ", initial_carry=carries[l]" if init is not None else ""])
+        flat = jax.tree_util.tree_flatten_with_path(self._native_shapes(cfg, device, model))[0]
 
         def name(path) -> str:
             return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
@@ -213,10 +357,11 @@ class FlaxLinen(Impl):
         # (c, h) per direction, per layer, in native order
         per_dir = [list(carries[l]) if D == 2 else [carries[l]] for l in range(L)]
         obs = Observation(
-            construct=(f"[{layer}] * {L} applied in sequence by a small nn.Module; "
-                       f"init(PRNGKey({cfg.seed})) on the CPU, jax.jit(apply) on {device}"),
+            construct=(f"[{layer}] * {L} applied in sequence by a small nn.Module, layer l called as "
+                       f"layer(x{call}); the canonical weights mapped per gate into its variables "
+                       f"(load_weights, no random init); jax.jit(apply) on {device}"),
             params=[{"name": name(p), "shape": list(v.shape)} for p, v in flat],
-            param_count=int(sum(np.size(v) for _, v in flat)),
+            param_count=int(sum(np.prod(v.shape, dtype=int) for _, v in flat)),
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
 
@@ -238,6 +383,19 @@ class FlaxLinen(Impl):
                      "top layer is (carry, outputs)")
         if cfg.bidirectional:
             notes.append(f"bidirectional: carry is (carry_fwd, carry_bwd); outputs merged by {_MERGE[cfg.merge_mode][0]}")
+        if init is not None:
+            notes.append("initial states: canonical (h0, c0) per layer and direction fed as initial_carry=(c0, h0)"
+                         + (" per direction, ((c0_f, h0_f), (c0_b, h0_b)) per Bidirectional layer" if D == 2 else
+                            " per layer")
+                         + (", without the batch axis (unbatched)" if cfg.layout == "unbatched" else ""))
+        if cfg.lengths is not None:
+            notes.append(f"lengths fed as seq_lengths={list(cfg.lengths)} to every layer: flax's carry is the state "
+                         "at each sequence's last valid step; the outputs at padded steps are left as flax "
+                         "returns them (it does not zero them)")
+        if cfg.go_backwards:
+            notes.append("go_backwards: nn.RNN(reverse=True, keep_order=True) reads each sequence's valid steps "
+                         "in reverse and returns the outputs already in time order (keep_order), so no flip; "
+                         "its carry is the state after reading time step 0")
         notes.append("carry (c, h) -> canonical (h, c)")
         if cfg.layout == "unbatched":
             out = out[None]
@@ -246,6 +404,10 @@ class FlaxLinen(Impl):
         elif time_major:
             out = out.transpose(1, 0, 2)
             notes.append("time_major=True outputs are (T, B, F): transpose to (B, T, F)")
+        if cfg.dtype == "bfloat16":
+            out = out.astype(np.float32)
+            per_dir = [[(c.astype(np.float32), h.astype(np.float32)) for c, h in dirs_] for dirs_ in per_dir]
+            notes.append("bfloat16 results cast to float32 (exact; NumPy has no bfloat16 of its own)")
         if cfg.return_sequences:
             obs.output = out
         else:
@@ -253,7 +415,9 @@ class FlaxLinen(Impl):
             obs.output = _MERGE[cfg.merge_mode][1](*hs) if D == 2 else hs[0]
             notes.append("no return_sequences switch: output = the top layer's final h from the carry"
                          + (f" of each direction, merged like merge_mode={cfg.merge_mode!r}" if D == 2 else "")
-                         + " (for the backward direction that is outputs at time 0, not outputs[:, -1])")
+                         + (" (for the backward direction that is outputs at time 0, not outputs[:, -1])"
+                            if D == 2 or cfg.go_backwards else "")
+                         + (" (with lengths: the state at each sequence's last valid step)" if cfg.lengths else ""))
         if cfg.return_state:
             obs.states = [(per_dir[l][d][1], per_dir[l][d][0]) for l in range(L) for d in range(D)]
             notes.append("states: carries[l][d] = (c, h) -> (h, c), layers then directions (forward, backward)")
