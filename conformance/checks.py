@@ -265,11 +265,16 @@ def check_claims(case: Case, obs: Observation, impl_id: str) -> Outcome | None:
 def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_name: str,
              divergences: list[Divergence]) -> dict[str, dict]:
     """Run every check; return ``{check: {"verdict", "details", "divergence"}}``."""
+    cfg = case.config
+    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
+                            reference.initial_states(cfg))
     outcomes = {
         "output_shape": check_output_shape(case, obs),
         "state_shapes": check_state_shapes(case, obs),
         "state_order": check_state_order(case, obs),
         "param_count": check_param_count(case, obs, formula_name),
+        "values": check_values(case, obs, device, ref),
+        "padding": check_padding(case, obs),
         "claims": check_claims(case, obs, impl_id),
     }
     assert tuple(outcomes) == CHECKS

@@ -52,6 +52,15 @@ def explain(rec: dict) -> str:
                       f"    documented formula gives {det['documented']}: {det['formula']} ({det['formula_source']})"]
             if det.get("problem"):
                 lines.append(f"    {det['problem']}")
+        elif name == "values":
+            lines.append(f"    tolerance: |observed - reference| <= {det['atol']:g} + {det['rtol']:g}·|reference|")
+            lines += [f"    {t['tensor']}: max abs error {t['max_abs']:.3g}, max rel error {t['max_rel']:.3g}"
+                      f"{'' if t['ok'] else '  <- outside tolerance'}" for t in det["tensors"]]
+            if det.get("first"):
+                lines.append(f"    first leaves the reference at: {det['first']}")
+        elif name == "padding":
+            lines.append(f"    at the {det['padded_steps']} padded output steps: {det['behaviour']} (canonical: zeros; "
+                         f"largest |value| {det['max_abs_at_padding']:.3g})")
         elif name == "claims":
             for c in det["claims"]:
                 if c["verdict"] in FAILING:

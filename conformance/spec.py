@@ -102,7 +102,7 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                               "outputs stay in time order"),
 }
 
-CHECKS = ("output_shape", "state_shapes", "state_order", "param_count", "claims")
+CHECKS = ("output_shape", "state_shapes", "state_order", "param_count", "values", "padding", "claims")
 ROLES = ("output", "h", "c")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 

@@ -27,11 +27,12 @@ def evaluate(case, obs, divergences=(), impl="torch"):
     return checks.evaluate(case, impl, "cpu", obs, "torch", list(divergences))
 
 
-def test_torch_shapes_and_state_order_agree_with_the_reference(pool):
+def test_torch_shapes_state_order_and_values_agree_with_the_reference(pool):
     case, obs = torch_run(pool, num_layers=2, bidirectional=True, return_state=True)
     result = evaluate(case, obs, [DOUBLE_BIAS])
     assert {k: v["verdict"] for k, v in result.items()} == {
-        "output_shape": "agree", "state_shapes": "agree", "state_order": "agree", "param_count": "known-divergence"}
+        "output_shape": "agree", "state_shapes": "agree", "state_order": "agree", "param_count": "known-divergence",
+        "values": "agree"}
 
 
 def test_an_undeclared_parameter_count_difference_diverges(pool):
@@ -186,3 +187,36 @@ def test_padding_says_what_an_implementation_puts_at_padded_steps(fill, behaviou
 def test_padding_is_not_checked_without_lengths_or_without_sequences():
     assert checks.check_padding(*reference_run(return_sequences=True)[:2]) is None
     assert checks.check_padding(*reference_run(lengths=(5, 2))[:2]) is None
+
+
+@pytest.fixture(scope="module")
+def wrong_mapping_pool():
+    """A torch worker handed weights with the i and f gates swapped (worker fault swap-gates): a wrong
+    mapping, while the reference keeps the true weights."""
+    import os
+
+    from conformance.runner import WorkerPool
+    os.environ["CONFORMANCE_FAULT"] = "swap-gates:*"
+    try:
+        p = WorkerPool(run_timeout=120)
+        p.info("torch")                      # the worker starts with the fault in its environment
+    finally:
+        del os.environ["CONFORMANCE_FAULT"]
+    yield p
+    p.close()
+
+
+def test_a_wrong_gate_order_fails_the_values_check_and_says_where(wrong_mapping_pool):
+    cfg = Config(3, 4, batch=2, timesteps=5, num_layers=2, return_sequences=True, return_state=True)
+    obs = wrong_mapping_pool.run("torch", "c", cfg, "cpu")
+    result = evaluate(case_of(cfg), obs, [DOUBLE_BIAS])
+    assert result["values"]["verdict"] == "diverge"
+    assert result["values"]["details"]["first"] == "layer 0, forward direction, final state: h"
+    assert result["output_shape"]["verdict"] == "agree" and result["state_order"]["verdict"] == "agree"
+
+
+def test_the_right_mapping_agrees_on_values(pool):
+    case, obs = torch_run(pool, num_layers=2, bidirectional=True, return_sequences=True, return_state=True)
+    result = evaluate(case, obs, [DOUBLE_BIAS])
+    assert result["values"]["verdict"] == "agree"
+    assert max(t["max_abs"] for t in result["values"]["details"]["tensors"]) < 1e-5

@@ -170,6 +170,9 @@
     if (name === "param_count") return `native ${d.observed}, canonical ${d.canonical}, documented ${d.documented}` +
       (d.problem ? ` — ${d.problem}` : "");
     if (name === "claims") return `${(d.claims || []).length} claim(s), below`;
+    if (name === "values") return (d.tensors || []).map((t) => `${t.tensor}: max abs ${t.max_abs.toPrecision(2)}` +
+      (t.ok ? "" : " ✗")).join("; ") + ` (atol ${d.atol}, rtol ${d.rtol})` + (d.first ? ` — first differs at ${d.first}` : "");
+    if (name === "padding") return `padded steps hold ${d.behaviour} (${d.padded_steps} steps; canonical: zeros)`;
     return fmt(d);
   }
   function panel(runIdx) {
