@@ -245,6 +245,11 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
                 claims.append([case_index[ck], col_index[key], c.get("source"), c.get("says"), c.get("claimed"),
                                c.get("real"), c.get("true"), c.get("verdict")])
     claims.sort(key=lambda c: (bool(c[6]), c[0], c[1]))      # claims found false first
+    padding: dict[str, Counter] = defaultdict(Counter)       # column -> what it puts at padded steps
+    for _ci, col, _v, _chk, detail in runs:
+        pad = detail.get("checks", {}).get("padding")
+        if pad:
+            padding[cols[col]["key"]][(pad["details"]["behaviour"], pad["verdict"])] += 1
     param_rows, formulas = _param_rows(cases, runs, cols)
     check_names = sorted({n for run in runs for n in run[3]})
     data = {"cols": cols, "files": files, "cases": cases, "checks": check_names, "verdicts": list(VERDICTS),
@@ -267,6 +272,7 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
         "formulas": sorted(formulas.values(), key=lambda f: f["impl"]),
         "charts": _charts(param_rows, cols),
         "param_rows": param_rows,
+        "padding": sorted(padding.items()),
         "claims_total": len(claims), "claims_false": sum(not c[6] for c in claims),
         "data": base64.b64encode(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), 6, mtime=0))
         .decode("ascii"),

@@ -256,3 +256,11 @@ def test_the_parameter_table_has_one_row_per_configuration_with_every_column_s_c
         for col, (observed, _documented, _verdict) in row["counts"].items():
             impl = ctx["cols"][col]["impl"]
             assert observed - row["canonical"] == (second_bias if impl == "torch" else 0), (impl, cfg)
+
+
+def test_the_report_says_what_each_column_puts_at_padded_steps(default_run):
+    ctx = report.build([("default", default_run["doc"])])
+    seen = {(col, behaviour) for col, counts in ctx["padding"] for behaviour, _ in counts}
+    expected = {(f"{r['impl']}@{r['device']}", r["checks"]["padding"]["details"]["behaviour"])
+                for r in default_run["doc"]["runs"] if "padding" in r["checks"]}
+    assert seen == expected and len({col for col, _ in seen}) == 3
