@@ -270,3 +270,54 @@ def test_the_default_case_set_loads(tmp_path):
     loaded = [spec.load_file(f) for f in files]
     assert sum(len(f.cases) for f in loaded) > 50
     assert sum(len(c.claims) for f in loaded for c in f.cases) > 10
+
+
+@pytest.mark.parametrize("fields, field, words", [
+    ({"lengths": "[3]"}, "lengths", "lengths has 1 entries but batch is 2"),
+    ({"lengths": "[3, 9]"}, "lengths", "longer than timesteps"),
+    ({"lengths": "[3, 0]"}, "lengths", "a list of integers >= 1"),
+    ({"lengths": "3"}, "lengths", "a list of integers >= 1"),
+    ({"layout": "unbatched", "batch": "1", "lengths": "[2]"}, "lengths", "layout unbatched has none"),
+    ({"go_backwards": "true", "bidirectional": "true"}, "go_backwards", "bidirectional already has a backward"),
+    ({"initial_state": "ones"}, "initial_state", "none | zeros | random"),
+    ({"dtype": "float8"}, "dtype", "float32 | float64 | float16 | bfloat16"),
+])
+def test_lengths_initial_states_and_direction_are_validated(tmp_path, fields, field, words):
+    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4
+            timesteps: 4{body}
+        """)
+    assert err.field == field and words in str(err), str(err)
+    assert "case 'bad'" in str(err)
+
+
+def test_lengths_in_a_matrix_become_tuples_and_readable_ids(tmp_path):
+    cases = spec.load_file(write(tmp_path, """
+        defaults: {input_size: 3, hidden_size: 4, timesteps: 5}
+        cases:
+          - id: masked
+            matrix: {lengths: [[5, 2], [1, 1]]}
+        """)).cases
+    assert [(c.id, c.config.lengths) for c in cases] == [("masked.lengths-5_2", (5, 2)), ("masked.lengths-1_1", (1, 1))]
+
+
+def test_a_case_tolerance_is_read_and_checked(tmp_path):
+    (case,) = spec.load_file(write(tmp_path, """
+        cases:
+          - {id: loose, input_size: 3, hidden_size: 4, tolerance: {atol: 1e-4, rtol: 0.01}}
+        """)).cases
+    assert case.tolerance == {"atol": 1e-4, "rtol": 0.01}
+    err = load_error(tmp_path, """
+        cases:
+          - {id: bad, input_size: 3, hidden_size: 4, tolerance: {atoll: 1}}
+        """)
+    assert err.field == "tolerance.atoll" and "did you mean 'tolerance.atol'" in str(err)
+    err = load_error(tmp_path, """
+        cases:
+          - {id: bad, input_size: 3, hidden_size: 4, tolerance: {atol: -1}}
+        """)
+    assert err.field == "tolerance.atol" and ">= 0" in str(err)
