@@ -64,9 +64,37 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _impls(args: argparse.Namespace) -> int:
-    for impl_id in impls.ids():
-        missing = impls.get(impl_id).missing()
-        print(f"{impl_id:<20} {'not available: ' + missing if missing else 'installed'}")
+    """Every implementation, whether it can run here, its package versions; with --devices, the
+    devices each framework reports (this starts each installed implementation's worker)."""
+    pool, started = None, {}
+    if args.devices:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .runner import WorkerPool
+        pool = WorkerPool()
+        installed = [i for i in impls.ids() if not impls.get(i).missing()]
+        executor = ThreadPoolExecutor(max_workers=max(1, len(installed)))   # frameworks start side by side
+        started = {i: executor.submit(pool.info, i) for i in installed}
+        executor.shutdown(wait=False)
+    try:
+        for impl_id in impls.ids():
+            impl = impls.get(impl_id)
+            missing = impl.missing()
+            if missing:
+                print(f"{impl_id:<22} not available: {missing}")
+                continue
+            versions = ", ".join(f"{k} {v}" for k, v in impl.installed_versions().items())
+            print(f"{impl_id:<22} installed: {versions}")
+            if pool is not None:
+                try:
+                    info = started[impl_id].result()
+                    print(f"{'':<22} devices: " + ", ".join(f"{d} ({info['device_names'].get(d, d)})"
+                                                           for d in info["devices"]))
+                except Exception as exc:  # noqa: BLE001 - a worker that cannot start is reported, not fatal
+                    print(f"{'':<22} devices: the worker could not start: {str(exc).splitlines()[0]}")
+    finally:
+        if pool is not None:
+            pool.close()
     return 0
 
 
@@ -125,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="check case files without running anything")
     val.add_argument("paths", nargs="*", type=Path)
 
-    sub.add_parser("impls", help="list implementations and whether they can run here")
+    imp = sub.add_parser("impls", help="list implementations, whether they can run here, and their versions")
+    imp.add_argument("--devices", action="store_true",
+                     help="also start each installed implementation and list the devices it sees")
 
     dif = sub.add_parser("diff", help="what changed between two results.json (regressions, fixed, changed runs)",
                          description="List every run whose verdict or native result changed between two runs.")

@@ -81,7 +81,7 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
     if obs.status == "ok":
         run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences)
     info = pool.infos.get(impl_id, {})
-    repro = "" if obs.status == "unsupported" else impl.repro(case.config)
+    repro = "" if impl.unsupported(case.config) else impl.repro(case.config)
     return record(case, impl_id, device, obs, run_checks, info, root, repro)
 
 

@@ -63,6 +63,21 @@ class Impl:
                 return f"{mod} is not installed ({self.install_hint})"
         return None
 
+    def installed_versions(self) -> dict[str, str]:
+        """The installed version of every package ``requires`` names, from package metadata (the
+        framework is not imported): what ``conformance impls`` lists without starting anything."""
+        from importlib import metadata
+
+        dists = metadata.packages_distributions()
+        out = {}
+        for mod in self.requires:
+            for dist in dists.get(mod, [mod]):
+                try:
+                    out[dist] = metadata.version(dist)
+                except metadata.PackageNotFoundError:
+                    pass
+        return out
+
     def unsupported(self, cfg: Config) -> str | None:
         """Why this framework cannot express ``cfg`` (None if it can). Never approximate."""
         return None
