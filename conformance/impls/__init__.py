@@ -15,7 +15,13 @@ from .base import Impl, Observation
 _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "torch": ("conformance.impls.torch_lstm", "TorchLSTM", {}),
     "keras-tensorflow": ("conformance.impls.keras3", "Keras3", {"backend": "tensorflow"}),
+    "keras-jax": ("conformance.impls.keras3", "Keras3", {"backend": "jax"}),
+    "keras-torch": ("conformance.impls.keras3", "Keras3", {"backend": "torch"}),
+    "tf-keras": ("conformance.impls.tf_keras", "TfKeras2", {}),
     "flax-linen": ("conformance.impls.flax_linen", "FlaxLinen", {}),
+    "flax-linen-optimized": ("conformance.impls.flax_linen", "FlaxLinen", {"cell": "optimized"}),
+    "flax-nnx": ("conformance.impls.flax_nnx", "FlaxNnx", {}),
+    "flax-nnx-optimized": ("conformance.impls.flax_nnx", "FlaxNnx", {"cell": "optimized"}),
 }
 
 _cache: dict[str, Impl] = {}

@@ -11,6 +11,15 @@ sequence; ``time_major=True`` takes ``(T, B, F)``; a ``(T, F)`` input has no bat
 ``use_bias=True``, the input Dense layers ii/if/ig/io none: one bias vector per layer and
 direction). ``Bidirectional`` passes its *own* ``time_major`` to both RNNs, overriding theirs.
 
+``FlaxLinen(cell="optimized")`` (``flax-linen-optimized``) runs the same construct over
+``flax.linen.OptimizedLSTMCell``: the same equations and the same carry ``(c, h)``, and -- checked
+against flax's own variable tree, not assumed -- the *same* parameter tree as ``LSTMCell`` (its
+docstring: "The parameters are compatible with LSTMCell"): per-gate ``DenseParams`` named
+``ii/if/ig/io`` (kernel only) and ``hi/hf/hg/ho`` (kernel and bias). The fusion happens at call
+time: it concatenates the four input kernels into one ``(in, 4H)`` and the four hidden kernels
+into one ``(H, 4H)`` in gate order i, f, g, o and does one matmul each per step. So the weight
+mapping below serves both cells unchanged; only the rounding of the fused matmul can differ.
+
 Weights: one Dense per gate. Canonical ``W (in, 4H)``, ``U (H, 4H)``, ``b (4H)`` (gates i, f, g, o)
 map block by block, with no transpose (flax kernels are ``(in, out)`` like the canonical ones):
 ``W[:, k*H:(k+1)*H] -> cell/i{k}/kernel``, ``U[:, block] -> cell/h{k}/kernel``,
@@ -34,6 +43,9 @@ import numpy as np
 from ..reference import array_dtype, direction_names, to_native_layout
 from ..spec import Config
 from .base import Impl, Observation, returned
+
+# cell choice -> the flax.linen cell class
+_CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
 
 # merge_mode -> (merge_fn source shown in obs.normalization, numpy equivalent for the final h)
 _MERGE = {
@@ -62,17 +74,22 @@ class FlaxLinen(Impl):
     param_formula = "flax"
     env: dict[str, str] = {}
 
-    def __init__(self):
+    def __init__(self, cell: str = "plain"):
+        if cell not in _CELLS:
+            raise ValueError(f"unknown flax.linen LSTM cell {cell!r}; known: {', '.join(_CELLS)}")
+        self.cell = cell
+        self.cell_cls = _CELLS[cell]          # the flax.linen class name: LSTMCell | OptimizedLSTMCell
+        self.id = "flax-linen" if cell == "plain" else f"flax-linen-{cell}"
         self._models: dict = {}   # _model_key -> (model, jitted apply)
         self._shapes: dict = {}   # (_model_key, input_size) -> flax's own abstract variables (eval_shape)
 
     # ---- static half ----
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.proj_size:
-            return (f"flax.linen.LSTMCell has no projection (proj_size={cfg.proj_size}): its h is always "
+            return (f"flax.linen.{self.cell_cls} has no projection (proj_size={cfg.proj_size}): its h is always "
                     "o * tanh(c) of width features")
         if not cfg.bias:
-            return ("flax.linen.LSTMCell has no use_bias switch: its hidden Dense layers hi/hf/hg/ho always "
+            return (f"flax.linen.{self.cell_cls} has no use_bias switch: its hidden Dense layers hi/hf/hg/ho always "
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
         return None
 
@@ -90,7 +107,7 @@ class FlaxLinen(Impl):
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
 
         def rnn_src(param_dtype: str) -> str:
-            return (f"nn.RNN(nn.LSTMCell(features={H}, dtype=jnp.{cfg.dtype}, "
+            return (f"nn.RNN(nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
                     f"param_dtype=jnp.{param_dtype}), return_carry=True, time_major={tm}{backwards})")
 
         rnn = rnn_src(cfg.dtype)
@@ -107,7 +124,7 @@ class FlaxLinen(Impl):
             else:
                 make = (f"jax.random.uniform(jax.random.PRNGKey({{}}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)")
                 extra += f"c0, h0 = {make.format(1)}, {make.format(2)}\n"
-            extra += "carry = (c0, h0)  # LSTMCell carry: c first\n"
+            extra += f"carry = (c0, h0)  # {self.cell_cls} carry: c first\n"
             if cfg.bidirectional:
                 extra += "carry = (carry, carry)  # (forward, backward)\n"
             call += ", initial_carry=carry"
@@ -126,7 +143,7 @@ class FlaxLinen(Impl):
             carry = "(c, h)"
             paths = ["[0][0]", "[0][1]", "[1]"]
         if half:
-            build += (f"# LSTMCell's default recurrent_kernel_init (orthogonal: a QR) has no {cfg.dtype} kernel "
+            build += (f"# {self.cell_cls}'s default recurrent_kernel_init (orthogonal: a QR) has no {cfg.dtype} kernel "
                       f"(jax-ml/jax#30176):\n# random init of the same layer with float32 parameters, cast to "
                       f"{cfg.dtype}\ninit_layer = {init_layer}\n")
         build += extra
@@ -206,8 +223,10 @@ class FlaxLinen(Impl):
         time_major = cfg.layout == "time_major"
         backwards = {"reverse": True, "keep_order": True} if cfg.go_backwards else {}
 
+        cell_cls = getattr(nn, self.cell_cls)
+
         def rnn():
-            return nn.RNN(nn.LSTMCell(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype),
+            return nn.RNN(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype),
                           return_carry=True, time_major=time_major, **backwards)
 
         if cfg.bidirectional:
@@ -320,27 +339,25 @@ class FlaxLinen(Impl):
             per_layer.append(tuple(dirs) if D == 2 else dirs[0])
         return per_layer
 
-    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
-        jax = self._jax
-        dev = self._device(device)
-        t0 = time.perf_counter()
-        model, apply = self._build(cfg, device)
-        variables = self.load_weights(cfg, device, weights)
-        ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
-        xin = jax.device_put(to_native_layout(cfg, x).astype(ndtype), dev)
-        seq_lengths = None if cfg.lengths is None else jax.device_put(np.asarray(cfg.lengths, np.int32), dev)
-        carries0 = None if init is None else self._initial_carries(cfg, init, dev)
-        jax.block_until_ready((xin, seq_lengths, carries0))
-        t1 = time.perf_counter()
-        with jax.default_device(dev):
-            carries, out = jax.block_until_ready(apply(variables, xin, seq_lengths, carries0))
-        t2 = time.perf_counter()
-        carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
+    # Hooks that FlaxNnx (flax_nnx.py) overrides; the native return structure and its normalization
+    # below are shared (nnx.RNN / nnx.Bidirectional return the same (carry, outputs) with (c, h) carries).
+    _api = "nn"   # how the notes name the module namespace (flax.linen as nn)
 
-        L, D, dirs = cfg.num_layers, cfg.directions, direction_names(cfg)
+    def _apply(self, cfg: Config, device: str, native, x, seq_lengths, carries0):
+        """Run the native construct: the jitted ``model.apply(variables, ...)`` -> (carries per layer, outputs)."""
+        return self._build(cfg, device)[1](native, x, seq_lengths, carries0)
+
+    def _param_shapes(self, cfg: Config, device: str, native) -> list[tuple[str, tuple]]:
+        """(name, shape) of every native parameter, as flax itself declares them (its abstract init)."""
+        model, _ = self._build(cfg, device)
+        flat = self._jax.tree_util.tree_flatten_with_path(self._native_shapes(cfg, device, model))[0]
+        return [("/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path), tuple(v.shape))
+                for path, v in flat]
+
+    def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
-        rnn = (f"nn.RNN(nn.LSTMCell(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}), "
+        rnn = (f"nn.RNN(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}), "
                f"return_carry=True, time_major={time_major}{backwards})")
         if cfg.bidirectional:
             merge = "" if cfg.merge_mode == "concat" else f", merge_fn=<{cfg.merge_mode}>"
@@ -348,20 +365,43 @@ class FlaxLinen(Impl):
         else:
             layer = rnn
         call = "".join([", seq_lengths=lengths" if cfg.lengths is not None else "",
-                        ", initial_carry=carries[l]" if init is not None else ""])
-        flat = jax.tree_util.tree_flatten_with_path(self._native_shapes(cfg, device, model))[0]
+                        ", initial_carry=carries[l]" if with_init else ""])
+        return (f"[{layer}] * {cfg.num_layers} applied in sequence by a small nn.Module, layer l called as "
+                f"layer(x{call}); the canonical weights mapped per gate into its variables "
+                f"(load_weights, no random init); jax.jit(apply) on {device}")
 
-        def name(path) -> str:
-            return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+    def _cell_notes(self, cfg: Config) -> list[str]:
+        if self.cell != "optimized":
+            return []
+        return ["OptimizedLSTMCell keeps LSTMCell's per-gate parameter tree (ii/if/ig/io kernels, hi/hf/hg/ho "
+                "kernels and biases) and concatenates it at call time into one (in, 4H) and one (H, 4H) "
+                "kernel in gate order i, f, g, o: the weights map per gate exactly as for LSTMCell"]
 
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        jax = self._jax
+        dev = self._device(device)
+        t0 = time.perf_counter()
+        native = self.load_weights(cfg, device, weights)
+        ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
+        xin = jax.device_put(to_native_layout(cfg, x).astype(ndtype), dev)
+        seq_lengths = None if cfg.lengths is None else jax.device_put(np.asarray(cfg.lengths, np.int32), dev)
+        carries0 = None if init is None else self._initial_carries(cfg, init, dev)
+        jax.block_until_ready((xin, seq_lengths, carries0))
+        t1 = time.perf_counter()
+        with jax.default_device(dev):
+            carries, out = jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, carries0))
+        t2 = time.perf_counter()
+        carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
+
+        L, D, dirs = cfg.num_layers, cfg.directions, direction_names(cfg)
+        time_major = cfg.layout == "time_major"
+        params = self._param_shapes(cfg, device, native)
         # (c, h) per direction, per layer, in native order
         per_dir = [list(carries[l]) if D == 2 else [carries[l]] for l in range(L)]
         obs = Observation(
-            construct=(f"[{layer}] * {L} applied in sequence by a small nn.Module, layer l called as "
-                       f"layer(x{call}); the canonical weights mapped per gate into its variables "
-                       f"(load_weights, no random init); jax.jit(apply) on {device}"),
-            params=[{"name": name(p), "shape": list(v.shape)} for p, v in flat],
-            param_count=int(sum(np.prod(v.shape, dtype=int) for _, v in flat)),
+            construct=self._construct(cfg, device, init is not None),
+            params=[{"name": name, "shape": list(shape)} for name, shape in params],
+            param_count=int(sum(np.prod(shape, dtype=int) for _, shape in params)),
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
 
@@ -381,6 +421,7 @@ class FlaxLinen(Impl):
         notes = obs.normalization
         notes.append("no stacking switch: layer l's carry is StackedRNN's carries[l]; the native return of the "
                      "top layer is (carry, outputs)")
+        notes += self._cell_notes(cfg)
         if cfg.bidirectional:
             notes.append(f"bidirectional: carry is (carry_fwd, carry_bwd); outputs merged by {_MERGE[cfg.merge_mode][0]}")
         if init is not None:
@@ -393,9 +434,9 @@ class FlaxLinen(Impl):
                          "at each sequence's last valid step; the outputs at padded steps are left as flax "
                          "returns them (it does not zero them)")
         if cfg.go_backwards:
-            notes.append("go_backwards: nn.RNN(reverse=True, keep_order=True) reads each sequence's valid steps "
-                         "in reverse and returns the outputs already in time order (keep_order), so no flip; "
-                         "its carry is the state after reading time step 0")
+            notes.append(f"go_backwards: {self._api}.RNN(reverse=True, keep_order=True) reads each sequence's "
+                         "valid steps in reverse and returns the outputs already in time order (keep_order), so "
+                         "no flip; its carry is the state after reading time step 0")
         notes.append("carry (c, h) -> canonical (h, c)")
         if cfg.layout == "unbatched":
             out = out[None]

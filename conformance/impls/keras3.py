@@ -25,13 +25,41 @@ are ``initial_state=[h0, c0]`` for an LSTM and ``[h_fw, c_fw, h_bw, c_bw]`` for 
 ``LSTM(go_backwards=True)``, which returns its output sequence in processing order (reversed).
 
 The backend is fixed when Keras is imported, from ``KERAS_BACKEND`` (set in ``env`` before the
-worker imports anything), so one adapter instance serves exactly one backend.
+worker imports anything), so one adapter instance serves exactly one backend: ``keras-tensorflow``,
+``keras-jax`` and ``keras-torch`` run the same layers and the same mapping, and where they differ the
+backend does. Per backend:
+
+- TensorFlow: layers called eagerly (``tf.function`` is not involved); TF32 off
+  (``enable_tensor_float_32_execution(False)``, which also covers cuDNN RNNs).
+- JAX: eager Keras ops compile every ``lax.scan`` anew (a new closure per layer call), so the stack is
+  run as one ``jax.jit`` of the layers' ``stateless_call`` (what Keras's own JAX trainer jits), cached
+  per configuration structure with its layers: a configuration seen before (another seed, other
+  lengths) reuses the compiled program and only gets its weights assigned. ``jax_enable_x64`` is on
+  (``JAX_ENABLE_X64`` in ``env``): without it JAX silently makes float64 variables float32 while the
+  Keras variable still says float64. Matmul precision "highest" (no TF32 on GPU). TensorFlow is not
+  needed (nor imported).
+- torch: layers called eagerly under ``torch.no_grad()``; ``keras.device("cpu")`` (not "cpu:0", see
+  ``_keras_device``); TF32 off in cuBLAS and cuDNN (Keras's torch LSTM runs ``torch._VF.lstm``, cuDNN,
+  on CUDA without a mask). TensorFlow is not needed (nor imported).
+
+The default recurrent initializer (Orthogonal, a QR decomposition in the variable's dtype) cannot
+run in 16 bits where the backend has no 16-bit QR; such layers are built with ``glorot_uniform``,
+whose values the canonical weights replace (``_INIT_WITHOUT_QR``).
+
+Where the backends compute differently (recorded, not corrected): Keras's type promotion
+(``backend.result_type``) demotes float64 to float32 on every backend but TensorFlow
+(keras-team/keras#23223), and each backend applies it to other ops: JAX's ``keras.ops.tanh`` (so a
+float64 LSTM on JAX is float32-accurate, float64 tensors throughout), torch's ``keras.ops.matmul``
+(so a masked float64 LSTM on torch, which runs ``LSTMCell.call`` in the generic RNN loop, is; unmasked,
+Keras's torch LSTM is a plain-torch loop and float64-accurate). torch's ``keras.ops.matmul`` also
+computes float16 in float32 on the CPU (masked runs).
 """
 
 from __future__ import annotations
 
 import importlib
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -43,18 +71,33 @@ from .base import Impl, Observation, returned
 # (several frameworks' workers may share one GPU).
 _BACKEND_ENV = {
     "tensorflow": {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_FORCE_GPU_ALLOW_GROWTH": "true"},
-    "jax": {"TF_CPP_MIN_LOG_LEVEL": "3", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+    "jax": {"TF_CPP_MIN_LOG_LEVEL": "3", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_ENABLE_X64": "true"},
     "torch": {"TF_CPP_MIN_LOG_LEVEL": "3"},
 }
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 _VARIABLES = (("W", "kernel"), ("U", "recurrent_kernel"), ("b", "bias"))
 
-# The default recurrent initializer, Orthogonal, runs a QR decomposition in the variable's dtype, and
-# TensorFlow's Qr op has no bfloat16 kernel: LSTM(dtype="bfloat16") fails in build() with
-# "Value for attr 'T' of bfloat16 is not in the list of allowed values" (keras-team/keras#16970). The
-# initial values are replaced by the canonical weights anyway, so bfloat16 builds use another initializer.
-_BF16_INIT = {"recurrent_initializer": "glorot_uniform"}
+# Modules each backend needs (missing() checks them without importing anything): never TensorFlow for
+# JAX or torch.
+_REQUIRES = {"tensorflow": ("keras", "tensorflow"), "jax": ("keras", "jax", "jaxlib"), "torch": ("keras", "torch")}
+_INSTALL_HINT = {
+    "tensorflow": "pip install 'lstm-conformance[keras]'",
+    "jax": "pip install -c constraints.txt keras jax jaxlib, or pip install 'lstm-conformance[all]'",
+    "torch": "pip install -c constraints.txt keras torch, or pip install 'lstm-conformance[all]'",
+}
+
+# The default recurrent initializer, Orthogonal, runs a QR decomposition in the variable's dtype, and not
+# every backend has a 16-bit QR: TensorFlow's Qr op has no bfloat16 kernel ("Value for attr 'T' of
+# bfloat16 is not in the list of allowed values", keras-team/keras#16970); JAX's LAPACK-backed qr has
+# neither float16 nor bfloat16 ("Unsupported dtype float16.", jax-ml/jax#30176); torch's geqrf neither
+# ('"geqrf_cpu" not implemented for \'Half\'', pytorch/pytorch#9315). LSTM(dtype=...) then fails in
+# build(). The initial values are replaced by the canonical weights anyway, so those builds use another
+# initializer.
+_NO_QR_DTYPES = {"tensorflow": ("bfloat16",), "jax": ("float16", "bfloat16"), "torch": ("float16", "bfloat16")}
+_INIT_WITHOUT_QR = {"recurrent_initializer": "glorot_uniform"}
+# keras-jax: compiled stacks kept (layers + jitted forward), least recently used dropped first.
+_JIT_CACHE_SIZE = 64
 
 
 def _widen(a: np.ndarray) -> np.ndarray:
@@ -70,10 +113,10 @@ class Keras3(Impl):
             raise ValueError(f"unknown Keras backend {backend!r}; known: {', '.join(_BACKEND_ENV)}")
         self.backend = backend
         self.id = f"keras-{backend}"
-        self.requires = ("keras", backend)
-        self.install_hint = ("pip install 'lstm-conformance[keras]'" if backend == "tensorflow"
-                             else f"pip install keras {backend}")
+        self.requires = _REQUIRES[backend]
+        self.install_hint = _INSTALL_HINT[backend]
         self.env = {"KERAS_BACKEND": backend, **_BACKEND_ENV[backend]}
+        self._jitted: OrderedDict = OrderedDict()   # keras-jax: structure key -> (layers, jitted forward)
 
     # ---- static half: no framework imports ----
     def unsupported(self, cfg: Config) -> str | None:
@@ -88,14 +131,13 @@ class Keras3(Impl):
                     "rejected with 'expected ndim=3, found ndim=2'")
         return None
 
-    @staticmethod
-    def _lstm_kwargs(cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
+    def _lstm_kwargs(self, cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
         """The LSTM constructor's arguments after ``units``, as (name, value), in the order written."""
         kw = [("return_sequences", return_sequences), ("return_state", cfg.return_state), ("use_bias", cfg.bias)]
         if cfg.go_backwards:
             kw.append(("go_backwards", True))
-        if cfg.dtype == "bfloat16":
-            kw += list(_BF16_INIT.items())
+        if cfg.dtype in _NO_QR_DTYPES[self.backend]:
+            kw += list(_INIT_WITHOUT_QR.items())
         return kw + [("dtype", cfg.dtype)]
 
     def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
@@ -149,9 +191,12 @@ class Keras3(Impl):
             count = "sum(layer.count_params() for layer in layers)"
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
         paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
+        x64 = ('os.environ["JAX_ENABLE_X64"] = "true"  # else JAX makes float64 variables float32\n'
+               if self.backend == "jax" else "")
         return (
             "import os\n"
             f"os.environ[\"KERAS_BACKEND\"] = \"{self.backend}\"\n"
+            + x64 +
             "import keras\n"
             "import numpy as np\n"
             "\n"
@@ -170,30 +215,36 @@ class Keras3(Impl):
             raise RuntimeError(f"Keras was imported with backend {keras.backend.backend()!r}, not "
                                f"{self.backend!r} (KERAS_BACKEND must be set before keras is imported)")
         self._keras = keras
-        self._backend_mod = importlib.import_module(self.backend)
+        mod = self._backend_mod = importlib.import_module(self.backend)
+        versions = {"keras": keras.__version__, "backend": keras.backend.backend(), self.backend: mod.__version__}
         # Full float32 matmuls on GPU: no TF32 (Ampere and later would round matmul inputs to 10 bits).
         if self.backend == "tensorflow":
-            tf = self._backend_mod
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-            tf.config.experimental.enable_tensor_float_32_execution(False)   # matmuls and cuDNN RNNs
+            mod.config.threading.set_intra_op_parallelism_threads(1)
+            mod.config.threading.set_inter_op_parallelism_threads(1)
+            mod.config.experimental.enable_tensor_float_32_execution(False)   # matmuls and cuDNN RNNs
         elif self.backend == "jax":
-            self._backend_mod.config.update("jax_default_matmul_precision", "highest")
+            import jaxlib
+            # float64 exists only in x64 mode (JAX_ENABLE_X64 in env, read when jax is imported; set here
+            # too, before any array exists, should the worker have been started without it).
+            mod.config.update("jax_enable_x64", True)
+            mod.config.update("jax_default_matmul_precision", "highest")   # every matmul in full float32
+            versions["jaxlib"] = jaxlib.__version__
         elif self.backend == "torch":
-            torch = self._backend_mod
-            torch.set_num_threads(1)
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
-        return {"keras": keras.__version__, "backend": keras.backend.backend(),
-                self.backend: self._backend_mod.__version__}
+            mod.set_num_threads(1)
+            mod.backends.cuda.matmul.allow_tf32 = False    # cuBLAS matmuls (the CPU/fallback LSTM path on GPU)
+            mod.backends.cudnn.allow_tf32 = False          # cuDNN (torch._VF.lstm, Keras's CUDA LSTM path)
+        return versions
 
     def _gpus(self) -> list:
         mod = self._backend_mod
         if self.backend == "tensorflow":
             return mod.config.list_physical_devices("GPU")
         if self.backend == "jax":
-            return [d for d in mod.devices() if d.platform == "gpu"]
-        return [0] if mod.cuda.is_available() else []
+            try:
+                return mod.devices("gpu")
+            except RuntimeError:          # no GPU backend in this jaxlib, or no GPU
+                return []
+        return [mod.device("cuda", 0)] if mod.cuda.is_available() else []
 
     def devices(self) -> list[str]:
         return ["cpu"] + (["gpu"] if self._gpus() else [])
@@ -206,33 +257,79 @@ class Keras3(Impl):
             return mod.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
         if self.backend == "jax":
             return gpu.device_kind
-        return mod.cuda.get_device_name(0)
+        return mod.cuda.get_device_name(gpu)
+
+    def _keras_device(self, device: str) -> str:
+        """The ``keras.device()`` name for ``device`` on this backend.
+
+        TensorFlow and JAX take "cpu:0" / "gpu:0". The torch backend must be given "cpu", not "cpu:0":
+        its Variable is created as ``torch.nn.Parameter(...).to(<the scope's device>)``, and a CPU tensor
+        (device "cpu") moved ``.to("cpu:0")`` is copied into a plain Tensor, no longer a Parameter
+        (pytorch/pytorch#9303); the layer then wraps it in a new Parameter with requires_grad=True,
+        which fails for the int32 seed-generator state every LSTM cell holds ("Only Tensors of floating
+        point and complex dtype can require gradients"). "gpu:0" is "cuda:0" there, the device its
+        tensors report, so no copy. Without a scope, Keras on torch puts everything on CUDA when it
+        exists: the "cpu" device needs the scope too."""
+        if self.backend == "torch":
+            return "cuda:0" if device == "gpu" else "cpu"
+        return "gpu:0" if device == "gpu" else "cpu:0"
 
     @staticmethod
     def _directions(layer) -> list:
         """The LSTM layers of one stacked layer, in canonical direction order (forward, backward)."""
         return [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
 
-    def load_weights(self, cfg: Config, device: str, weights: dict):
-        """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
-        recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``)."""
+    @staticmethod
+    def _structure(cfg: Config, device: str) -> tuple:
+        """What a compiled keras-jax stack depends on: the configuration and device, without what is only
+        an input of the call (the seed's numbers, the lengths' values, which initial states)."""
+        d = cfg.to_dict()
+        d.pop("seed")
+        d["lengths"] = cfg.lengths is not None
+        d["initial_state"] = cfg.initial_state != "none"
+        return (device, *sorted(d.items()))
+
+    def _build(self, cfg: Config, device: str) -> list:
+        """Fresh built layers for ``cfg`` on ``device``, one per canonical layer (random initial values)."""
         keras = self._keras
-        L, dirs = cfg.num_layers, direction_names(cfg)
-        keras.backend.clear_session()          # free the previous run's layers and reset layer names
+        L = cfg.num_layers
+        # The previous run's global state, and layer names restarting at "lstm". No gc.collect(): with
+        # two frameworks' worth of objects in the process it costs ~0.5 s per run.
+        keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(cfg.seed)
         layers = []
-        with keras.device("gpu:0" if device == "gpu" else "cpu:0"):
+        with keras.device(self._keras_device(device)):
             for l in range(L):
                 lstm = keras.layers.LSTM(cfg.hidden_size,
                                          **dict(self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True)))
                 layer = keras.layers.Bidirectional(lstm, merge_mode=cfg.merge_mode) if cfg.bidirectional else lstm
                 layer.build((cfg.batch, cfg.timesteps, layer_input_size(cfg, l)))   # else built on first call
-                for d, sub in zip(dirs, self._directions(layer)):
+                layers.append(layer)
+        return layers
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
+        recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``). keras-jax reuses the
+        layers of a compiled stack of the same structure (see ``_structure``)."""
+        keras = self._keras
+        if self.backend == "jax":
+            key = self._structure(cfg, device)
+            if key not in self._jitted:
+                layers = self._build(cfg, device)
+                self._jitted[key] = (layers, self._jit(cfg, layers))
+                while len(self._jitted) > _JIT_CACHE_SIZE:
+                    self._jitted.popitem(last=False)
+            self._jitted.move_to_end(key)
+            layers = self._jitted[key][0]
+        else:
+            layers = self._build(cfg, device)
+        with keras.device(self._keras_device(device)):
+            for l, layer in enumerate(layers):
+                for d, sub in zip(direction_names(cfg), self._directions(layer)):
                     for name, attr in _VARIABLES:
                         key = f"layer{l}/{d}/{name}"
                         if key in weights:
                             getattr(sub.cell, attr).assign(np.asarray(weights[key], array_dtype(cfg)))
-                layers.append(layer)
         return layers
 
     def read_weights(self, cfg: Config, native) -> dict:
@@ -245,27 +342,54 @@ class Keras3(Impl):
                         out[f"layer{l}/{d}/{name}"] = np.asarray(keras.ops.convert_to_numpy(var), array_dtype(cfg))
         return out
 
+    def _stack(self, cfg: Config, layers: list, x, mask, initial) -> list:
+        """Call every layer (its ``__call__``, so Keras's input casting and mask handling apply) on the
+        previous one's output: the native return of each layer."""
+        native, h = [], x
+        for l, layer in enumerate(layers):
+            kw = {} if mask is None else {"mask": mask}
+            if initial is not None:
+                kw["initial_state"] = initial[l]
+            r = layer(h, **kw)
+            native.append(r)
+            h = r[0] if isinstance(r, (tuple, list)) else r
+            if cfg.go_backwards and l < len(layers) - 1:
+                h = self._keras.ops.flip(h, axis=1)       # processing order -> time order for the next layer
+        return native
+
+    def _jit(self, cfg: Config, layers: list):
+        """keras-jax: ``jax.jit`` of the whole stack, its variables' values an argument (never baked in):
+        each layer's ``__call__`` runs in a ``keras.StatelessScope`` mapping the variables to them."""
+        keras = self._keras
+        variables = [v for layer in layers for v in layer.variables]
+
+        def forward(values, x, mask, initial):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return self._stack(cfg, layers, x, mask, initial)
+
+        jitted = self._backend_mod.jit(forward)
+        return lambda x, mask, initial: jitted([v.value for v in variables], x, mask, initial)
+
     def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
         keras = self._keras
         L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
         t0 = time.perf_counter()
+        compiled = self.backend == "jax" and self._structure(cfg, device) in self._jitted
         layers = self.load_weights(cfg, device, weights)
-        with keras.device("gpu:0" if device == "gpu" else "cpu:0"):
+        with keras.device(self._keras_device(device)):
             xin = keras.ops.convert_to_tensor(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), dtype=cfg.dtype)
-            call = {}
-            if cfg.lengths is not None:
-                call["mask"] = keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool")
+            mask = (None if cfg.lengths is None else keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool"))
             initial = None if init is None else [
                 [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
-            native, h = [], xin
-            for l, layer in enumerate(layers):
-                r = layer(h, **call, **({} if initial is None else {"initial_state": initial[l]}))
-                native.append(r)
-                h = r[0] if isinstance(r, (tuple, list)) else r
-                if cfg.go_backwards and l < L - 1:
-                    h = keras.ops.flip(h, axis=1)       # processing order -> time order for the next layer
+            if self.backend == "jax":
+                native = self._jitted[self._structure(cfg, device)][1](xin, mask, initial)
+            elif self.backend == "torch":
+                with self._backend_mod.no_grad():
+                    native = self._stack(cfg, layers, xin, mask, initial)
+            else:
+                native = self._stack(cfg, layers, xin, mask, initial)
             native = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
                       else keras.ops.convert_to_numpy(r) for r in native]   # waits for the device
         t2 = time.perf_counter()
@@ -278,6 +402,9 @@ class Keras3(Impl):
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
         between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
                    "layer reads it" if cfg.go_backwards and L > 1 else "")
+        between += {"jax": "; the whole call jitted: jax.jit of the layers' __call__ in a keras.StatelessScope "
+                           "holding their variables' values",
+                    "torch": "; under torch.no_grad()", "tensorflow": ""}[self.backend]
         obs = Observation(
             construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else
                         f"{self._construct(cfg, True)}{f' x {L - 1}' if L > 2 else ''} then "
@@ -288,6 +415,13 @@ class Keras3(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
+        if self.backend == "jax":
+            obs.timings["jit_compiled_before"] = float(compiled)
+            notes.append("Keras on JAX, x64 mode on (float64 exists only there); the stack is one jax.jit program "
+                         + ("compiled by an earlier run of the same structure (its layers reused, the weights "
+                            "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)"))
+        elif self.backend == "torch":
+            notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
         roles = ["h", "c"] * len(dirs)
         directions = [d for d in dirs for _ in range(2)]
         states, lower = [], []

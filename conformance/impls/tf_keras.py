@@ -1,0 +1,379 @@
+"""Keras 2 (``tf_keras``, the package ``tf.keras`` was before TensorFlow 2.16): a stack of
+``tf_keras.layers.LSTM`` layers, each wrapped in ``tf_keras.layers.Bidirectional`` when the case is
+bidirectional, called eagerly one on the output of the previous one, with the canonical weights
+assigned to their variables.
+
+The worker imports ``tf_keras``, never ``keras``: with ``TF_USE_LEGACY_KERAS=1`` (set in ``env``
+before TensorFlow is imported) ``tf.keras`` is Keras 2 as well and TensorFlow does not import Keras 3
+at all (without it, ``import tensorflow`` alone loads ``keras``); ``setup`` checks that.
+
+Native facts this adapter maps: input is ``(B, T, F)``, or ``(T, B, F)`` with the constructor's
+``time_major=True`` (Keras 2 has it, Keras 3 removed it), which makes the output sequence ``(T, B, F')``
+too (states stay ``(B, H)``) and makes the mask ``(T, B)``; ``InputSpec(ndim=3)`` refuses unbatched
+input; without ``return_state`` a layer returns one tensor, ``(B, T, F')`` with ``return_sequences``
+else the final hidden state ``(B, F')``; with ``return_state`` an LSTM returns the *list*
+``[output, h, c]`` and a ``Bidirectional`` the list ``[output, h_fw, c_fw, h_bw, c_bw]`` (Keras 3:
+the same order, as tuples); the directions are merged by ``merge_mode``; one bias vector
+(``use_bias``); no projection (``proj_size`` is "Keyword argument not understood"). States exist per
+layer, so every layer gets ``return_state`` and the lower layers' states are collected as they are
+produced. Unlike Keras 3's, Keras 2's ``Bidirectional`` neither casts its input nor its merged output
+to its own (float32) dtype policy: a float64 bidirectional LSTM returns float64 throughout.
+
+Weights: an LSTM cell holds ``kernel (in, 4H)``, ``recurrent_kernel (H, 4H)`` and ``bias (4H)``
+with the gates in the order i, f, c, o: the canonical ``W``, ``U`` and ``b`` exactly, no transpose,
+no reordering. A ``Bidirectional`` holds two LSTM copies, ``forward_layer`` and ``backward_layer``
+(the latter built with ``go_backwards=True``), each with its own cell.
+
+Lengths are a boolean mask passed as ``mask=`` to every layer's call: ``(B, T)``, or ``(T, B)`` with
+``time_major=True`` (the layout ``Masking`` computes from time-major input; a ``(B, T)`` mask there
+fails in ``SelectV2``, although the call docstring says ``[batch, timesteps]``); initial states are
+``initial_state=[h0, c0]`` for an LSTM and ``[h_fw, c_fw, h_bw, c_bw]`` for a ``Bidirectional``;
+``go_backwards`` is ``LSTM(go_backwards=True)``, which returns its output sequence in processing order.
+
+``batch_input_shape`` (another Keras 2 option Keras 3 dropped) only fixes the batch axis of a
+model's symbolic input, which matters for ``stateful=True`` RNNs; the case language has no stateful
+RNNs and the layers here are built with ``layer.build(native input shape)`` and called eagerly, so it
+changes nothing a case can observe and is not used.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
+from ..spec import Config
+from .base import Impl, Observation, returned
+
+# Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
+# Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
+_VARIABLES = (("W", "kernel"), ("U", "recurrent_kernel"), ("b", "bias"))
+
+# The default recurrent initializer, Orthogonal, runs tf.linalg.qr in the variable's dtype, and
+# TensorFlow's Qr op has no bfloat16 kernel: tf_keras.layers.LSTM(dtype="bfloat16") fails in build()
+# with "Value for attr 'T' of bfloat16 is not in the list of allowed values" (keras-team/keras#16970,
+# reported against Keras 2). The canonical weights replace the initial values, so bfloat16 layers are
+# built with glorot_uniform instead (as in keras3.py).
+_BF16_INIT = {"recurrent_initializer": "glorot_uniform"}
+
+
+def _widen(a: np.ndarray) -> np.ndarray:
+    """bfloat16 (ml_dtypes, as TensorFlow hands it to NumPy) -> float32, exactly; others as they are."""
+    return a.astype(np.float32) if str(a.dtype) == "bfloat16" else a
+
+
+class TfKeras2(Impl):
+    id = "tf-keras"
+    requires = ("tf_keras", "tensorflow")
+    install_hint = "pip install 'lstm-conformance[tf-keras]'"
+    param_formula = "keras"
+    # TF_USE_LEGACY_KERAS=1: tf.keras resolves to tf_keras and TensorFlow never imports Keras 3.
+    env = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+    # ---- static half: no framework imports ----
+    def unsupported(self, cfg: Config) -> str | None:
+        if cfg.proj_size:
+            return (f"tf_keras.layers.LSTM has no projection (torch's proj_size): LSTM(proj_size=...) raises "
+                    f"TypeError ('Keyword argument not understood:', 'proj_size'); proj_size={cfg.proj_size} has "
+                    "no native equivalent")
+        if cfg.layout == "unbatched":
+            return ("tf_keras RNN layers require 3-D input (InputSpec(ndim=3)); unbatched (T, F) input is "
+                    "rejected with 'expected ndim=3, found ndim=2'")
+        return None
+
+    @staticmethod
+    def _lstm_kwargs(cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
+        """The LSTM constructor's arguments after ``units``, as (name, value), in the order written."""
+        kw = [("return_sequences", return_sequences), ("return_state", cfg.return_state), ("use_bias", cfg.bias)]
+        if cfg.layout == "time_major":
+            kw.append(("time_major", True))
+        if cfg.go_backwards:
+            kw.append(("go_backwards", True))
+        if cfg.dtype == "bfloat16":
+            kw += list(_BF16_INIT.items())
+        return kw + [("dtype", cfg.dtype)]
+
+    def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
+        args = ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}"
+                         for k, v in self._lstm_kwargs(cfg, return_sequences))
+        lstm = f"tf_keras.layers.LSTM({cfg.hidden_size}, {args})"
+        return (f"tf_keras.layers.Bidirectional({lstm}, merge_mode={quote}{cfg.merge_mode}{quote})"
+                if cfg.bidirectional else lstm)
+
+    def repro(self, cfg: Config) -> str:
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        L, D = cfg.num_layers, cfg.directions
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        time_major = cfg.layout == "time_major"
+        time_axis = 0 if time_major else 1
+        call = []                       # the extra arguments of each layer's call
+        setup = ""
+        if time_major:
+            setup += "x = tf.transpose(x, [1, 0, 2])  # time_major=True: (T, B, F)\n"
+        if cfg.lengths is not None:
+            setup += (f"mask = np.arange({T})[None, :] < np.array({list(cfg.lengths)})[:, None]"
+                      "  # (B, T): True at the valid steps of each sequence (right padding)\n")
+            if time_major:
+                setup += "mask = mask.T  # time_major=True: the mask is (T, B) too\n"
+            call.append("mask=mask")
+        if cfg.initial_state != "none":
+            make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"
+            order = "[h, c]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"
+            if cfg.initial_state == "random":
+                setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
+            setup += ("states = [  # per layer: initial_state=" + order + "\n"
+                      f"    [tf.cast({make}, \"{cfg.dtype}\") "
+                      f"for shape in [({B}, {hidden_out(cfg)}), ({B}, {cfg.hidden_size})] * {D}]\n"
+                      f"    for _ in range({L})\n]\n")
+        if L == 1:
+            if cfg.initial_state != "none":
+                call.append("initial_state=states[0]")
+            build = (f"layer = {self._construct(cfg, cfg.return_sequences, quote=chr(34))}\n"
+                     f"out = layer({', '.join(['x'] + call)})\n")
+            count = "layer.count_params()"
+        else:
+            items = [self._construct(cfg, True, quote=chr(34))] * (L - 1) + [
+                self._construct(cfg, cfg.return_sequences, quote=chr(34))]
+            if cfg.initial_state != "none":
+                call.append("initial_state=state")
+                loop = "for layer, state in zip(layers, states):"
+            else:
+                loop = "for layer in layers:"
+            step = (f"    out = layer({', '.join(['h'] + call)})\n    h = out[0]  # return_state: [output, *states]\n"
+                    if cfg.return_state else f"    h = out = layer({', '.join(['h'] + call)})\n")
+            if cfg.go_backwards:
+                step += (f"    h = tf.reverse(h, axis=[{time_axis}])  # go_backwards returns reversed time: "
+                         "back to time order\n")
+            build = ("layers = [\n" + "".join(f"    {i},\n" for i in items) + "]\n"
+                     f"h = x\n{loop}  # each layer called on the previous one's output\n" + step)
+            count = "sum(layer.count_params() for layer in layers)"
+        # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
+        paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
+        return (
+            "import os\n"
+            "os.environ[\"TF_USE_LEGACY_KERAS\"] = \"1\"  # tf.keras = Keras 2 too; Keras 3 is never imported\n"
+            "import numpy as np\n"
+            "import tensorflow as tf\n"
+            "import tf_keras\n"
+            "\n"
+            f"tf_keras.utils.set_random_seed({cfg.seed})\n"
+            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{array_dtype(cfg)}\")\n"
+            f"x = tf.cast(x, \"{cfg.dtype}\")\n"
+            + setup
+            + build
+            + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
+            + f'print("params", {count})\n')
+
+    # ---- worker half ----
+    def setup(self) -> dict[str, str]:
+        import tensorflow as tf
+        import tf_keras
+        if "keras" in sys.modules:
+            raise RuntimeError("Keras 3 (the keras package) was imported in the tf-keras worker: TF_USE_LEGACY_KERAS=1 "
+                               "must be set before TensorFlow is imported")
+        self._tf, self._keras = tf, tf_keras
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        # Full float32 matmuls on GPU: no TF32 (Ampere and later would round matmul inputs to 10 bits), in
+        # matmuls and in the cuDNN LSTM kernel Keras 2 selects on GPU.
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        return {"tf_keras": tf_keras.__version__, "tensorflow": tf.__version__, "backend": "tensorflow"}
+
+    def _gpus(self) -> list:
+        return self._tf.config.list_physical_devices("GPU")
+
+    def devices(self) -> list[str]:
+        return ["cpu"] + (["gpu"] if self._gpus() else [])
+
+    def device_name(self, device: str) -> str:
+        if device != "gpu":
+            return "cpu"
+        gpu = self._gpus()[0]
+        return self._tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+
+    def _device(self, device: str):
+        return self._tf.device("/GPU:0" if device == "gpu" else "/CPU:0")
+
+    @staticmethod
+    def _directions(layer) -> list:
+        """The LSTM layers of one stacked layer, in canonical direction order (forward, backward)."""
+        return [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
+
+    @staticmethod
+    def _native_shape(cfg: Config, layer: int) -> tuple[int, int, int]:
+        n_in = layer_input_size(cfg, layer)
+        return ((cfg.timesteps, cfg.batch, n_in) if cfg.layout == "time_major"
+                else (cfg.batch, cfg.timesteps, n_in))
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
+        recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``)."""
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        tf_keras = self._keras
+        L, dirs = cfg.num_layers, direction_names(cfg)
+        tf_keras.backend.clear_session()          # free the previous run's layers and reset layer names
+        tf_keras.utils.set_random_seed(cfg.seed)
+        layers = []
+        with self._device(device):
+            for l in range(L):
+                kwargs = dict(self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True))
+                lstm = tf_keras.layers.LSTM(cfg.hidden_size, **kwargs)
+                layer = tf_keras.layers.Bidirectional(lstm, merge_mode=cfg.merge_mode) if cfg.bidirectional else lstm
+                layer.build(self._native_shape(cfg, l))       # else built on first call
+                for d, sub in zip(dirs, self._directions(layer)):
+                    for name, attr in _VARIABLES:
+                        key = f"layer{l}/{d}/{name}"
+                        if key in weights:
+                            var = getattr(sub.cell, attr)
+                            var.assign(self._tf.cast(np.asarray(weights[key], np.float64), var.dtype))
+                layers.append(layer)
+        return layers
+
+    def read_weights(self, cfg: Config, native) -> dict:
+        out = {}
+        for l, layer in enumerate(native):
+            for d, sub in zip(direction_names(cfg), self._directions(layer)):
+                for name, attr in _VARIABLES:
+                    var = getattr(sub.cell, attr, None)
+                    if var is not None:
+                        out[f"layer{l}/{d}/{name}"] = np.asarray(self._tf.cast(var, self._tf.float64).numpy())
+        return out
+
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        tf = self._tf
+        L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
+        time_major = cfg.layout == "time_major"
+        time_axis = 0 if time_major else 1
+        t0 = time.perf_counter()
+        layers = self.load_weights(cfg, device, weights)
+        with self._device(device):
+            xin = tf.cast(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), cfg.dtype)
+            call = {}
+            if cfg.lengths is not None:
+                mask = valid_mask(cfg)
+                call["mask"] = tf.constant(mask.T if time_major else mask)
+            initial = None if init is None else [
+                [tf.cast(np.asarray(s, array_dtype(cfg)), cfg.dtype)
+                 for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
+            t1 = time.perf_counter()
+            native, h = [], xin
+            for l, layer in enumerate(layers):
+                r = layer(h, **call, **({} if initial is None else {"initial_state": initial[l]}))
+                native.append(r)
+                h = r[0] if isinstance(r, (tuple, list)) else r
+                if cfg.go_backwards and l < L - 1:
+                    h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
+            native = [[t.numpy() for t in r] if isinstance(r, (tuple, list)) else r.numpy()
+                      for r in native]   # waits for the device
+        t2 = time.perf_counter()
+
+        calls = []
+        if cfg.lengths is not None:
+            calls.append("mask=<" + ("(T, B)" if time_major else "(B, T)") + " bool, True at valid steps>")
+        if init is not None:
+            calls.append("initial_state=" + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"))
+        how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
+        between = (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
+                   "next layer reads it" if cfg.go_backwards and L > 1 else "")
+        obs = Observation(
+            construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else
+                        f"{self._construct(cfg, True)}{f' x {L - 1}' if L > 2 else ''} then "
+                        f"{self._construct(cfg, cfg.return_sequences)}, each called on the previous one's output")
+                       + how + between),
+            params=[{"name": w.name, "shape": [int(d) for d in w.shape]} for layer in layers for w in layer.weights],
+            param_count=int(sum(layer.count_params() for layer in layers)),
+            timings={"build_s": t1 - t0, "run_s": t2 - t1},
+        )
+        notes = obs.normalization
+        roles = ["h", "c"] * len(dirs)
+        directions = [d for d in dirs for _ in range(2)]
+        states, lower = [], []
+        for l, r in enumerate(native):
+            top = l == L - 1
+            into = obs.returns if top else lower
+            if isinstance(r, list):
+                if top:
+                    into.append(returned("[0]", "output", r[0], layer=l))
+                for i, (role, d) in enumerate(zip(roles, directions), start=1):
+                    path = f"[{i}]" if top else f"layers[{l}][{i}]"
+                    into.append(returned(path, role, r[i], top=top, layer=l, direction=d))
+                states += [(r[1 + 2 * k], r[2 + 2 * k]) for k in range(len(dirs))]
+            elif top:
+                into.append(returned("", "output", r, layer=l))
+        obs.returns += lower          # the top layer's return first, in native order, then lower layers' states
+
+        top = native[-1]
+        out = top[0] if isinstance(top, list) else top
+        notes.append("canonical weights W, U, b -> each LSTM cell's kernel (in, 4H), recurrent_kernel (H, 4H), "
+                     "bias (4H) as they are: same layout and gate order (i, f, c, o)"
+                     + ("; Bidirectional: forward_layer.cell <- forward, backward_layer.cell <- backward"
+                        if cfg.bidirectional else ""))
+        if time_major:
+            notes.append("time_major: input fed as (T, B, F) to LSTM(time_major=True) (Keras 2's own option), every "
+                         "layer time-major, so layers pass (T, B, F') to each other unchanged; states are (B, H) "
+                         "regardless")
+        else:
+            notes.append("input and output are batch-first natively: no layout change")
+        if L > 1:
+            notes.append(f"{L} layers stacked by calling each on the previous one's output; lower layers use "
+                         "return_sequences=True, the top layer the case's return_sequences")
+        if cfg.lengths is not None:
+            notes.append(f"lengths {list(cfg.lengths)} -> a boolean mask "
+                         + ("(T, B) (time_major=True: the layout Masking computes from (T, B, F) input; a (B, T) mask "
+                            "fails)" if time_major else "(B, T)")
+                         + ", True at steps t < length, passed as mask= to every layer's call (Keras's own "
+                         "mechanism: what Masking or Embedding(mask_zero=True) attach); the native return structure "
+                         "is unchanged, and the outputs at padded steps are left as returned")
+        if init is not None:
+            notes.append("initial states (h0, c0) per layer and direction -> initial_state="
+                         + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw] (Bidirectional gives the first half to "
+                                                      "its forward layer, the second to its backward layer)")
+                         + f" in each layer's call, as {cfg.dtype} tensors")
+        if cfg.go_backwards:
+            notes.append("go_backwards -> tf_keras.layers.LSTM(go_backwards=True)"
+                         + (f", every layer; each lower layer's output sequence, returned in processing order "
+                            f"(reversed time), is flipped to time order (tf.reverse(axis=[{time_axis}])) before the "
+                            "next layer reads it, so every layer reads the sequence in time order and runs backwards "
+                            "over it" if L > 1 else ""))
+        if cfg.return_sequences:
+            if cfg.go_backwards:
+                out = np.flip(out, axis=time_axis)
+                notes.append(f"output = the top layer's output sequence flipped along time (axis {time_axis}): "
+                             "LSTM(go_backwards=True) returns it in processing order, last time step first")
+            else:
+                notes.append("output = the top layer's output sequence"
+                             + (f" with directions merged by merge_mode={cfg.merge_mode!r}; the backward "
+                                "direction is already in original time order" if cfg.bidirectional else ""))
+            if time_major:
+                out = out.transpose(1, 0, 2)
+                notes.append("time_major=True output sequence (T, B, F') transposed to (B, T, F')")
+        else:
+            notes.append("output = the top layer's output (B, F'), which Keras already makes the final hidden "
+                         "state" + (f" of each direction merged by merge_mode={cfg.merge_mode!r} (backward: the "
+                                    "state after reading time step 0)" if cfg.bidirectional else
+                                    " (go_backwards: the state after reading time step 0)" if cfg.go_backwards else ""))
+        obs.output = np.ascontiguousarray(out)
+        if str(obs.output.dtype) != cfg.dtype:
+            notes.append(f"output dtype is {obs.output.dtype}, not the case's {cfg.dtype}: left as returned "
+                         f"(the top layer's dtype policy is {layers[-1].dtype_policy.name!r})")
+        if any(str(a.dtype) == "bfloat16" for a in [obs.output, *(t for pair in states for t in pair)]):
+            obs.output = _widen(obs.output)
+            states = [(_widen(h), _widen(c)) for h, c in states]
+            notes.append("bfloat16 results widened to float32 (exact) for NumPy, which has no bfloat16 of its own")
+        if cfg.return_state:
+            obs.states = states
+            if cfg.bidirectional:
+                notes.append("Bidirectional return_state list [output, h_fw, c_fw, h_bw, c_bw] -> states (h, c) "
+                             "per direction (forward, backward)")
+            else:
+                notes.append("LSTM return_state list [output, h, c] -> states (h, c)")
+            if L > 1:
+                notes.append("every layer is built with return_state=True so lower layers' states are collected "
+                             "from their returns (layers[l][1:]); states ordered by layer, then direction")
+        return obs
