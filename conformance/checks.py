@@ -263,8 +263,9 @@ def check_claims(case: Case, obs: Observation, impl_id: str) -> Outcome | None:
 
 
 def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_name: str,
-             divergences: list[Divergence]) -> dict[str, dict]:
-    """Run every check; return ``{check: {"verdict", "details", "divergence"}}``."""
+             divergences: list[Divergence], versions: dict | None = None) -> dict[str, dict]:
+    """Run every check; return ``{check: {"verdict", "details", "divergence"}}``. ``versions`` (the
+    run's package versions) select declarations scoped to framework releases."""
     cfg = case.config
     ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
                             reference.initial_states(cfg))
@@ -282,7 +283,7 @@ def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_na
     for name, outcome in outcomes.items():
         if outcome is None:
             continue
-        declared = [d for d in divergences if d.applies(case, impl_id, device, name)]
+        declared = [d for d in divergences if d.applies(case, impl_id, device, name, versions)]
         if outcome.verdict is not None:
             verdict = outcome.verdict
         elif outcome.ok:

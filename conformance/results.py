@@ -78,9 +78,10 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
     else:
         obs = pool.run(impl_id, case.id, case.config, device)
     run_checks = {}
-    if obs.status == "ok":
-        run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences)
     info = pool.infos.get(impl_id, {})
+    if obs.status == "ok":
+        run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences,
+                                     info.get("versions"))
     repro = "" if impl.unsupported(case.config) else impl.repro(case.config)
     return record(case, impl_id, device, obs, run_checks, info, root, repro)
 

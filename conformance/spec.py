@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 # --------------------------------------------------------------------------------------
 # Errors
@@ -170,20 +172,34 @@ class Divergence:
     when: tuple[tuple[str, tuple], ...] = ()   # (config field, allowed values)
     cases: tuple[str, ...] = ("*",)            # fnmatch patterns of case ids
     devices: tuple[str, ...] = ("*",)
+    versions: tuple[tuple[str, str], ...] = ()  # (package, specifier): the framework releases it holds for
     file: str = ""
     line: int | None = None
 
-    def applies(self, case: "Case", impl_id: str, device: str, check: str) -> bool:
+    def applies(self, case: "Case", impl_id: str, device: str, check: str, versions: dict | None = None) -> bool:
         return (check == self.check
                 and any(fnmatch.fnmatchcase(impl_id, p) for p in self.impl)
                 and any(fnmatch.fnmatchcase(device, p) for p in self.devices)
                 and any(fnmatch.fnmatchcase(case.id, p) for p in self.cases)
-                and all(getattr(case.config, k) in vals for k, vals in self.when))
+                and all(getattr(case.config, k) in vals for k, vals in self.when)
+                and self.holds_for(versions or {}))
+
+    def holds_for(self, versions: dict) -> bool:
+        """Whether the run's package versions are in every ``versions`` range (unknown: not)."""
+        for pkg, spec in self.versions:
+            if pkg not in versions:
+                return False
+            try:
+                if not SpecifierSet(spec).contains(Version(str(versions[pkg])), prereleases=True):
+                    return False
+            except InvalidVersion:
+                return False
+        return True
 
     def to_dict(self) -> dict:
         return {"id": self.id, "impl": list(self.impl), "check": self.check, "reason": self.reason,
                 "link": self.link, "when": {k: list(v) for k, v in self.when},
-                "cases": list(self.cases), "devices": list(self.devices),
+                "cases": list(self.cases), "devices": list(self.devices), "versions": dict(self.versions),
                 "file": self.file, "line": self.line}
 
 
@@ -340,7 +356,7 @@ def _require_str(m: _LineDict, key: str, where: str, **loc) -> str:
 
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "holds", "note")
-DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices")
+DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions")
 CASE_KEYS = ("id", "description", "matrix", "claims", "tolerance") + tuple(CONFIG_FIELDS)
 TOLERANCE_KEYS = ("atol", "rtol")
 FILE_KEYS = ("description", "defaults", "cases", "divergences")
@@ -426,8 +442,19 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
         conds.append((key, tuple(vals)))
     cases = _str_or_list(raw.get("cases", "*"), "cases", line=raw.line_of("cases"), **dloc)
     devices = _str_or_list(raw.get("devices", "*"), "devices", line=raw.line_of("devices"), **dloc)
+    versions = raw.get("versions", {})
+    if not isinstance(versions, dict):
+        raise SpecError("expected a mapping of package to version specifier, e.g. {keras: '>=3.12'}",
+                        field="versions", line=raw.line_of("versions"), **dloc)
+    for pkg, spec in versions.items():
+        try:
+            SpecifierSet(spec)
+        except (InvalidSpecifier, TypeError):
+            raise SpecError(f"{spec!r} is not a version specifier (e.g. '>=3.12', '<2.14')",
+                            field=f"versions.{pkg}", line=versions.line_of(pkg), **dloc) from None
     return Divergence(id=did, impl=impl, check=check, reason=reason, link=link, when=tuple(conds),
-                      cases=cases, devices=devices, file=str(file), line=raw.line)
+                      cases=cases, devices=devices, versions=tuple((str(k), str(v)) for k, v in versions.items()),
+                      file=str(file), line=raw.line)
 
 
 def _parse_tolerance(raw: _LineDict, **loc) -> dict:

@@ -321,3 +321,25 @@ def test_a_case_tolerance_is_read_and_checked(tmp_path):
           - {id: bad, input_size: 3, hidden_size: 4, tolerance: {atol: -1}}
         """)
     assert err.field == "tolerance.atol" and ">= 0" in str(err)
+
+
+def test_a_divergence_can_be_scoped_to_framework_releases(tmp_path):
+    loaded = spec.load_file(write(tmp_path, """
+        cases:
+          - {id: c, input_size: 3, hidden_size: 4}
+        divergences:
+          - {id: d, impl: keras-jax, check: values, reason: since 3.12, versions: {keras: ">=3.12"}}
+        """))
+    (d,), (case,) = loaded.divergences, loaded.cases
+    assert d.applies(case, "keras-jax", "cpu", "values", {"keras": "3.15.1", "jax": "0.10.2"})
+    assert not d.applies(case, "keras-jax", "cpu", "values", {"keras": "3.11.3"})
+    assert not d.applies(case, "keras-jax", "cpu", "values", {})             # version unknown: not claimed
+    assert d.to_dict()["versions"] == {"keras": ">=3.12"}
+
+
+def test_a_bad_version_specifier_names_the_package(tmp_path):
+    err = load_error(tmp_path, """
+        divergences:
+          - {id: d, impl: torch, check: values, reason: r, versions: {torch: "newer than 2"}}
+        """)
+    assert err.field == "versions.torch" and "not a version specifier" in str(err)

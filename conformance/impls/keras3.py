@@ -83,8 +83,8 @@ _VARIABLES = (("W", "kernel"), ("U", "recurrent_kernel"), ("b", "bias"))
 _REQUIRES = {"tensorflow": ("keras", "tensorflow"), "jax": ("keras", "jax", "jaxlib"), "torch": ("keras", "torch")}
 _INSTALL_HINT = {
     "tensorflow": "pip install 'lstm-conformance[keras]'",
-    "jax": "pip install -c constraints.txt keras jax jaxlib, or pip install 'lstm-conformance[all]'",
-    "torch": "pip install -c constraints.txt keras torch, or pip install 'lstm-conformance[all]'",
+    "jax": "pip install 'lstm-conformance[keras-jax]'",
+    "torch": "pip install 'lstm-conformance[keras-torch]'",
 }
 
 # The default recurrent initializer, Orthogonal, runs a QR decomposition in the variable's dtype, and not
