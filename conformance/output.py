@@ -10,7 +10,6 @@ finished; a Ctrl-C or a ``-x`` stop ends with a report that says it is partial.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import secrets
 import time
 from pathlib import Path

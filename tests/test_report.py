@@ -2,7 +2,6 @@
 tests/test_report_browser.py opens the pages). Runs are real torch runs in real worker processes."""
 
 import copy
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from conformance import report
 from conformance.cli import main
-from conformance.results import load, validate, write
+from conformance.results import load, validate
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = (REPO / "cases" / "divergences.yaml").read_text()

@@ -422,22 +422,7 @@ class Keras3(Impl):
                             "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)"))
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
-        roles = ["h", "c"] * len(dirs)
-        directions = [d for d in dirs for _ in range(2)]
-        states, lower = [], []
-        for l, r in enumerate(native):
-            top = l == L - 1
-            into = obs.returns if top else lower
-            if isinstance(r, list):
-                if top:
-                    into.append(returned("[0]", "output", r[0], layer=l))
-                for i, (role, d) in enumerate(zip(roles, directions), start=1):
-                    path = f"[{i}]" if top else f"layers[{l}][{i}]"
-                    into.append(returned(path, role, r[i], top=top, layer=l, direction=d))
-                states += [(r[1 + 2 * k], r[2 + 2 * k]) for k in range(len(dirs))]
-            elif top:
-                into.append(returned("", "output", r, layer=l))
-        obs.returns += lower          # the top layer's return first, in native order, then lower layers' states
+        states = record_stack_returns(native, dirs, obs.returns)
 
         top = native[-1]
         obs.output = top[0] if isinstance(top, list) else top
@@ -498,3 +483,28 @@ class Keras3(Impl):
                 notes.append("every layer is built with return_state=True so lower layers' states are collected "
                              "from their returns (layers[l][1:]); states ordered by layer, then direction")
         return obs
+
+
+def record_stack_returns(native: list, dirs, returns: list) -> list[tuple]:
+    """What a stack of Keras LSTM layers returned (Keras 3 and Keras 2 alike: each layer's return as
+    a list ``[output, h, c]`` or ``[output, h_fw, c_fw, h_bw, c_bw]`` with return_state, else the
+    output): appended to ``returns`` (the top layer's first, in native order, then the lower layers'
+    states), and the (h, c) pairs per layer, then direction."""
+    L = len(native)
+    roles = ["h", "c"] * len(dirs)
+    directions = [d for d in dirs for _ in range(2)]
+    states, lower = [], []
+    for l, r in enumerate(native):
+        top = l == L - 1
+        into = returns if top else lower
+        if isinstance(r, list):
+            if top:
+                into.append(returned("[0]", "output", r[0], layer=l))
+            for i, (role, d) in enumerate(zip(roles, directions), start=1):
+                path = f"[{i}]" if top else f"layers[{l}][{i}]"
+                into.append(returned(path, role, r[i], top=top, layer=l, direction=d))
+            states += [(r[1 + 2 * k], r[2 + 2 * k]) for k in range(len(dirs))]
+        elif top:
+            into.append(returned("", "output", r, layer=l))
+    returns += lower
+    return states

@@ -45,7 +45,8 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
-from .base import Impl, Observation, returned
+from .base import Impl, Observation
+from .keras3 import record_stack_returns
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -291,22 +292,7 @@ class TfKeras2(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
-        roles = ["h", "c"] * len(dirs)
-        directions = [d for d in dirs for _ in range(2)]
-        states, lower = [], []
-        for l, r in enumerate(native):
-            top = l == L - 1
-            into = obs.returns if top else lower
-            if isinstance(r, list):
-                if top:
-                    into.append(returned("[0]", "output", r[0], layer=l))
-                for i, (role, d) in enumerate(zip(roles, directions), start=1):
-                    path = f"[{i}]" if top else f"layers[{l}][{i}]"
-                    into.append(returned(path, role, r[i], top=top, layer=l, direction=d))
-                states += [(r[1 + 2 * k], r[2 + 2 * k]) for k in range(len(dirs))]
-            elif top:
-                into.append(returned("", "output", r, layer=l))
-        obs.returns += lower          # the top layer's return first, in native order, then lower layers' states
+        states = record_stack_returns(native, dirs, obs.returns)
 
         top = native[-1]
         out = top[0] if isinstance(top, list) else top
