@@ -151,44 +151,10 @@ class Keras3(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        L, D = cfg.num_layers, cfg.directions
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
-        call = []                       # the extra arguments of each layer's call
-        setup = ""
-        if cfg.lengths is not None:
-            setup += (f"mask = np.arange({T})[None, :] < np.array({list(cfg.lengths)})[:, None]"
-                      "  # (B, T): True at the valid steps of each sequence (right padding)\n")
-            call.append("mask=mask")
-        if cfg.initial_state != "none":
-            make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"
-            order = "[h, c]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"
-            if cfg.initial_state == "random":
-                setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
-            setup += ("states = [  # per layer: initial_state=" + order + "\n"
-                      f"    [keras.ops.convert_to_tensor({make}, dtype=\"{cfg.dtype}\") "
-                      f"for shape in [({B}, {hidden_out(cfg)}), ({B}, {cfg.hidden_size})] * {D}]\n"
-                      f"    for _ in range({L})\n]\n")
-        if L == 1:
-            if cfg.initial_state != "none":
-                call.append("initial_state=states[0]")
-            build = (f"layer = {self._construct(cfg, cfg.return_sequences, quote=chr(34))}\n"
-                     f"out = layer({', '.join(['x'] + call)})\n")
-            count = "layer.count_params()"
-        else:
-            items = [self._construct(cfg, True, quote=chr(34))] * (L - 1) + [
-                self._construct(cfg, cfg.return_sequences, quote=chr(34))]
-            if cfg.initial_state != "none":
-                call.append("initial_state=state")
-                loop = "for layer, state in zip(layers, states):"
-            else:
-                loop = "for layer in layers:"
-            step = (f"    out = layer({', '.join(['h'] + call)})\n    h = out[0]  # return_state: [output, *states]\n"
-                    if cfg.return_state else f"    h = out = layer({', '.join(['h'] + call)})\n")
-            if cfg.go_backwards:
-                step += "    h = keras.ops.flip(h, axis=1)  # go_backwards returns reversed time: back to time order\n"
-            build = ("layers = [\n" + "".join(f"    {i},\n" for i in items) + "]\n"
-                     f"h = x\n{loop}  # each layer called on the previous one's output\n" + step)
-            count = "sum(layer.count_params() for layer in layers)"
+        D, B, T, F = cfg.directions, cfg.batch, cfg.timesteps, cfg.input_size
+        setup, build, count = stack_snippet(
+            cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)),
+            tensor='keras.ops.convert_to_tensor({}, dtype="%s")' % cfg.dtype, flip="keras.ops.flip(h, axis=1)")
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
         paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
         x64 = ('os.environ["JAX_ENABLE_X64"] = "true"  # else JAX makes float64 variables float32\n'
@@ -508,3 +474,44 @@ def record_stack_returns(native: list, dirs, returns: list) -> list[tuple]:
             into.append(returned("", "output", r, layer=l))
     returns += lower
     return states
+
+
+def stack_snippet(cfg: Config, construct, tensor: str, flip: str, mask_layout: str = "") -> tuple[str, str, str]:
+    """The part of a repro snippet that calls a stack of Keras LSTM layers (Keras 3 and Keras 2 alike):
+    ``(setup, build, count)`` source lines. ``construct(return_sequences)`` is a layer's constructor
+    call, ``tensor`` formats a NumPy expression into the framework's tensor ({}), ``flip`` turns a
+    go_backwards layer's output back to time order, ``mask_layout`` is extra source after the mask."""
+    L, D, B, T = cfg.num_layers, cfg.directions, cfg.batch, cfg.timesteps
+    call = []                       # the extra arguments of each layer's call
+    setup = ""
+    if cfg.lengths is not None:
+        setup += (f"mask = np.arange({T})[None, :] < np.array({list(cfg.lengths)})[:, None]"
+                  "  # (B, T): True at the valid steps of each sequence (right padding)\n" + mask_layout)
+        call.append("mask=mask")
+    if cfg.initial_state != "none":
+        make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"
+        order = "[h, c]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"
+        if cfg.initial_state == "random":
+            setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
+        setup += ("states = [  # per layer: initial_state=" + order + "\n"
+                  f"    [{tensor.format(make)} "
+                  f"for shape in [({B}, {hidden_out(cfg)}), ({B}, {cfg.hidden_size})] * {D}]\n"
+                  f"    for _ in range({L})\n]\n")
+    if L == 1:
+        if cfg.initial_state != "none":
+            call.append("initial_state=states[0]")
+        build = f"layer = {construct(cfg.return_sequences)}\nout = layer({', '.join(['x'] + call)})\n"
+        return setup, build, "layer.count_params()"
+    items = [construct(True)] * (L - 1) + [construct(cfg.return_sequences)]
+    if cfg.initial_state != "none":
+        call.append("initial_state=state")
+        loop = "for layer, state in zip(layers, states):"
+    else:
+        loop = "for layer in layers:"
+    step = (f"    out = layer({', '.join(['h'] + call)})\n    h = out[0]  # return_state: [output, *states]\n"
+            if cfg.return_state else f"    h = out = layer({', '.join(['h'] + call)})\n")
+    if cfg.go_backwards:
+        step += f"    h = {flip}  # go_backwards returns reversed time: back to time order\n"
+    build = ("layers = [\n" + "".join(f"    {i},\n" for i in items) + "]\n"
+             f"h = x\n{loop}  # each layer called on the previous one's output\n" + step)
+    return setup, build, "sum(layer.count_params() for layer in layers)"

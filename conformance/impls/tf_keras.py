@@ -43,10 +43,10 @@ import time
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
+from ..reference import array_dtype, direction_names, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
 from .base import Impl, Observation
-from .keras3 import record_stack_returns
+from .keras3 import record_stack_returns, stack_snippet
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -107,51 +107,14 @@ class TfKeras2(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        L, D = cfg.num_layers, cfg.directions
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        D, B, T, F = cfg.directions, cfg.batch, cfg.timesteps, cfg.input_size
         time_major = cfg.layout == "time_major"
-        time_axis = 0 if time_major else 1
-        call = []                       # the extra arguments of each layer's call
-        setup = ""
+        setup, build, count = stack_snippet(
+            cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)), tensor='tf.cast({}, "%s")' % cfg.dtype,
+            flip=f"tf.reverse(h, axis=[{0 if time_major else 1}])",
+            mask_layout="mask = mask.T  # time_major=True: the mask is (T, B) too\n" if time_major else "")
         if time_major:
-            setup += "x = tf.transpose(x, [1, 0, 2])  # time_major=True: (T, B, F)\n"
-        if cfg.lengths is not None:
-            setup += (f"mask = np.arange({T})[None, :] < np.array({list(cfg.lengths)})[:, None]"
-                      "  # (B, T): True at the valid steps of each sequence (right padding)\n")
-            if time_major:
-                setup += "mask = mask.T  # time_major=True: the mask is (T, B) too\n"
-            call.append("mask=mask")
-        if cfg.initial_state != "none":
-            make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"
-            order = "[h, c]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"
-            if cfg.initial_state == "random":
-                setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
-            setup += ("states = [  # per layer: initial_state=" + order + "\n"
-                      f"    [tf.cast({make}, \"{cfg.dtype}\") "
-                      f"for shape in [({B}, {hidden_out(cfg)}), ({B}, {cfg.hidden_size})] * {D}]\n"
-                      f"    for _ in range({L})\n]\n")
-        if L == 1:
-            if cfg.initial_state != "none":
-                call.append("initial_state=states[0]")
-            build = (f"layer = {self._construct(cfg, cfg.return_sequences, quote=chr(34))}\n"
-                     f"out = layer({', '.join(['x'] + call)})\n")
-            count = "layer.count_params()"
-        else:
-            items = [self._construct(cfg, True, quote=chr(34))] * (L - 1) + [
-                self._construct(cfg, cfg.return_sequences, quote=chr(34))]
-            if cfg.initial_state != "none":
-                call.append("initial_state=state")
-                loop = "for layer, state in zip(layers, states):"
-            else:
-                loop = "for layer in layers:"
-            step = (f"    out = layer({', '.join(['h'] + call)})\n    h = out[0]  # return_state: [output, *states]\n"
-                    if cfg.return_state else f"    h = out = layer({', '.join(['h'] + call)})\n")
-            if cfg.go_backwards:
-                step += (f"    h = tf.reverse(h, axis=[{time_axis}])  # go_backwards returns reversed time: "
-                         "back to time order\n")
-            build = ("layers = [\n" + "".join(f"    {i},\n" for i in items) + "]\n"
-                     f"h = x\n{loop}  # each layer called on the previous one's output\n" + step)
-            count = "sum(layer.count_params() for layer in layers)"
+            setup = "x = tf.transpose(x, [1, 0, 2])  # time_major=True: (T, B, F)\n" + setup
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
         paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
         return (
