@@ -51,13 +51,16 @@ def _validate(args: argparse.Namespace) -> int:
     for p in map(Path, paths):
         files += sorted(q for q in p.rglob("*.y*ml")) if p.is_dir() else [p]
     bad = 0
+    loaded_files: list[spec.CaseFile] = []
     for f in files:
         try:
             loaded = spec.load_file(f)
+            spec.check_unique_ids([*loaded_files, loaded])
         except spec.SpecError as exc:
             print(f"error: {exc}")
             bad += 1
             continue
+        loaded_files.append(loaded)
         print(f"ok: {f}: {len(loaded.cases)} cases, {len(loaded.divergences)} divergences, "
               f"{sum(len(c.claims) for c in loaded.cases)} claims")
     return 1 if bad else 0

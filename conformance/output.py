@@ -36,6 +36,7 @@ class RunOutput:
         self.flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
         self.since_last = None           # diff.Diff against the previous run in reports/latest/
+        self.collection_errors: list[dict] = []   # case files that did not load: {"file", "message"}
 
     @property
     def report_path(self) -> Path:
@@ -49,7 +50,7 @@ class RunOutput:
     def flush(self, records: list[dict], partial_info: dict | None, unused_divergences=()) -> Path:
         self._last_flush = time.monotonic()
         return results.write(self.dir, records, unused_divergences=unused_divergences, argv=self.argv,
-                             partial=partial_info)
+                             partial=partial_info, collection_errors=self.collection_errors)
 
     def finish(self, records: list[dict], partial_info: dict | None, unused_divergences=()) -> Path:
         """Final results.json and report (with what changed since the previous run in

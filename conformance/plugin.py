@@ -49,6 +49,9 @@ def pytest_addoption(parser):
     g.addoption("--conformance-flush", type=float, default=5.0, metavar="SECONDS",
                 help="rewrite results.json (marked partial) at most this often while runs finish, so a "
                      "killed session keeps them (default 5; 0 = after every run)")
+    g.addoption("--conformance-fill", default=None, metavar="RESULTS",
+                help="run only the runs that RESULTS (a results.json, e.g. a partial one left by an "
+                     "interrupted session) does not hold, and write results holding both")
     g.addoption("--run-timeout", type=float, default=300.0, metavar="SECONDS",
                 help="a run taking longer kills its worker and is an error (default 300)")
 
@@ -90,9 +93,19 @@ class ConformanceSession:
         self._pool = None
         self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.records: list[dict] = []
+        self.collection_errors: list[dict] = []   # case files that did not load: {"file", "message"}
         self.expected: int | None = None     # conformance items collected (after deselection)
         self.output = None                   # output.RunOutput, once the first record arrives
         self.results_path: Path | None = None
+        self.case_files: list[spec.CaseFile] = []   # collected so far (case ids are unique across them)
+        self.filled: list[dict] = []           # runs taken from --conformance-fill's file
+        if fill := config.getoption("conformance_fill"):
+            from .results import ResultsError, load
+            try:
+                self.filled = load(fill)["runs"]
+            except ResultsError as exc:
+                raise pytest.UsageError(f"--conformance-fill: {exc}") from None
+        self.records += self.filled
 
     @property
     def pool(self):
@@ -124,13 +137,41 @@ class ConformanceSession:
 
     # ---- controller side: gather every record (from xdist workers too), write results at the end ----
 
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list) -> None:
+        """--conformance-fill: deselect the runs its results file already holds."""
+        if not self.filled:
+            return
+        from .results import display_path
+        done = {(r["file"], r["case"], r["impl"], r["device"]) for r in self.filled}
+        keep, skip = [], []
+        for item in items:
+            key = (isinstance(item, CaseItem)
+                   and (display_path(item.case.file, config.rootpath), item.case.id, item.impl_id, item.device))
+            (skip if key in done else keep).append(item)
+        if skip:
+            config.hook.pytest_deselected(items=skip)
+            items[:] = keep
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.expected = sum(isinstance(i, CaseItem) for i in session.items)
+        self.expected = sum(isinstance(i, CaseItem) for i in session.items) + len(self.filled)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         if self.expected is None:   # every xdist worker collects the same items
-            self.expected = sum(i.split("::", 1)[0].endswith((".yaml", ".yml")) for i in ids)
+            self.expected = sum(i.split("::", 1)[0].endswith((".yaml", ".yml")) for i in ids) + len(self.filled)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A case file that did not load is kept (results.json, the report) and, in a session that
+        has no other collection error, does not stop the other files' runs (it still fails the session)."""
+        if report.failed and report.nodeid.endswith((".yaml", ".yml")) and not hasattr(self.config, "workerinput"):
+            message = str(report.longrepr).strip()
+            if not any(e["file"] == report.nodeid and e["message"] == message for e in self.collection_errors):
+                self.collection_errors.append({"file": report.nodeid, "message": message})
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if session.testsfailed and session.testsfailed == len(self.collection_errors):
+            session.config.option.continue_on_collection_errors = True
 
     def _output(self):
         if self.output is None and not self.config.getoption("no_conformance_report"):
@@ -139,6 +180,7 @@ class ConformanceSession:
             self.output = RunOutput(Path(out) if out else None, self.config.rootpath / "reports",
                                     argv=self.config.invocation_params.args,
                                     flush_every_s=self.config.getoption("conformance_flush"))
+            self.output.collection_errors = self.collection_errors
         return self.output
 
     @pytest.hookimpl(tryfirst=True)   # results reach disk before the terminal says the run passed
@@ -155,7 +197,7 @@ class ConformanceSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: its records reached the controller in the reports
-        if self.records and (out := self._output()) is not None:
+        if (self.records or self.collection_errors) and (out := self._output()) is not None:
             from .output import partial
             info = None
             if exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -180,12 +222,17 @@ class ConformanceSession:
                 if d.id not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d.impl)]
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
-        if not self.records or hasattr(config, "workerinput"):
+        if not (self.records or self.collection_errors) or hasattr(config, "workerinput"):
             return
         from .report import text_summary
         terminalreporter.section("LSTM conformance")
         for line in text_summary(self.records):
             terminalreporter.write_line(line)
+        for e in self.collection_errors:
+            terminalreporter.write_line(f"case file not loaded: {e['message']}", red=True)
+        if self.filled:
+            terminalreporter.write_line(f"{len(self.filled)} runs taken from {config.getoption('conformance_fill')}, "
+                                        f"{len(self.records) - len(self.filled)} run now")
         for d in self.unused_divergences():
             terminalreporter.write_line(f"warning: declared divergence {d['id']} ({d['file']}:{d['line']}) explained "
                                         "no run of this session", yellow=True)
@@ -232,16 +279,23 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 
 class CaseFile(pytest.File):
+    def _error(self, exc: spec.SpecError):
+        from .results import display_path
+        exc.file = display_path(str(exc.file), self.config.rootpath) if exc.file else exc.file
+        return self.CollectError(str(exc))
+
     def collect(self):
+        sess: ConformanceSession = self.config.stash[_KEY]
         try:
             loaded = spec.load_file(self.path)
+            spec.check_unique_ids([*sess.case_files, loaded])    # a case id names one case in a session
         except spec.SpecError as exc:
-            raise self.CollectError(str(exc)) from None
-        sess: ConformanceSession = self.config.stash[_KEY]
+            raise self._error(exc) from None
+        sess.case_files.append(loaded)
         try:
             divergences = sess.divergences_for(self.path, loaded.divergences)
         except spec.SpecError as exc:
-            raise self.CollectError(str(exc)) from None
+            raise self._error(exc) from None
         for case in loaded.cases:
             for impl_id in sess.impls:
                 for device in sess.devices:

@@ -44,6 +44,8 @@ def text_summary(runs: list[dict]) -> list[str]:
     by_col: dict[str, Counter] = defaultdict(Counter)
     for r in runs:
         by_col[f"{r['impl']}@{r['device']}"][r["verdict"]] += 1
+    if not by_col:
+        return ["no runs"]
     used = [v for v in VERDICTS if any(c[v] for c in by_col.values())]
     width = max(len(k) for k in by_col)
     lines = [" " * width + "  " + "  ".join(f"{v:>16}" for v in used)]
@@ -258,7 +260,9 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
             # details stay JSON strings until a case is opened: parsing them all up front is most of the cost
             "runs": [[ci, col, v, chk, json.dumps(detail, separators=(",", ":"))] for ci, col, v, chk, detail in runs]}
     partial = [(path, doc["partial"]) for path, doc in sources if doc.get("partial")]
+    collection_errors = [{"source": path, **e} for path, doc in sources for e in doc.get("collection_errors") or []]
     ctx = {
+        "collection_errors": collection_errors,
         "sources": [{"path": path, "created": doc.get("created"), "argv": doc.get("argv", []),
                      "environment": doc.get("environment", {}), "label": _source_label(path, doc, i),
                      "partial": doc.get("partial")} for i, (path, doc) in enumerate(sources)],

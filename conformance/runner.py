@@ -2,13 +2,30 @@
 
 Why processes (DESIGN.md): Keras 3 fixes its backend at import, TensorFlow and torch in one
 process can segfault, TensorFlow and JAX each grab most GPU memory, and a framework that crashes
-or hangs must become an ``error`` verdict for its runs rather than a dead test session. A worker
-that dies is restarted for the next run.
+or hangs must become an ``error`` verdict for its runs rather than a dead test session.
+
+What a fault looks like here, and what becomes of it (every one is an ``error`` observation whose
+``reason`` says what happened and whose ``fault`` says it as data, see ``Observation.fault``):
+
+* the run raised (``MemoryError`` and ``SystemExit`` included): the worker answers with the error;
+  it keeps running, except after ``MemoryError`` or ``SystemExit``, when it is stopped;
+* the worker died (a signal such as SIGSEGV or SIGABRT, or an exit): "died while running case ...:
+  it was killed by SIGSEGV (signal 11)" / "it exited with status 3", with the tail of its output;
+* it did not answer within the run timeout (``WorkerPool(run_timeout=...)``, per run
+  ``run(..., timeout=...)``; the plugin's ``--run-timeout``): it is asked for its Python stack
+  (SIGUSR1, written to its output, quoted), then killed.
+
+A worker that died or was stopped is started again for the impl's next run; the other impls'
+workers are not touched. A worker that fails to *start* (an import error, a crash or a hang while
+starting, ``start_timeout``) is not started again in the session: the impl's later runs are errors
+at once, quoting the first failure. Every worker that stops is waited for (no zombies), and one
+that is killed is killed with SIGKILL; a worker whose runner dies exits by itself (see worker).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,72 +38,153 @@ from .impls.base import Observation
 from .spec import Config
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+# exceptions after which a worker is not trusted with another run: it is stopped, the next run starts a fresh one
+RESTART_AFTER = ("MemoryError", "SystemExit")
 
 
 class WorkerError(RuntimeError):
-    pass
+    """A worker that died, timed out or could not start; ``fault`` says which, as ``Observation.fault`` does."""
+
+    def __init__(self, message: str, fault: dict | None = None):
+        super().__init__(message)
+        self.fault = fault
+
+
+def describe_exit(code: int | None) -> tuple[str, dict]:
+    """How a process ended, from its return code (negative: the signal that killed it), in words and as a fault."""
+    if code is None:
+        return ("it closed its connection but did not exit (it was killed)",
+                {"kind": "exit", "code": None})
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"it was killed by {name} (signal {-code})", {"kind": "signal", "signal": name, "code": code}
+    return f"it exited with status {code}", {"kind": "exit", "code": code}
 
 
 class Worker:
-    def __init__(self, impl_id: str, start_timeout: float, run_timeout: float):
+    def __init__(self, impl_id: str, start_timeout: float, run_timeout: float, env: dict | None = None):
         self.impl_id = impl_id
         self.start_timeout = start_timeout
         self.run_timeout = run_timeout
+        self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.conn = None
         self.info: dict = {}
-        self.log = tempfile.TemporaryFile(mode="w+b")
+        self.log = tempfile.TemporaryFile(mode="w+b")   # the worker's stdout and stderr, this start's only
+
+    def _log_size(self) -> int:
+        self.log.seek(0, os.SEEK_END)
+        return self.log.tell()
 
     def _log_tail(self, n: int = 3000) -> str:
-        self.log.seek(0, os.SEEK_END)
-        size = self.log.tell()
+        size = self._log_size()
         self.log.seek(max(0, size - n))
         return self.log.read().decode("utf-8", "replace").strip()
+
+    def _last_output(self) -> str:
+        tail = self._log_tail()
+        return f"; its last output:\n{tail}" if tail else ""
 
     def start(self) -> dict:
         from multiprocessing.connection import Connection
 
+        self.stop()
+        self.log.seek(0)
+        self.log.truncate()
         parent, child = socket.socketpair()
         env = dict(os.environ)
         env.update(impls.get(self.impl_id).env)
+        env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conformance.worker", self.impl_id, str(child.fileno())],
-            pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        child.close()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "conformance.worker", self.impl_id, str(child.fileno())],
+                pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        except OSError as exc:
+            parent.close()
+            raise WorkerError(f"{self.impl_id} worker could not be started: {exc}",
+                              {"kind": "exception", "type": type(exc).__name__, "phase": "start"}) from None
+        finally:
+            child.close()
         self.conn = Connection(parent.detach())
-        reply = self._receive(self.start_timeout, "starting")
+        try:
+            reply = self._receive(self.start_timeout, "starting", "the start timeout")
+        except WorkerError as exc:
+            exc.fault = {**(exc.fault or {}), "phase": "start"}
+            raise
         if not reply.get("ready"):
             self.stop()
             raise WorkerError(f"{self.impl_id} worker could not start: {reply.get('error')}\n"
-                              f"{reply.get('traceback', '')}")
+                              f"{reply.get('traceback', '')}",
+                              {"kind": "exception", "type": reply.get("type", ""), "phase": "start"})
         self.info = reply
         return reply
 
-    def _receive(self, timeout: float, doing: str):
+    def _died(self, doing: str):
+        """The worker's connection broke: wait for it to end, and raise what ended it."""
         try:
-            if not self.conn.poll(timeout):
-                self.stop()
-                raise WorkerError(f"{self.impl_id} worker did not answer within {timeout:g}s while {doing}; "
-                                  "it was killed")
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        cause, fault = describe_exit(code)
+        tail = self._last_output()
+        self.stop(kill=True)
+        raise WorkerError(f"{self.impl_id} worker died while {doing}: {cause}{tail}", fault) from None
+
+    def _dump_stacks(self, wait: float = 1.0) -> None:
+        """Ask a silent worker for every thread's Python stack (SIGUSR1, see worker): it lands in the log."""
+        if not hasattr(signal, "SIGUSR1") or self.proc is None or self.proc.poll() is not None:
+            return
+        before = self._log_size()
+        try:
+            self.proc.send_signal(signal.SIGUSR1)
+        except OSError:
+            return
+        deadline, last = time.monotonic() + wait, before
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            size = self._log_size()
+            if size > before and size == last:      # written, and no longer growing
+                return
+            last = size
+
+    def _receive(self, timeout: float, doing: str, limit: str):
+        try:
+            ready = self.conn.poll(timeout)
+        except (OSError, ValueError):
+            ready = True                            # a broken connection: recv says how
+        if not ready:
+            self._dump_stacks()
+            tail = self._last_output()
+            self.stop(kill=True)
+            raise WorkerError(f"{self.impl_id} worker timed out: it did not answer within {timeout:g}s while "
+                              f"{doing} ({limit}); it was killed{tail}",
+                              {"kind": "timeout", "seconds": float(timeout)})
+        try:
             return self.conn.recv()
         except (EOFError, OSError, ConnectionError):
-            code = self.proc.wait(timeout=10) if self.proc else None
-            tail = self._log_tail()
-            self.stop()
-            raise WorkerError(f"{self.impl_id} worker died while {doing} (exit code {code})"
-                              + (f"; its last output:\n{tail}" if tail else "")) from None
+            self._died(doing)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def request(self, msg: dict, doing: str):
-        self.conn.send(msg)
-        return self._receive(self.run_timeout, doing)
+    def request(self, msg: dict, doing: str, timeout: float | None = None):
+        """Send one op and wait for its answer, at most ``timeout`` (default: the run timeout) seconds."""
+        try:
+            self.conn.send(msg)
+        except (OSError, ValueError, ConnectionError):
+            self._died(doing)
+        return self._receive(self.run_timeout if timeout is None else timeout, doing,
+                             "the run timeout, --run-timeout")
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """End the worker: asked to exit (or, with ``kill``, SIGKILL at once), killed if it has not
+        after 5 s, and always waited for, so that it leaves no zombie."""
         if self.proc is not None:
-            if self.proc.poll() is None:
+            if self.proc.poll() is None and not kill:
                 try:
                     self.conn.send({"op": "exit"})
                     self.proc.wait(timeout=5)
@@ -94,7 +192,7 @@ class Worker:
                     pass
             if self.proc.poll() is None:
                 self.proc.kill()
-                self.proc.wait()
+            self.proc.wait()
         if self.conn is not None:
             try:
                 self.conn.close()
@@ -104,19 +202,33 @@ class Worker:
 
 
 class WorkerPool:
-    """One worker per implementation id, started on first use and kept for the session."""
+    """One worker per implementation id, started on first use and kept for the session.
 
-    def __init__(self, start_timeout: float = 600.0, run_timeout: float = 120.0):
+    ``start_timeout`` bounds a worker's start (the framework import), ``run_timeout`` each run
+    (``run(timeout=...)`` overrides it for one run); ``env`` is added to the workers' environment.
+    """
+
+    def __init__(self, start_timeout: float = 600.0, run_timeout: float = 120.0, env: dict | None = None):
         self.start_timeout, self.run_timeout = start_timeout, run_timeout
+        self.env = dict(env or {})
         self.workers: dict[str, Worker] = {}
         self.infos: dict[str, dict] = {}
+        self.start_failures: dict[str, WorkerError] = {}   # impl id -> why its worker could not start
 
     def _worker(self, impl_id: str) -> Worker:
+        failed = self.start_failures.get(impl_id)
+        if failed is not None:
+            raise WorkerError(f"the {impl_id} worker failed to start earlier in this session (it is not started "
+                              f"again): {failed}", {**(failed.fault or {}), "repeated": True})
         w = self.workers.get(impl_id)
         if w is None:
-            w = self.workers[impl_id] = Worker(impl_id, self.start_timeout, self.run_timeout)
+            w = self.workers[impl_id] = Worker(impl_id, self.start_timeout, self.run_timeout, self.env)
         if not w.alive():
-            self.infos[impl_id] = w.start()
+            try:
+                self.infos[impl_id] = w.start()
+            except WorkerError as exc:
+                self.start_failures[impl_id] = exc
+                raise
         return w
 
     def info(self, impl_id: str) -> dict:
@@ -125,7 +237,8 @@ class WorkerPool:
             self._worker(impl_id)
         return self.infos[impl_id]
 
-    def run(self, impl_id: str, case_id: str, cfg: Config, device: str) -> Observation:
+    def run(self, impl_id: str, case_id: str, cfg: Config, device: str, timeout: float | None = None) -> Observation:
+        """One run in the impl's worker; a worker fault becomes an ``error`` observation (see the module doc)."""
         t0 = time.perf_counter()
         try:
             worker = self._worker(impl_id)
@@ -133,16 +246,21 @@ class WorkerPool:
                 return Observation(status="skipped", reason=(
                     f"{impl_id} sees no {device} device here (it reports: {', '.join(worker.info['devices'])})"))
             obs = worker.request({"op": "run", "case": case_id, "config": cfg.to_dict(), "device": device},
-                                 f"running case {case_id!r} on {device}")
+                                 f"running case {case_id!r} on {device}",
+                                 self.run_timeout if timeout is None else timeout)
         except WorkerError as exc:
-            return Observation(status="error", reason=str(exc))
+            obs = Observation(status="error", reason=str(exc), fault=exc.fault)
+        else:
+            if (obs.fault or {}).get("type") in RESTART_AFTER:
+                worker.stop()
+                obs.reason += "; the worker was stopped, and the next run starts a fresh one"
         obs.timings["roundtrip_s"] = time.perf_counter() - t0
         return obs
 
     def roundtrip(self, impl_id: str, cfg: Config, device: str = "cpu") -> dict:
         """Map the canonical weights to native and read them back in the impl's worker (see worker)."""
         return self._worker(impl_id).request({"op": "roundtrip", "case": "", "config": cfg.to_dict(),
-                                              "device": device}, "mapping weights")
+                                              "device": device}, "mapping weights", self.run_timeout)
 
     def close(self) -> None:
         for w in self.workers.values():

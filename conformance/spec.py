@@ -4,16 +4,32 @@ A case file is YAML. Everything in it is checked here, before any framework runs
 problem is reported as a :class:`SpecError` naming the file, the line, the case id and the
 field, so that a maintainer can fix a typo without reading a traceback.
 
-Loading uses PyYAML's ``SafeLoader`` (no arbitrary tags) with two additions: every mapping
-remembers the line of each key, and duplicate keys are an error instead of silently winning.
+Loading uses PyYAML's ``SafeLoader`` (no arbitrary tags, nothing from the file is executed) with
+a few additions: every mapping remembers the line of each key, duplicate keys are an error instead
+of silently winning, and keys must be strings. Hand-written files can be wrong in any way, so the
+loader only ever raises :class:`SpecError`, and it bounds what a file can cost before building it:
+
+* a file is at most ``MAX_FILE_BYTES`` (1 MiB), UTF-8 (a BOM is allowed);
+* one YAML document, nested at most ``MAX_DEPTH`` (50) levels, expanding to at most ``MAX_NODES``
+  (100,000) nodes counted through aliases (an "alias bomb" is refused before it is built), and no
+  alias inside the node it refers to;
+* a case's matrix makes at most ``MAX_MATRIX`` (1,000) cases unless the case raises its own limit
+  with ``max_cases: N``; a file makes at most ``MAX_FILE_CASES`` (10,000) cases in all;
+* sizes have sane maxima (see ``CONFIG_FIELDS``), so a typo like ``hidden_size: 40960000`` is an
+  error here rather than an out-of-memory later.
+
+A file must hold at least one case or divergence. Case ids must be unique within a file (here)
+and across the files of a run (:func:`check_unique_ids`).
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import fnmatch
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +75,7 @@ class FieldSpec:
     choices: tuple | None = None
     minimum: int | None = None
     required: bool = False
+    maximum: int | None = None     # a sane upper bound: larger values are typos, not experiments
 
     def describe_allowed(self) -> str:
         if self.type is tuple:
@@ -67,6 +84,8 @@ class FieldSpec:
             return " | ".join(str(c) for c in self.choices)
         if self.type is bool:
             return "true | false"
+        if self.minimum is not None and self.maximum is not None:
+            return f"integer from {self.minimum} to {self.maximum}"
         if self.minimum is not None:
             return f"integer >= {self.minimum}"
         return self.type.__name__
@@ -77,27 +96,40 @@ MERGE_MODES = ("concat", "sum", "mul", "ave")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 INITIAL_STATES = ("none", "zeros", "random")
 
+# Limits on what one case file may cost (see the module docstring).
+MAX_FILE_BYTES = 1 << 20       # pure-Python PyYAML parses about 3 s per MiB
+MAX_DEPTH = 50                 # nesting levels (the case language needs 7)
+MAX_NODES = 100_000            # YAML nodes, counted through aliases
+MAX_MATRIX = 1000              # cases one matrix may make, unless the case sets max_cases
+MAX_FILE_CASES = 10_000        # cases one file may make in all (and the most max_cases may allow)
+MAX_SIZE = 4096                # input_size, hidden_size, proj_size, batch
+MAX_TIMESTEPS = 10_000
+MAX_LAYERS = 64
+MAX_SEED = 2**32 - 1
+MAX_CLAIM_INT = 2**63 - 1      # a claimed dimension or parameter count
+
 CONFIG_FIELDS: dict[str, FieldSpec] = {
-    "input_size": FieldSpec(int, None, "features per time step", minimum=1, required=True),
+    "input_size": FieldSpec(int, None, "features per time step", minimum=1, required=True, maximum=MAX_SIZE),
     "hidden_size": FieldSpec(int, None, "hidden units H (Keras `units`, Flax `features`)", minimum=1,
-                             required=True),
-    "num_layers": FieldSpec(int, 1, "stacked layers", minimum=1),
+                             required=True, maximum=MAX_SIZE),
+    "num_layers": FieldSpec(int, 1, "stacked layers", minimum=1, maximum=MAX_LAYERS),
     "bidirectional": FieldSpec(bool, False, "run a backward direction too"),
     "merge_mode": FieldSpec(str, "concat", "how the two directions' outputs are combined "
                             "(needs bidirectional)", choices=MERGE_MODES),
     "proj_size": FieldSpec(int, 0, "LSTM projection size P (torch `proj_size`); 0 = none; "
-                           "must be < hidden_size", minimum=0),
+                           "must be < hidden_size", minimum=0, maximum=MAX_SIZE),
     "bias": FieldSpec(bool, True, "use bias vectors"),
     "return_sequences": FieldSpec(bool, False, "output every time step (else the final hidden state)"),
     "return_state": FieldSpec(bool, False, "return the final (h, c) of every layer and direction"),
-    "batch": FieldSpec(int, 2, "batch size B (must be 1 for layout unbatched)", minimum=1),
-    "timesteps": FieldSpec(int, 3, "sequence length T", minimum=1),
+    "batch": FieldSpec(int, 2, "batch size B (must be 1 for layout unbatched)", minimum=1, maximum=MAX_SIZE),
+    "timesteps": FieldSpec(int, 3, "sequence length T", minimum=1, maximum=MAX_TIMESTEPS),
     "layout": FieldSpec(str, "batch_major", "native input layout: (B,T,F), (T,B,F) or (T,F)",
                         choices=LAYOUTS),
     "dtype": FieldSpec(str, "float32", "parameter and input dtype", choices=DTYPES),
-    "seed": FieldSpec(int, 0, "seed of the generated input, canonical weights and initial states", minimum=0),
+    "seed": FieldSpec(int, 0, "seed of the generated input, canonical weights and initial states", minimum=0,
+                      maximum=MAX_SEED),
     "lengths": FieldSpec(tuple, None, "valid time steps per sequence (right padding), one per batch element; "
-                         "null = every sequence is timesteps long"),
+                         "null = every sequence is timesteps long", maximum=MAX_TIMESTEPS),
     "initial_state": FieldSpec(str, "none", "initial (h, c): none (not given: the framework's default, zeros), "
                                "zeros or random (given in each framework's native form)", choices=INITIAL_STATES),
     "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (not with bidirectional); canonical "
@@ -228,7 +260,8 @@ class CaseFile:
 
 
 # --------------------------------------------------------------------------------------
-# Safe YAML loading that remembers lines and refuses duplicate keys.
+# Safe YAML loading that remembers lines, refuses duplicate and non-string keys, and bounds what
+# a file can cost before anything is constructed.
 
 
 class _LineDict(dict):
@@ -239,8 +272,83 @@ class _LineDict(dict):
         return self.key_lines.get(key, self.line)
 
 
+def _node_line(node_or_event) -> int:
+    return node_or_event.start_mark.line + 1
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    """SafeLoader with a nesting limit while composing, a size check on the composed node graph
+    (through aliases) before constructing, and located errors for values PyYAML cannot build."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        # PyYAML's composer recurses once per nesting level: stop well before Python's recursion limit.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise SpecError(f"nested more than {MAX_DEPTH} levels deep", line=_node_line(self.peek_event()))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_node_graph(node)
+        return self.construct_document(node)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (SpecError, yaml.YAMLError):
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            # e.g. `!!int x`, `!!bool maybe`, `!!timestamp 2024-13-45`, an integer of more than 4300 digits
+            value = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+            raise SpecError(f"invalid YAML: cannot read {_short(value)} as {node.tag.rsplit(':', 1)[-1]} "
+                            f"({type(exc).__name__}: {_short(str(exc), 100)})", line=_node_line(node)) from None
+
+
+def _check_node_graph(root: yaml.Node) -> None:
+    """Refuse a node graph that is cyclic (an alias inside its own anchor), nested too deeply or too
+    large once aliases are expanded: counted once per node, so a billion-laughs file costs no more
+    to check than its text."""
+    done: dict[int, tuple[int, int]] = {}     # id(node) -> (expanded node count, depth)
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finishing = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            children: list = []
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = [n for pair in node.value for n in pair]
+        if finishing:
+            count = 1 + sum(done[id(c)][0] for c in children)
+            depth = 1 + max((done[id(c)][1] for c in children), default=0)
+            if count > MAX_NODES:
+                raise SpecError(f"the document expands to more than {MAX_NODES:,} nodes through aliases "
+                                f"(this node alone to {count:,}); case files are limited to that",
+                                line=_node_line(node))
+            if depth > MAX_DEPTH:
+                raise SpecError(f"the document is nested more than {MAX_DEPTH} levels deep through aliases",
+                                line=_node_line(node))
+            entered.discard(id(node))
+            done[id(node)] = (count, depth)
+            continue
+        if id(node) in done:
+            continue
+        if id(node) in entered:
+            raise SpecError("an alias refers to a node that contains it (a recursive structure)",
+                            line=_node_line(node))
+        entered.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in done)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
@@ -250,21 +358,40 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            # YAML reads `1:`, `null:`, `yes:`, `2024-01-01:` and `[a]:` as non-string keys.
+            raise SpecError(f"keys must be strings; got {_short(key)} ({_kind(key)}); "
+                            "quote it if it is meant as text", line=_node_line(key_node))
         if key in result:
-            raise SpecError(f"duplicate key '{key}'", line=key_node.start_mark.line + 1, field=str(key))
+            raise SpecError(f"duplicate key '{key}'", line=_node_line(key_node), field=key)
         result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = key_node.start_mark.line + 1
+        result.key_lines[key] = _node_line(key_node)
     return result
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
         raise SpecError(f"cannot read file: {exc}", file=path) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"the file is larger than {MAX_FILE_BYTES:,} bytes, the limit for a case file", file=path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        raise SpecError(f"not UTF-8 text: byte 0x{data[start]:02x} at byte offset {start} (column {column}); "
+                        "save the file as UTF-8", file=path, line=line) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    text = _read_text(path)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except SpecError as exc:
@@ -273,9 +400,34 @@ def _read_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise SpecError(f"invalid YAML: {exc.problem or exc}", file=path, line=line) from None
+        what = ", ".join(str(p) for p in (exc.context, exc.problem) if p) or str(exc)
+        raise SpecError(f"invalid YAML: {what}", file=path, line=line) from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (control characters, for instance); position is in `text`.
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError(f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML", file=path,
+                        line=line) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=path) from None
+
+
+_KINDS = {dict: "mapping", list: "list", type(None): "null", str: "string", bool: "boolean", int: "integer",
+          float: "float", bytes: "binary", set: "set", tuple: "list"}
+
+
+def _kind(value: Any) -> str:
+    """What YAML made of a value, in YAML's words (dates and timestamps by their Python name)."""
+    return next((name for t, name in _KINDS.items() if type(value) is t), None) or (
+        "mapping" if isinstance(value, dict) else type(value).__name__)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters."""
+    try:
+        text = repr(value)
+    except ValueError:   # an int with more digits than Python will print (sys.get_int_max_str_digits)
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else "a value"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------
@@ -295,19 +447,24 @@ def _check_value(name: str, value: Any, **loc) -> Any:
             return None
         if not isinstance(value, list) or not value or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
-            raise SpecError(f"expected {spec.describe_allowed()}, got {value!r}", field=name, **loc)
+            raise SpecError(f"expected {spec.describe_allowed()}, got {_short(value)}", field=name, **loc)
+        if spec.maximum is not None and max(value) > spec.maximum:
+            raise SpecError(f"{_short(max(value))} is too large; at most {spec.maximum}", field=name, **loc)
         return tuple(value)
     # bool is an int in Python; YAML `true` must not pass as a size, nor `1` as a flag.
     if spec.type is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise SpecError(f"expected an integer, got {value!r} ({type(value).__name__})", field=name, **loc)
+        raise SpecError(f"expected an integer, got {_short(value)} ({_kind(value)})", field=name, **loc)
     if spec.type is bool and not isinstance(value, bool):
-        raise SpecError(f"expected true or false, got {value!r}", field=name, **loc)
+        raise SpecError(f"expected true or false, got {_short(value)} ({_kind(value)})", field=name, **loc)
     if spec.type is str and not isinstance(value, str):
-        raise SpecError(f"expected one of {spec.describe_allowed()}, got {value!r}", field=name, **loc)
+        raise SpecError(f"expected one of {spec.describe_allowed()}, got {_short(value)} ({_kind(value)})",
+                        field=name, **loc)
     if spec.choices and value not in spec.choices:
-        raise SpecError(f"{value!r} is not allowed; allowed: {spec.describe_allowed()}", field=name, **loc)
+        raise SpecError(f"{_short(value)} is not allowed; allowed: {spec.describe_allowed()}", field=name, **loc)
     if spec.minimum is not None and value < spec.minimum:
-        raise SpecError(f"{value!r} is impossible; must be >= {spec.minimum}", field=name, **loc)
+        raise SpecError(f"{_short(value)} is impossible; must be >= {spec.minimum}", field=name, **loc)
+    if spec.maximum is not None and value > spec.maximum:
+        raise SpecError(f"{_short(value)} is too large; at most {spec.maximum}", field=name, **loc)
     return value
 
 
@@ -357,7 +514,7 @@ def _require_str(m: _LineDict, key: str, where: str, **loc) -> str:
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "holds", "note")
 DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions")
-CASE_KEYS = ("id", "description", "matrix", "claims", "tolerance") + tuple(CONFIG_FIELDS)
+CASE_KEYS = ("id", "description", "matrix", "max_cases", "claims", "tolerance") + tuple(CONFIG_FIELDS)
 TOLERANCE_KEYS = ("atol", "rtol")
 FILE_KEYS = ("description", "defaults", "cases", "divergences")
 
@@ -374,7 +531,8 @@ def _parse_claim(raw: Any, **loc) -> Claim:
     if "outputs" in raw:
         out = raw["outputs"]
         ok = isinstance(out, list) and out and all(
-            isinstance(s, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in s)
+            isinstance(s, list) and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_CLAIM_INT
+                                        for d in s)
             for s in out)
         if not ok:
             raise SpecError("expected a list of shapes, each a list of non-negative integers, "
@@ -389,8 +547,8 @@ def _parse_claim(raw: Any, **loc) -> Claim:
         roles = tuple(rl)
     if "param_count" in raw:
         pc = raw["param_count"]
-        if isinstance(pc, bool) or not isinstance(pc, int) or pc < 0:
-            raise SpecError("expected a non-negative integer", field="claims.param_count",
+        if isinstance(pc, bool) or not isinstance(pc, int) or not 0 <= pc <= MAX_CLAIM_INT:
+            raise SpecError("expected a non-negative integer (at most 2**63 - 1)", field="claims.param_count",
                             line=raw.line_of("param_count"), **loc)
         param_count = pc
     if outputs is None and roles is None and param_count is None:
@@ -437,9 +595,10 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
         if key not in CONFIG_FIELDS:
             raise _unknown(key, CONFIG_FIELDS, line=when.line_of(key), **dloc)
         vals = val if isinstance(val, list) else [val]
-        for v in vals:
-            _check_value(key, v, line=when.line_of(key), **dloc)
-        conds.append((key, tuple(vals)))
+        if not vals:
+            raise SpecError("expected a value or a non-empty list of values", field=f"when.{key}",
+                            line=when.line_of(key), **dloc)
+        conds.append((key, tuple(_check_value(key, v, line=when.line_of(key), **dloc) for v in vals)))
     cases = _str_or_list(raw.get("cases", "*"), "cases", line=raw.line_of("cases"), **dloc)
     devices = _str_or_list(raw.get("devices", "*"), "devices", line=raw.line_of("devices"), **dloc)
     versions = raw.get("versions", {})
@@ -448,9 +607,11 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
                         field="versions", line=raw.line_of("versions"), **dloc)
     for pkg, spec in versions.items():
         try:
+            if not isinstance(spec, str):
+                raise InvalidSpecifier(spec)
             SpecifierSet(spec)
-        except (InvalidSpecifier, TypeError):
-            raise SpecError(f"{spec!r} is not a version specifier (e.g. '>=3.12', '<2.14')",
+        except InvalidSpecifier:
+            raise SpecError(f"{_short(spec)} is not a version specifier (e.g. '>=3.12', '<2.14')",
                             field=f"versions.{pkg}", line=versions.line_of(pkg), **dloc) from None
     return Divergence(id=did, impl=impl, check=check, reason=reason, link=link, when=tuple(conds),
                       cases=cases, devices=devices, versions=tuple((str(k), str(v)) for k, v in versions.items()),
@@ -468,8 +629,9 @@ def _parse_tolerance(raw: _LineDict, **loc) -> dict:
         if key not in TOLERANCE_KEYS:
             raise _unknown(f"tolerance.{key}", [f"tolerance.{k}" for k in TOLERANCE_KEYS], line=line, **loc)
         number = _number(value)
-        if number is None or number < 0:
-            raise SpecError(f"expected a number >= 0, got {value!r}", field=f"tolerance.{key}", line=line, **loc)
+        if number is None or not math.isfinite(number) or number < 0:
+            raise SpecError(f"expected a finite number >= 0, got {_short(value)}", field=f"tolerance.{key}",
+                            line=line, **loc)
         tol[key] = number
     return dict(tol)
 
@@ -478,11 +640,9 @@ def _number(value) -> float | None:
     """A YAML number; PyYAML (YAML 1.1) reads ``1e-4`` without a dot as a string, so accept that too."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
     try:
-        return float(value) if isinstance(value, str) else None
-    except ValueError:
+        return float(value) if isinstance(value, (int, float, str)) else None
+    except (ValueError, OverflowError):   # not a number; an int too large for a float
         return None
 
 
@@ -496,11 +656,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> list[Case]:
+def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, room: int = MAX_FILE_CASES
+            ) -> list[Case]:
+    """One case entry's cases (several with a matrix); ``room``: how many more the file may make."""
     loc = {"file": path}
     cid = raw.get("id")
     if not isinstance(cid, str) or not cid:
-        raise SpecError("every case needs an 'id' (a non-empty string)", field="id",
+        got = f"; got {_short(cid)} ({_kind(cid)})" if "id" in raw else ""
+        raise SpecError(f"every case needs an 'id' (a non-empty string){got}", field="id",
                         line=raw.line_of("id"), **loc)
     loc["case"] = cid
     for key in raw:
@@ -517,7 +680,16 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
             base[key] = _check_value(key, raw[key], line=raw.line_of(key), **loc)
             lines[key] = raw.line_of(key)
 
-    matrix = raw.get("matrix") or {}
+    max_cases = raw.get("max_cases", MAX_MATRIX)
+    if "max_cases" in raw and (isinstance(max_cases, bool) or not isinstance(max_cases, int)
+                               or not 1 <= max_cases <= MAX_FILE_CASES):
+        raise SpecError(f"expected an integer from 1 to {MAX_FILE_CASES:,} (the most cases this case's matrix "
+                        f"may make), got {_short(max_cases)}", field="max_cases", line=raw.line_of("max_cases"),
+                        **loc)
+
+    matrix = raw.get("matrix")
+    if matrix is None:
+        matrix = {}
     if not isinstance(matrix, dict):
         raise SpecError("matrix must map config fields to lists of values", field="matrix",
                         line=raw.line_of("matrix"), **loc)
@@ -532,6 +704,17 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
         if not isinstance(values, list) or not values:
             raise SpecError("expected a non-empty list of values", field=f"matrix.{key}", line=mline, **loc)
         axes.append((key, [_check_value(key, v, line=mline, **loc) for v in values], mline))
+    count = math.prod(len(vals) for _, vals, _ in axes)    # before expanding anything
+    if count > max_cases:
+        allow = (f"if that is intended, set 'max_cases: {count}' in the case" if count <= MAX_FILE_CASES
+                 else f"a case may make at most {MAX_FILE_CASES:,}; split the matrix")
+        limit = "its max_cases" if "max_cases" in raw else "the default limit"
+        raise SpecError(f"the matrix would make {count:,} cases, more than {limit} of {max_cases:,}; {allow}",
+                        field="matrix", line=raw.line_of("matrix"), **loc)
+    if count > room:
+        raise SpecError(f"the matrix would make {count:,} cases, which takes the file past {MAX_FILE_CASES:,} "
+                        "cases, the limit for one file; split the file", field="matrix",
+                        line=raw.line_of("matrix"), **loc)
 
     template = "{" in cid
     if template:
@@ -559,6 +742,10 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
             vlines[k] = ln
         if template:
             case_id = re.sub(r"{(\w+)}", lambda m: _fmt(values[m.group(1)]), cid)
+            if not ID_RE.match(case_id):
+                raise SpecError(f"the id template makes {_short(case_id, 80)}; ids may hold letters, digits "
+                                "and _ . + - (and must start with a letter or digit)", field="id",
+                                line=raw.line_of("id"), **dict(loc, case=case_id))
         else:
             case_id = ".".join([cid] + [f"{k}-{_fmt(v)}" for k, v, _ in combo])
         cloc = dict(loc, case=case_id)
@@ -577,26 +764,36 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path) -> 
 
 
 def load_file(path: str | Path) -> CaseFile:
-    """Load and validate one case file; raises :class:`SpecError` on the first problem."""
+    """Load and validate one case file; raises :class:`SpecError` on the first problem, and nothing else."""
     path = Path(path)
+    try:
+        return _load_file(path)
+    except RecursionError:   # the depth limits should make this unreachable; a located error regardless
+        raise SpecError("the file is nested too deeply to check", file=path) from None
+
+
+def _load_file(path: Path) -> CaseFile:
     data = _read_yaml(path)
     loc = {"file": path}
-    if data is None:
-        data = _LineDict()
-        data.line, data.key_lines = 1, {}
+    if data is None:     # empty, or only comments
+        raise SpecError("the file holds no cases and no divergences", line=1, **loc)
     if not isinstance(data, dict):
         raise SpecError("a case file must be a mapping with 'cases:' and/or 'divergences:'", line=1, **loc)
     for key in data:
         if key not in FILE_KEYS:
             raise _unknown(key, FILE_KEYS, line=data.line_of(key), **loc)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"expected a string, got {_short(description)} ({_kind(description)})",
+                        field="description", line=data.line_of("description"), **loc)
 
-    defaults_raw = data.get("defaults") or _LineDict()
+    defaults_raw = data.get("defaults")
+    if defaults_raw is None:
+        defaults_raw = _LineDict()
+        defaults_raw.line, defaults_raw.key_lines = 1, {}
     if not isinstance(defaults_raw, dict):
         raise SpecError("defaults must be a mapping of config fields", field="defaults",
                         line=data.line_of("defaults"), **loc)
-    if not hasattr(defaults_raw, "line_of"):
-        defaults_raw = _LineDict(defaults_raw)
-        defaults_raw.line, defaults_raw.key_lines = 1, {}
     defaults = {}
     for key, value in defaults_raw.items():
         if key not in CONFIG_FIELDS:
@@ -614,7 +811,7 @@ def load_file(path: str | Path) -> CaseFile:
         if not isinstance(raw, dict):
             raise SpecError("each case must be a mapping with at least 'id', 'input_size', 'hidden_size'",
                             field="cases", line=data.line_of("cases"), **loc)
-        for case in _expand(raw, defaults, default_lines, path):
+        for case in _expand(raw, defaults, default_lines, path, room=MAX_FILE_CASES - len(cases)):
             if case.id in seen:
                 raise SpecError(f"duplicate case id (first defined at line {seen[case.id]})", field="id",
                                 line=case.line, case=case.id, **loc)
@@ -625,14 +822,33 @@ def load_file(path: str | Path) -> CaseFile:
     if not isinstance(raw_divs, list):
         raise SpecError("'divergences' must be a list", field="divergences",
                         line=data.line_of("divergences"), **loc)
-    divergences = [parse_divergence(d, path) for d in raw_divs]
-    ids = [d.id for d in divergences]
-    dup = next((d for d in divergences if ids.count(d.id) > 1), None)
-    if dup:
-        raise SpecError("duplicate divergence id", field="id", line=dup.line, case=f"divergence {dup.id}", **loc)
-    description = data.get("description", "")
-    return CaseFile(path=str(path), cases=cases, divergences=divergences,
-                    description=description if isinstance(description, str) else "")
+    divergences = []
+    seen_divs: dict[str, Divergence] = {}
+    for raw in raw_divs:
+        if not isinstance(raw, dict):
+            raise SpecError("a divergence must be a mapping", field="divergences",
+                            line=data.line_of("divergences"), **loc)
+        div = parse_divergence(raw, path)
+        if div.id in seen_divs:
+            raise SpecError(f"duplicate divergence id (first defined at line {seen_divs[div.id].line})", field="id",
+                            line=div.line, case=f"divergence {div.id}", **loc)
+        seen_divs[div.id] = div
+        divergences.append(div)
+    if not cases and not divergences:
+        raise SpecError("the file holds no cases and no divergences", line=1, **loc)
+    return CaseFile(path=str(path), cases=cases, divergences=divergences, description=description)
+
+
+def check_unique_ids(files: list[CaseFile]) -> None:
+    """Refuse a case id defined in two of ``files`` (the files of one run): the error names the
+    second definition's file and line, and the first's in its message."""
+    first: dict[str, Case] = {}
+    for case_file in files:
+        for case in case_file.cases:
+            if case.id in first:
+                raise SpecError(f"duplicate case id: first defined at {first[case.id].location}",
+                                file=case.file, line=case.line, case=case.id, field="id")
+            first[case.id] = case
 
 
 def is_case_file(path: Path) -> bool:
@@ -640,8 +856,8 @@ def is_case_file(path: Path) -> bool:
     if path.suffix not in (".yaml", ".yml"):
         return False
     try:
-        with path.open(encoding="utf-8") as fh:
-            head = fh.read(65536)
+        with path.open("rb") as fh:
+            head = fh.read(65536).decode("utf-8-sig", errors="replace")   # the loader reports bad bytes
     except OSError:
         return False
     return bool(re.search(r"^(cases|divergences)\s*:", head, re.M))

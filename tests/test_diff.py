@@ -19,7 +19,7 @@ import pytest
 from conformance import diff
 from conformance.cli import main
 from conformance.reference import PARAM_FORMULAS
-from conformance.results import load
+from conformance.results import load, summarize
 from conformance.spec import Config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,7 +153,8 @@ def test_a_dropped_declaration_is_a_regression_naming_the_check_and_the_declarat
 def test_a_crash_in_the_new_run_is_a_regression_labelled_new_error(result):
     flaky = by_case(result)["flaky"]
     assert flaky.new_error and flaky.label == "regression (new error)"
-    assert flaky.details == ["reason: torch worker died while running case 'flaky' on cpu (exit code -6)"]
+    assert flaky.details == ["reason: torch worker died while running case 'flaky' on cpu: it was killed by SIGABRT "
+                             "(signal 6); its last output:"]
     assert not by_case(result)["plain"].new_error and result.new_errors == 1
 
 
@@ -235,6 +236,7 @@ def test_cli_exits_0_for_identical_files(paths, capsys):
 def test_cli_exits_0_for_changes_without_regressions_unless_fail_on_change(paths, tmp_path, capsys):
     fewer = json.loads(paths[0].read_text())
     fewer["runs"] = [r for r in fewer["runs"] if r["case"] != "gone"]
+    fewer["summary"] = summarize(fewer["runs"])
     (tmp_path / "fewer.json").write_text(json.dumps(fewer))
     assert main(["diff", str(paths[0]), str(tmp_path / "fewer.json")]) == 0
     assert main(["diff", str(paths[0]), str(tmp_path / "fewer.json"), "--fail-on", "change"]) == 1

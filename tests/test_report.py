@@ -200,9 +200,10 @@ def test_conformance_report_merges_files_with_a_baseline_diff(two_runs, tmp_path
 
 def test_conformance_report_refuses_a_file_that_is_not_results(tmp_path, capsys):
     bad = tmp_path / "bad.json"
-    bad.write_text('{"schema": 1, "runs": [{"case": 1}]}')
+    bad.write_text('{"schema": 1, "runs": [{"case": 1, "file": "f", "impl": "torch", "device": "cpu", '
+                   '"verdict": "agree", "checks": {}, "config": {"input_size": 1, "hidden_size": 1}}]}')
     assert main(["report", str(bad), "-o", str(tmp_path / "out")]) == 2
-    assert "bad.json: runs[0] field 'case' must be a str" in capsys.readouterr().err
+    assert "bad.json: runs[0].case: must be string" in capsys.readouterr().err
 
 
 # ---- escaping ----

@@ -343,3 +343,306 @@ def test_a_bad_version_specifier_names_the_package(tmp_path):
           - {id: d, impl: torch, check: values, reason: r, versions: {torch: "newer than 2"}}
         """)
     assert err.field == "versions.torch" and "not a version specifier" in str(err)
+
+
+# --- Hostile and malformed files (issue 6): only ever a located SpecError ---------------------
+
+
+def write_bytes(tmp_path: Path, data: bytes) -> Path:
+    p = tmp_path / "cases.yaml"
+    p.write_bytes(data)
+    return p
+
+
+def bytes_error(tmp_path, data: bytes) -> spec.SpecError:
+    with pytest.raises(spec.SpecError) as info:
+        spec.load_file(write_bytes(tmp_path, data))
+    return info.value
+
+
+def test_a_matrix_over_the_limit_names_its_size_the_limit_and_max_cases(tmp_path):
+    err = load_error(tmp_path, """
+        defaults: {input_size: 3, hidden_size: 4}
+        cases:
+          - id: big
+            matrix:
+              seed: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+              timesteps: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+              batch: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        """)
+    assert err.case == "big" and err.field == "matrix" and err.line == 5
+    assert "1,100 cases" in str(err) and "1,000" in str(err) and "max_cases: 1100" in str(err)
+    assert spec.MAX_MATRIX == 1000
+
+
+def test_max_cases_allows_a_larger_matrix(tmp_path):
+    cases = spec.load_file(write(tmp_path, """
+        defaults: {input_size: 3, hidden_size: 4}
+        cases:
+          - id: big
+            max_cases: 1100
+            matrix:
+              seed: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+              timesteps: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+              batch: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        """)).cases
+    assert len(cases) == 1100
+
+
+def test_a_huge_matrix_is_refused_before_it_is_expanded(tmp_path):
+    axis = "[" + ", ".join(str(i) for i in range(1, 101)) + "]"
+    axes = "".join(f"\n      {k}: {axis}" for k in ("seed", "timesteps", "batch", "hidden_size", "input_size"))
+    err = load_error(tmp_path, "cases:\n  - id: bomb\n    matrix:" + axes + "\n")
+    assert err.field == "matrix" and "10,000,000,000 cases" in str(err)
+
+
+def test_a_file_is_limited_in_cases_even_when_each_matrix_is_allowed(tmp_path, monkeypatch):
+    monkeypatch.setattr(spec, "MAX_FILE_CASES", 10)
+    err = load_error(tmp_path, """
+        defaults: {input_size: 3, hidden_size: 4}
+        cases:
+          - {id: one, matrix: {seed: [0, 1, 2, 3, 4, 5]}}
+          - {id: two, matrix: {seed: [0, 1, 2, 3, 4, 5]}}
+        """)
+    assert err.case == "two" and err.field == "matrix" and "split the file" in str(err)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "true", "'10'", "1.5", "100001"])
+def test_max_cases_must_be_a_positive_integer(tmp_path, value):
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: m
+            input_size: 3
+            hidden_size: 4
+            max_cases: {value}
+        """)
+    assert err.field == "max_cases" and err.line == 6 and err.case == "m"
+
+
+def test_an_alias_bomb_is_refused_quickly_with_its_line(tmp_path):
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    err = load_error(tmp_path, "\n".join(lines) + "\ncases: []\n")   # 9**10 nodes, expanded
+    assert "more than 100,000 nodes" in str(err) and err.line == 6
+
+
+def test_anchors_aliases_and_merge_keys_still_work(tmp_path):
+    cases = spec.load_file(write(tmp_path, """
+        defaults: &sizes {input_size: 3, hidden_size: 4}
+        cases:
+          - {<<: *sizes, id: merged, batch: 1}
+          - id: aliased
+            claims:
+              - &claim {source: s, impl: torch, param_count: 1}
+              - *claim
+        """)).cases
+    assert [c.id for c in cases] == ["merged", "aliased"]
+    assert cases[0].config.batch == 1 and len(cases[1].claims) == 2
+
+
+@pytest.mark.parametrize("text", ["&a [*a]\n", "cases: &a [*a]\n", "&a {cases: *a}\n",
+                                  "cases:\n  - &c {id: x, input_size: 3, hidden_size: 4, claims: [*c]}\n"])
+def test_a_recursive_alias_is_refused(tmp_path, text):
+    err = load_error(tmp_path, text)
+    assert "recursive" in str(err) and err.line is not None
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path):
+    err = load_error(tmp_path, "cases: " + "[" * 2000 + "]" * 2000 + "\n")
+    assert "nested more than 50 levels" in str(err) and err.line == 1
+
+
+def test_deep_nesting_through_aliases_is_refused(tmp_path):
+    err = load_error(tmp_path, "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n")
+    assert "nested more than 50 levels" in str(err) and err.line == 2
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
+    err = bytes_error(tmp_path, b"# " + b"x" * spec.MAX_FILE_BYTES + b"\ncases: []\n")
+    assert "larger than 1,048,576 bytes" in str(err) and "cases.yaml" in str(err)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "cases: []\n", "cases: []\ndivergences: []\n",
+                                  "description: nothing yet\n"])
+def test_a_file_without_cases_or_divergences_is_refused(tmp_path, text):
+    err = load_error(tmp_path, text)
+    assert "holds no cases and no divergences" in str(err) and err.line == 1
+
+
+def test_a_second_yaml_document_is_refused_at_its_line(tmp_path):
+    err = load_error(tmp_path, """
+        cases:
+          - {id: a, input_size: 3, hidden_size: 4}
+        ---
+        cases: []
+        """)
+    assert "single document" in str(err) and err.line == 4
+
+
+@pytest.mark.parametrize("text, line", [
+    ("1: x\n", 1),
+    ("null: x\n", 1),
+    ("cases:\n  - {id: a, input_size: 3, hidden_size: 4, yes: 1}\n", 2),
+    ("cases:\n  - [a]: b\n", 2),              # unhashable keys: found by the fuzzer (TypeError)
+    ("cases:\n  - {a: 1}: b\n", 2),
+    ("cases:\n  - ? [a]\n    : b\n", 2),
+])
+def test_non_string_keys_are_refused_with_their_line(tmp_path, text, line):
+    err = load_error(tmp_path, text)
+    assert "keys must be strings" in str(err) and err.line == line
+
+
+@pytest.mark.parametrize("value, words", [
+    (".inf", "got inf (float)"),
+    (".nan", "got nan (float)"),
+    ("2024-01-01", "(date)"),
+    ("!!binary aGVsbG8=", "(binary)"),
+    ("!!set {a, b}", "(set)"),
+    ("[4]", "(list)"),
+    ("{a: 4}", "(mapping)"),
+])
+def test_odd_yaml_types_for_a_size_are_refused_by_name(tmp_path, value, words):
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: odd
+            input_size: 3
+            hidden_size: {value}
+        """)
+    assert err.field == "hidden_size" and err.line == 5 and err.case == "odd" and words in str(err)
+
+
+@pytest.mark.parametrize("field, value, most", [
+    ("hidden_size", "10" + "0" * 100, 4096),
+    ("input_size", "4097", 4096),
+    ("batch", "4097", 4096),
+    ("timesteps", "10001", 10000),
+    ("num_layers", "65", 64),
+    ("seed", "4294967296", 4294967295),
+])
+def test_sizes_have_sane_maxima(tmp_path, field, value, most):
+    body = {"input_size": "3", "hidden_size": "4", field: value}
+    text = "cases:\n  - id: big\n" + "".join(f"    {k}: {v}\n" for k, v in body.items())
+    err = load_error(tmp_path, text)
+    assert err.field == field and f"is too large; at most {most}" in str(err)
+
+
+def test_a_huge_hex_integer_is_reported_without_printing_it(tmp_path):
+    # Found by the fuzzer: Python reads 0x... of any length, but refuses to print an int of more than
+    # 4300 digits, so the error message itself raised ValueError.
+    err = load_error(tmp_path, "cases:\n  - {id: h, input_size: 3, hidden_size: 4, lengths: [0x" + "f" * 5000 + "]}\n")
+    assert err.field == "lengths" and "an integer of 20000 bits is too large" in str(err)
+
+
+@pytest.mark.parametrize("value", ["!!int x", "!!float x", "!!bool maybe", "!!timestamp 2024-13-45", "1" + "0" * 5000])
+def test_a_value_yaml_cannot_build_is_a_located_error(tmp_path, value):
+    # Found by the fuzzer: PyYAML's constructors raise ValueError / KeyError for these, not YAMLError.
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: t
+            input_size: 3
+            hidden_size: {value}
+        """)
+    assert "invalid YAML: cannot read" in str(err) and err.line == 5
+
+
+def test_python_tags_are_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: evil
+            input_size: 3
+            hidden_size: !!python/object/apply:os.system ["touch {marker}"]
+        """)
+    assert "cases.yaml:5" in str(err) and "could not determine a constructor" in str(err)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("text, field, line", [
+    ("cases:\n  - {id: 7, input_size: 3, hidden_size: 4}\n", "id", 2),
+    ("cases:\n  - {id: a, input_size: 3, hidden_size: 4, description: [x]}\n", "description", 2),
+    ("description: 3\ncases:\n  - {id: a, input_size: 3, hidden_size: 4}\n", "description", 1),
+    ("cases:\n  - {id: a, input_size: 3, hidden_size: 4, claims: [{source: 1, impl: t, param_count: 1}]}\n",
+     "source", 2),
+    ("divergences:\n  - {id: d, impl: [1], check: values, reason: r}\n", "impl", 2),
+    ("divergences:\n  - {id: d, impl: t, check: values, reason: 2024-01-01}\n", "reason", 2),
+    ("divergences:\n  - {id: d, impl: t, check: values, reason: r, versions: {torch: 2}}\n", "versions.torch", 2),
+    ("divergences:\n  - {id: d, impl: t, check: values, reason: r, versions: {torch: null}}\n", "versions.torch", 2),
+])
+def test_non_string_texts_are_refused(tmp_path, text, field, line):
+    err = load_error(tmp_path, text)
+    assert err.field == field and err.line == line
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 400, ".nan", ".inf"])
+def test_a_tolerance_must_be_a_finite_number(tmp_path, value):
+    err = load_error(tmp_path, f"cases:\n  - {{id: t, input_size: 3, hidden_size: 4, tolerance: {{atol: {value}}}}}\n")
+    assert err.field == "tolerance.atol" and "finite number" in str(err)
+
+
+@pytest.mark.parametrize("data, line, offset", [
+    (b"cases:\n  - {id: a\xff\xfe, input_size: 3, hidden_size: 4}\n", 2, 17),
+    ("cases:\n  - {id: caf\u00e9, input_size: 3, hidden_size: 4}\n".encode("latin-1"), 2, 19),
+])
+def test_non_utf8_bytes_name_the_file_line_and_offset(tmp_path, data, line, offset):
+    err = bytes_error(tmp_path, data)
+    assert "cases.yaml" in str(err) and err.line == line
+    assert "not UTF-8" in str(err) and f"byte offset {offset}" in str(err)
+
+
+def test_a_utf8_bom_is_allowed(tmp_path):
+    path = write_bytes(tmp_path, b"\xef\xbb\xbfcases:\n  - {id: a, input_size: 3, hidden_size: 4}\n")
+    assert [c.id for c in spec.load_file(path).cases] == ["a"]
+    assert spec.is_case_file(path)
+
+
+def test_is_case_file_leaves_bad_bytes_to_the_loader(tmp_path):
+    path = write_bytes(tmp_path, b"cases:\n  - {id: \xff}\n")
+    assert spec.is_case_file(path)     # was UnicodeDecodeError; collected, load_file reports it
+
+
+def test_a_control_character_is_refused_at_its_line(tmp_path):
+    err = bytes_error(tmp_path, b"cases:\n  - {id: a\x00, input_size: 3, hidden_size: 4}\n")
+    assert "U+0000" in str(err) and err.line == 2
+
+
+def test_an_id_template_must_make_valid_ids(tmp_path):
+    err = load_error(tmp_path, """
+        cases:
+          - {id: "a {seed}", input_size: 3, hidden_size: 4, matrix: {seed: [1]}}
+        """)
+    assert err.field == "id" and err.case == "a 1" and "ids may hold" in str(err)
+
+
+def test_divergence_conditions_are_normalized_like_case_values(tmp_path):
+    loaded = spec.load_file(write(tmp_path, """
+        cases:
+          - {id: c, input_size: 3, hidden_size: 4, timesteps: 5, lengths: [5, 2]}
+        divergences:
+          - {id: d, impl: torch, check: padding, reason: r, when: {lengths: [[5, 2]]}}
+        """))
+    assert loaded.divergences[0].applies(loaded.cases[0], "torch", "cpu", "padding")
+
+
+def test_a_duplicate_divergence_id_names_the_second_and_the_first_line(tmp_path):
+    err = load_error(tmp_path, """
+        divergences:
+          - {id: d, impl: torch, check: values, reason: r}
+          - {id: d, impl: torch, check: values, reason: r}
+        """)
+    assert err.line == 4 and "first defined at line 3" in str(err)
+
+
+def test_check_unique_ids_names_both_definitions(tmp_path):
+    one = write(tmp_path, "cases:\n  - {id: same, input_size: 3, hidden_size: 4}\n", "one.yaml")
+    two = write(tmp_path, "cases:\n  - {id: other, input_size: 3, hidden_size: 4}\n"
+                          "  - {id: same, input_size: 3, hidden_size: 4}\n", "two.yaml")
+    with pytest.raises(spec.SpecError) as info:
+        spec.check_unique_ids([spec.load_file(one), spec.load_file(two)])
+    err = info.value
+    assert err.file == str(two) and err.line == 3 and err.case == "same" and err.field == "id"
+    assert f"{one}:2" in str(err)
+
+
+def test_check_unique_ids_accepts_distinct_ids(tmp_path):
+    files = sorted(Path(__file__).resolve().parent.parent.joinpath("cases").glob("*.yaml"))
+    spec.check_unique_ids([spec.load_file(f) for f in files])

@@ -32,7 +32,16 @@ class Observation:
     states: list | None = None         # canonical [(h, c), ...] per layer, then direction
     normalization: list[str] = field(default_factory=list)   # how native maps to canonical, in words
     construct: str = ""                # the native construct, in words
+    # seconds (build_s, run_s, total_s, roundtrip_s, ...) and the worker's memory after the run, in MiB
+    # (rss_mb: resident now, peak_rss_mb: the most it has held)
     timings: dict = field(default_factory=dict)
+    # What went wrong, as data, when the run is an error (None otherwise):
+    # {"kind": "exception", "type": "MemoryError"} (the run raised; SystemExit adds its "code"),
+    # {"kind": "signal", "signal": "SIGSEGV", "code": -11} (the worker was killed by a signal),
+    # {"kind": "exit", "code": 3} (the worker exited), {"kind": "timeout", "seconds": 2.0} (the worker
+    # was killed after the timeout). The runner adds "phase": "start" when the worker failed while
+    # starting, and "repeated": true when a later run reports that start failure instead of retrying it.
+    fault: dict | None = None
 
 
 def returned(path: str, role: str, array, *, top: bool = True, layer: int | None = None,
