@@ -106,6 +106,7 @@ class ConformanceSession:
             except ResultsError as exc:
                 raise pytest.UsageError(f"--conformance-fill: {exc}") from None
         self.records += self.filled
+        self._index = {(r["file"], r["case"], r["impl"], r["device"]): i for i, r in enumerate(self.records)}
 
     @property
     def pool(self):
@@ -190,7 +191,12 @@ class ConformanceSession:
         for name, value in report.user_properties:
             if name == _PROP:
                 rec = json.loads(value)
-                self.records.append(rec)
+                key = (rec["file"], rec["case"], rec["impl"], rec["device"])
+                if key in self._index:          # run again in this session (--dist each, a rerun plugin): the last counts
+                    self.records[self._index[key]] = rec
+                else:
+                    self._index[key] = len(self.records)
+                    self.records.append(rec)
                 if (out := self._output()) is not None:
                     out.progress(self.records, self.expected)
 
@@ -262,6 +268,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sess = config.stash.get(_KEY, None)
     if sess is not None:
         sess.close()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``-n N`` (xdist's default ``--dist load``): send each implementation's runs to one xdist
+    worker, so that each framework is imported and started once per session rather than once per
+    xdist worker (measured in README, "Benchmarks"). An explicit ``--dist`` is left alone."""
+    if config.getoption("dist", None) != "load" or any(
+            a == "-d" or a.startswith("--dist") for a in config.invocation_params.args):
+        return None
+    from .scheduling import ByImplementation
+    sess: ConformanceSession = config.stash[_KEY]
+    return ByImplementation(config, log, columns=len(sess.impls) * len(sess.devices))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, to_native_layout
 from ..spec import Config
+from . import jax_cache
 from .base import Impl, Observation, returned
 
 # cell choice -> the flax.linen cell class
@@ -191,6 +192,7 @@ class FlaxLinen(Impl):
         # GPU: XLA's default float32 matmul precision there is TF32-like (reduced); "highest" makes every
         # Dense (which uses the default precision) a full float32 matmul. A no-op on the CPU.
         jax.config.update("jax_default_matmul_precision", "highest")
+        jax_cache.enable(jax)
         self._jax = jax
         return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__}
 

@@ -65,6 +65,7 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
+from . import jax_cache
 from .base import Impl, Observation, returned
 
 # Environment per backend: select it, keep its logging quiet, and keep it from grabbing all GPU memory
@@ -194,6 +195,7 @@ class Keras3(Impl):
             # too, before any array exists, should the worker have been started without it).
             mod.config.update("jax_enable_x64", True)
             mod.config.update("jax_default_matmul_precision", "highest")   # every matmul in full float32
+            jax_cache.enable(mod)
             versions["jaxlib"] = jaxlib.__version__
         elif self.backend == "torch":
             mod.set_num_threads(1)
