@@ -141,6 +141,11 @@ def _error(exc: BaseException):
     return Observation(status="error", reason=reason, traceback=traceback.format_exc(), fault=fault)
 
 
+# Every this many runs the worker asks its adapter to free what the framework keeps from earlier
+# runs (Impl.release): compiled programs per shape would otherwise grow its memory without bound.
+RELEASE_EVERY = int(os.environ.get("CONFORMANCE_RELEASE_EVERY", "100"))
+
+
 def memory_mb() -> dict[str, float]:
     """This process's resident set size now and at its peak, in MiB."""
     import resource
@@ -238,6 +243,11 @@ def serve(impl_id: str, conn: Connection) -> None:
         served += 1
         obs.timings["worker_run"] = served          # this worker process's nth run: memory over time
         obs.timings.update(memory_mb())
+        if served % RELEASE_EVERY == 0:
+            try:
+                impl.release()
+            except Exception:  # noqa: BLE001 - freeing memory must never cost a verdict
+                pass
         _send(conn, obs)
 
 

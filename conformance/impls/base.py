@@ -64,6 +64,11 @@ class Impl:
     param_formula: str = ""            # key into reference.PARAM_FORMULAS
     env: dict[str, str] = {}           # environment for the worker process (set before import)
 
+    def release(self) -> None:
+        """Worker half: free what the framework keeps from earlier runs (compiled programs, caches),
+        so that a worker's memory stays bounded over thousands of new shapes. The worker calls it
+        every ``worker.RELEASE_EVERY`` runs; the default frees nothing."""
+
     # ---- static half: no framework imports ----
     def missing(self) -> str | None:
         """Why this impl cannot run here at all (framework not installed), or None."""

@@ -196,6 +196,13 @@ class FlaxLinen(Impl):
         self._jax = jax
         return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__}
 
+    def release(self) -> None:
+        """Every jitted apply keeps an XLA executable per shape it has seen, and JAX keeps traces:
+        drop the adapter's models and JAX's in-memory caches (the persistent cache on disk stays)."""
+        self._models.clear()
+        self._shapes.clear()
+        self._jax.clear_caches()
+
     def _gpus(self) -> list:
         try:
             return self._jax.devices("gpu")

@@ -180,6 +180,10 @@ class FlaxNnx(FlaxLinen):
         self._nnx = nnx
         return versions
 
+    def release(self) -> None:
+        self._templates.clear()
+        super().release()
+
     def _template(self, cfg: Config, device: str):
         """The nnx module for ``cfg``, built once per :func:`_model_key` (eagerly, on the CPU) and split
         into (graphdef, Param state, other state), with the jitted ``apply(state, x, seq_lengths,

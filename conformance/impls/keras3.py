@@ -203,6 +203,12 @@ class Keras3(Impl):
             mod.backends.cudnn.allow_tf32 = False          # cuDNN (torch._VF.lstm, Keras's CUDA LSTM path)
         return versions
 
+    def release(self) -> None:
+        """keras-jax: drop the jitted stacks (an XLA executable per shape each) and JAX's in-memory caches."""
+        if self.backend == "jax":
+            self._jitted.clear()
+            self._backend_mod.clear_caches()
+
     def _gpus(self) -> list:
         mod = self._backend_mod
         if self.backend == "tensorflow":
