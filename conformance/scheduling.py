@@ -7,6 +7,10 @@ of work is an implementation on a device: all of its runs go to one xdist worker
 order, so each framework starts once. When there are fewer implementations than xdist workers,
 each implementation's runs are split into as many units (by case, stably) so that no worker idles.
 Items that are not conformance runs (the suite's own tests, say) are units of one, as in ``load``.
+
+Why a scheduler of our own rather than ``xdist_group`` marks and ``--dist loadgroup``: with pytest
+9.2 and xdist 3.8 loadgroup silently stops grouping (xdist rewrites ``item._nodeid``, which pytest's
+structured node ids no longer read: pytest-dev/pytest-xdist#1386, fix proposed in #1388).
 """
 
 from __future__ import annotations
