@@ -401,7 +401,7 @@ def scale_case_file(n: int) -> str:
     lens = factor_axes(n)
     matrix = "\n".join(f"      {a}: [{', '.join(str(SCALE_START[a] + i) for i in range(lens[a]))}]"
                        for a in SCALE_AXES if lens[a] > 1)
-    return (f"description: {n} generated cases, every one a new shape (benchmarks/suite_speed.py).\n"
+    return (f"lstm-conformance: 1\ndescription: {n} generated cases, every one a new shape (benchmarks/suite_speed.py).\n"
             "cases:\n  - id: scale\n"
             f"    max_cases: {n}\n    matrix:\n{matrix}\n")
 

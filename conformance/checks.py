@@ -9,6 +9,7 @@ framework does natively is the adapter's business.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,9 +142,52 @@ def tolerance(case: Case, device: str) -> tuple[float, float]:
     return case.tolerance.get("atol", atol), case.tolerance.get("rtol", rtol)
 
 
-def _bad(observed, expected, atol, rtol) -> np.ndarray:
-    observed = np.asarray(observed, np.float64)
-    return ~(np.abs(observed - expected) <= atol + rtol * np.abs(expected))
+# The values and padding checks compare in chunks of about this many elements, so that their float64
+# temporaries stay small (a few MB) whatever the size of the tensors compared: the test process
+# holds the observation and the reference, and not several float64 copies of the output besides.
+CHUNK_ELEMENTS = 1 << 18
+
+
+def _rows(a) -> np.ndarray:
+    """``a`` as 2-D (every leading axis as rows, the last axis as columns): a view for the contiguous
+    arrays workers and the reference return."""
+    a = np.asarray(a)
+    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+
+
+def _chunks(n_rows: int, width: int):
+    step = max(1, CHUNK_ELEMENTS // max(width, 1))
+    return (slice(s, min(s + step, n_rows)) for s in range(0, n_rows, step))
+
+
+def _compare(observed, expected, atol, rtol, rows=None, cols=slice(None)) -> tuple[float, float, np.ndarray]:
+    """``observed`` against ``expected`` (same shape), elementwise ``|observed - expected| <= atol +
+    rtol * |expected|`` in float64, at the rows (leading axes) where ``rows`` is true and the columns
+    ``cols`` of the last axis: (largest absolute error, largest relative error, per row whether any
+    element is out of tolerance). NaN anywhere compared makes the errors NaN and the row bad."""
+    obs2, exp2 = _rows(observed), _rows(expected)
+    n = obs2.shape[0]
+    keep_rows = None if rows is None else np.asarray(rows, bool).reshape(-1)
+    bad_rows = np.zeros(n, bool)
+    max_abs = max_rel = np.float64(0.0)
+    for sl in _chunks(n, obs2.shape[1]):
+        o, e = np.asarray(obs2[sl, cols], np.float64), exp2[sl, cols]
+        keep = None if keep_rows is None else keep_rows[sl]
+        if keep is not None:
+            if not keep.any():
+                continue
+            o, e = o[keep], e[keep]
+        err = np.abs(o - e)
+        if err.size:
+            max_abs = np.maximum(max_abs, err.max())            # np.maximum keeps a NaN
+            max_rel = np.maximum(max_rel, (err / np.maximum(np.abs(e), 1e-12)).max())
+        bad = ~(err <= atol + rtol * np.abs(e))
+        bad = bad.any(-1) if bad.ndim > 1 else bad
+        if keep is None:
+            bad_rows[sl] = bad
+        else:
+            bad_rows[sl][keep] = bad
+    return float(max_abs), float(max_rel), bad_rows
 
 
 def _first_divergence(cfg, obs: Observation, ref: reference.Forward, atol, rtol) -> str | None:
@@ -154,11 +198,11 @@ def _first_divergence(cfg, obs: Observation, ref: reference.Forward, atol, rtol)
     mask = reference.valid_mask(cfg)
     for layer in range(L):
         if layer == L - 1 and cfg.return_sequences and obs.output is not None:
-            out, Hp = np.asarray(obs.output, np.float64), reference.hidden_out(cfg)
+            Hp = reference.hidden_out(cfg)
             split = cfg.merge_mode == "concat"
             for d, name in enumerate(names if split else ("merged",)):
-                o = out[..., d * Hp:(d + 1) * Hp] if split else out
-                bad = _bad(o, ref.output[..., d * Hp:(d + 1) * Hp] if split else ref.output, atol, rtol).any(-1) & mask
+                cols = slice(d * Hp, (d + 1) * Hp) if split else slice(None)
+                bad = _compare(obs.output, ref.output, atol, rtol, rows=mask, cols=cols)[2].reshape(mask.shape)
                 if bad.any():
                     steps = np.nonzero(bad.any(0))[0]
                     backwards = name == "backward" or cfg.go_backwards
@@ -170,9 +214,9 @@ def _first_divergence(cfg, obs: Observation, ref: reference.Forward, atol, rtol)
                 k = layer * D + d
                 for which, observed, expected in (("h", obs.states[k][0], ref.states[k][0]),
                                                   ("c", obs.states[k][1], ref.states[k][1])):
-                    if _bad(observed, expected, atol, rtol).any():
+                    if _compare(observed, expected, atol, rtol)[2].any():
                         return f"layer {layer}, {name} direction, final state: {which}"
-    if not cfg.return_sequences and _bad(obs.output, ref.output, atol, rtol).any():
+    if not cfg.return_sequences and _compare(obs.output, ref.output, atol, rtol)[2].any():
         return f"layer {L - 1}: the output (each direction's final h, merged)"
     return None
 
@@ -194,13 +238,8 @@ def check_values(case: Case, obs: Observation, device: str, ref: reference.Forwa
             tensors += [(f"{label}/h", h, rh, None), (f"{label}/c", c, rc, None)]
     rows = []
     for name, observed, expected, where in tensors:
-        observed = np.asarray(observed, np.float64)
-        if where is not None:
-            observed, expected = observed[where], expected[where]
-        err = np.abs(observed - expected)
-        rows.append({"tensor": name, "max_abs": float(err.max(initial=0.0)),
-                     "max_rel": float((err / np.maximum(np.abs(expected), 1e-12)).max(initial=0.0)),
-                     "ok": bool(not _bad(observed, expected, atol, rtol).any())})
+        max_abs, max_rel, bad = _compare(observed, expected, atol, rtol, rows=where)
+        rows.append({"tensor": name, "max_abs": max_abs, "max_rel": max_rel, "ok": bool(not bad.any())})
     ok = all(r["ok"] for r in rows)
     return Outcome(ok, {"atol": atol, "rtol": rtol, "tensors": rows,
                         "first": None if ok else _first_divergence(cfg, obs, ref, atol, rtol)})
@@ -214,18 +253,30 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
     if not (cfg.lengths and cfg.return_sequences and min(cfg.lengths) < cfg.timesteps) or \
             _shape(obs.output) != list(reference.output_shape(cfg)):
         return None
-    out = np.asarray(obs.output, np.float64)
-    pad = ~reference.valid_mask(cfg)
-    last = out[np.arange(cfg.batch), _final_steps(cfg)][:, None, :]
-    at_pad = out[pad]
-    if np.all(at_pad == 0):
+    T = cfg.timesteps
+    out = _rows(obs.output)                                  # (B·T, F), row b·T + t
+    pad = ~reference.valid_mask(cfg).reshape(-1)
+    last = np.asarray(np.asarray(obs.output)[np.arange(cfg.batch), _final_steps(cfg)], np.float64)
+    tol = _tol(np.float64)
+    zeros = repeated = True
+    max_abs = np.float64(0.0)
+    for sl in _chunks(out.shape[0], out.shape[1]):
+        keep = pad[sl]
+        if not keep.any():
+            continue
+        at_pad = np.asarray(out[sl][keep], np.float64)
+        batch_of = np.arange(sl.start, sl.stop)[keep] // T
+        zeros = zeros and bool(np.all(at_pad == 0))
+        repeated = repeated and bool(np.allclose(last[batch_of], at_pad, rtol=0, atol=tol))
+        max_abs = np.maximum(max_abs, np.abs(at_pad).max())
+    if zeros:
         behaviour = "zeros"
-    elif np.allclose(np.broadcast_to(last, out.shape)[pad], at_pad, rtol=0, atol=_tol(out.dtype)):
+    elif repeated:
         behaviour = "the last valid output, repeated"
     else:
         behaviour = "computed values (the padding is read as input)"
     return Outcome(behaviour == "zeros", {"behaviour": behaviour, "padded_steps": int(pad.sum()),
-                                          "max_abs_at_padding": float(np.abs(at_pad).max())})
+                                          "max_abs_at_padding": float(max_abs)})
 
 
 def _claim_verdict(claim: Claim, obs: Observation) -> dict:
@@ -262,13 +313,39 @@ def check_claims(case: Case, obs: Observation, impl_id: str) -> Outcome | None:
     return Outcome(verdict == AGREE, {"claims": results}, verdict=verdict)
 
 
+class EvaluationError(Exception):
+    """The float64 reference (``phase`` "reference") or a check (``phase`` "checks") could not be
+    computed for a run; ``cause`` is the exception that stopped it (a ``MemoryError``, say)."""
+
+    WHAT = {"reference": "the float64 reference could not be computed",
+            "checks": "the checks could not be computed"}
+
+    def __init__(self, phase: str, cause: BaseException):
+        super().__init__(f"{self.WHAT[phase]}: {type(cause).__name__}: {cause}")
+        self.phase, self.cause = phase, cause
+
+
 def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_name: str,
-             divergences: list[Divergence], versions: dict | None = None) -> dict[str, dict]:
+             divergences: list[Divergence], versions: dict | None = None,
+             timeout: float | None = None) -> dict[str, dict]:
     """Run every check; return ``{check: {"verdict", "details", "divergence"}}``. ``versions`` (the
-    run's package versions) select declarations scoped to framework releases."""
+    run's package versions) select declarations scoped to framework releases; ``timeout`` (seconds)
+    bounds the float64 reference. Raises :class:`EvaluationError` (and nothing else) when the
+    reference or a check cannot be computed."""
     cfg = case.config
-    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
-                            reference.initial_states(cfg))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
+                                reference.initial_states(cfg), deadline=deadline)
+    except Exception as exc:   # noqa: BLE001 - MemoryError first of all
+        raise EvaluationError("reference", exc) from exc
+    try:
+        return _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref)
+    except Exception as exc:   # noqa: BLE001
+        raise EvaluationError("checks", exc) from exc
+
+
+def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref) -> dict[str, dict]:
     outcomes = {
         "output_shape": check_output_shape(case, obs),
         "state_shapes": check_state_shapes(case, obs),

@@ -28,6 +28,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
 
     paths = [str(p) for p in args.paths] or [str(default_cases())]
     argv = [*paths] + (["--conformance-out", str(args.output)] if args.output else [])
+    for p in paths:       # the paths given here are case paths: their files need no lstm-conformance marker
+        argv += ["--conformance-cases", p]
     if args.no_cache:
         argv += ["-p", "no:cacheprovider"]
     for i in args.impl:
@@ -102,35 +104,59 @@ def _impls(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    """Exit status 1 means regressions (``--fail-on``); anything that stops the diff is 2, said on stderr."""
     from . import diff as _d
     from .results import ResultsError, load, write_atomic
 
+    def refuse(what: str) -> int:
+        print(f"conformance diff: error: {what}", file=sys.stderr)
+        return 2
+
+    outputs = ([("--markdown", Path(args.markdown))] if args.markdown and args.markdown != "-" else []) \
+        + ([("--html", Path(args.html))] if args.html else [])
+    for opt, path in outputs:           # said before any work, and before anything is written
+        try:
+            if path.is_dir():
+                return refuse(f"{opt} {path}: is a directory (give the file to write)")
+        except OSError:
+            pass                        # (no permission to look: said when writing)
     try:
         d = _d.compare(load(args.old), load(args.new), old_label=str(args.old), new_label=str(args.new))
     except ResultsError as exc:
-        print(f"conformance diff: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(str(exc))
+    pages = {"--markdown": _d.to_markdown, "--html": _d.to_html}
+    for opt, path in outputs:
+        try:
+            write_atomic(path, pages[opt](d))
+        except OSError as exc:
+            return refuse(f"{opt} {path}: cannot write: {exc.strerror or exc}"
+                          + (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path)
+                             and not str(exc.filename).endswith(".tmp") else ""))
     print(_d.to_markdown(d) if args.markdown == "-" else _d.to_text(d), end="")
-    try:
-        if args.markdown and args.markdown != "-":
-            write_atomic(Path(args.markdown), _d.to_markdown(d))
-        if args.html:
-            write_atomic(Path(args.html), _d.to_html(d))
-    except OSError as exc:
-        print(f"conformance diff: error: cannot write: {exc}", file=sys.stderr)
-        return 2
     return d.exit_status(args.fail_on)
 
 
 def _report(args: argparse.Namespace) -> int:
+    """Exit status 2, said on stderr, for results that cannot be read or a page that cannot be written."""
     from .report import write_report
     from .results import ResultsError
 
+    def refuse(what: str) -> int:
+        print(f"conformance report: error: {what}", file=sys.stderr)
+        return 2
+
+    try:
+        if args.output.exists() and not args.output.is_dir():     # said before any work, and nothing written
+            return refuse(f"-o {args.output}: is a file, not a directory (-o names the directory for index.html)")
+    except OSError:
+        pass                            # (no permission to look: said when writing)
     try:
         out = write_report(args.results, args.output / "index.html", baseline=args.baseline)
     except ResultsError as exc:
-        print(f"conformance report: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(str(exc))
+    except OSError as exc:
+        return refuse(f"-o {args.output}: cannot write the report: {exc.strerror or exc}"
+                      + (f" ({exc.filename})" if exc.filename and not str(exc.filename).endswith(".tmp") else ""))
     print(f"report: {out}")
     return 0
 

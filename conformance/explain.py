@@ -9,6 +9,17 @@ from __future__ import annotations
 from .checks import FAILING
 
 
+def _num(x, spec: str = ".3g") -> str:
+    """A measured number as text: formatted when it is one (NaN and infinity included), else as it is
+    (None, or "NaN" / "Infinity" as results.json writes non-finite numbers)."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        try:
+            return format(x, spec)
+        except OverflowError:       # an integer past what a float holds
+            return str(x)
+    return "none" if x is None else str(x)
+
+
 def _returns(rec: dict) -> str:
     items = [f"{r['path'] or 'return'} {r['role']} {tuple(r['shape'])} {r['dtype']}"
              + ("" if r.get("top", True) else f" (layer {r.get('layer')})") for r in rec["native"]["returns"]]
@@ -53,14 +64,15 @@ def explain(rec: dict) -> str:
             if det.get("problem"):
                 lines.append(f"    {det['problem']}")
         elif name == "values":
-            lines.append(f"    tolerance: |observed - reference| <= {det['atol']:g} + {det['rtol']:g}·|reference|")
-            lines += [f"    {t['tensor']}: max abs error {t['max_abs']:.3g}, max rel error {t['max_rel']:.3g}"
+            lines.append(f"    tolerance: |observed - reference| <= {_num(det['atol'], 'g')} + "
+                         f"{_num(det['rtol'], 'g')}·|reference|")
+            lines += [f"    {t['tensor']}: max abs error {_num(t['max_abs'])}, max rel error {_num(t['max_rel'])}"
                       f"{'' if t['ok'] else '  <- outside tolerance'}" for t in det["tensors"]]
             if det.get("first"):
                 lines.append(f"    first leaves the reference at: {det['first']}")
         elif name == "padding":
             lines.append(f"    at the {det['padded_steps']} padded output steps: {det['behaviour']} (canonical: zeros; "
-                         f"largest |value| {det['max_abs_at_padding']:.3g})")
+                         f"largest |value| {_num(det.get('max_abs_at_padding'))})")
         elif name == "claims":
             for c in det["claims"]:
                 if c["verdict"] in FAILING:

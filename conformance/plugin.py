@@ -4,22 +4,30 @@ Registered through the ``pytest11`` entry point, so ``pytest cases/`` just works
 ``-x``, ``--lf``, ``-n auto`` and JUnit XML as maintainers expect. Item ids look like
 ``cases/returns.yaml::return-flags.return_sequences-true[torch-cpu]``.
 
-Which YAML files are collected: any ``*.yaml``/``*.yml`` under a directory named ``cases``, and
-any YAML file named explicitly on the command line, when it holds top-level ``cases:`` or
-``divergences:``. Known divergences come from ``divergences.yaml`` files in the case file's
-directory and its parents (like conftest.py), from ``--divergences FILE``, and from the case
-file's own ``divergences:`` (which apply to that file only).
+Which YAML files are collected: those with a top-level ``lstm-conformance: 1`` line, wherever
+they are; and a YAML file named on the command line, or under a directory given with
+``--conformance-cases`` (``conformance run PATH`` does that), when it holds top-level ``cases:`` or
+``divergences:``. Nothing else, so installed, the plugin leaves other projects' YAML alone. Known
+divergences come from ``divergences.yaml`` files (marked) in the case file's directory and its
+parents up to the rootdir, never above it (like conftest.py), from ``--divergences FILE``, and from
+the case file's own ``divergences:`` (which apply to that file only).
 
 Every run's record travels in the test report's ``user_properties`` (xdist carries those to the
 controller), and the controller writes ``results.json`` and ``index.html`` for every session that
-ran cases: into ``--conformance-out DIR``, or into ``reports/<run-id>/`` under the rootdir with a
-copy in ``reports/latest/`` (see :mod:`conformance.output`).
+ran cases: into ``--conformance-out DIR``, or into ``reports/<run-id>/`` under the rootdir, with
+``reports/latest`` a link to it (see :mod:`conformance.output`). Nothing at the session's end reads
+an input again: the declarations in each file's scope travel with its items, so a case file edited,
+moved or deleted while the session runs changes nothing in its results.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import math
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,6 +37,7 @@ from .devices import DEVICES, default_devices
 
 _KEY = pytest.StashKey["ConformanceSession"]()
 _PROP = "conformance"
+_DECLARED = "conformance-declared"   # once per case file and process: the declarations in the file's scope
 
 
 def pytest_addoption(parser):
@@ -52,6 +61,10 @@ def pytest_addoption(parser):
     g.addoption("--conformance-fill", default=None, metavar="RESULTS",
                 help="run only the runs that RESULTS (a results.json, e.g. a partial one left by an "
                      "interrupted session) does not hold, and write results holding both")
+    g.addoption("--conformance-cases", action="append", default=[], metavar="PATH",
+                help="treat every YAML file with top-level cases:/divergences: under PATH as a case file, "
+                     "without the `lstm-conformance: 1` line that files found elsewhere need "
+                     "(conformance run passes its paths so)")
     g.addoption("--run-timeout", type=float, default=300.0, metavar="SECONDS",
                 help="a run taking longer kills its worker and is an error (default 300)")
 
@@ -81,32 +94,87 @@ def _select_devices(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _positive_seconds(value: float, option: str, allow_zero: bool = False) -> float:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise pytest.UsageError(f"{option} {value:g}: must be a finite number of seconds "
+                                f"{'>= 0' if allow_zero else '> 0'}")
+    return value
+
+
+def check_environment() -> dict:
+    """The suite's environment variables, checked before any run (a bad value is a usage error);
+    returns what results.json records of them (fault injection left set must be visible)."""
+    from .worker import RUN_FAULTS, START_FAULTS, release_every
+
+    try:
+        release_every(os.environ)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    faults = os.environ.get("CONFORMANCE_FAULT", "")
+    known = (*RUN_FAULTS, *START_FAULTS, "swap-gates")
+    for spec_ in filter(None, (f.strip() for f in faults.split(";"))):
+        if spec_.partition(":")[0] not in known:
+            raise pytest.UsageError(f"CONFORMANCE_FAULT={faults!r}: {spec_.partition(':')[0]!r} is not a fault "
+                                    f"kind; known: {', '.join(known)}")
+    return {"fault_injection": faults} if faults.strip() else {}
+
+
+def run_key(nodeid: str) -> tuple[str, str, str] | None:
+    """``(case, impl, device)`` of a conformance item's node id (``file::case[impl-device]``), else None.
+    Case ids are unique across a session's files, so this names a run without its file."""
+    path, sep, rest = nodeid.rpartition("::")
+    if not sep or not path.endswith((".yaml", ".yml")) or not rest.endswith("]") or "[" not in rest:
+        return None
+    case, _, column = rest[:-1].rpartition("[")
+    impl, _, device = column.rpartition("-")
+    return (case, impl, device) if impl and device in DEVICES else None
+
+
 class ConformanceSession:
     """Per-process state: selection, catalogues, the worker pool, and (controller) the records."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        self.is_worker = hasattr(config, "workerinput")      # an xdist worker: the controller writes results
         self.impls = _select_impls(_split(config.getoption("impl")))
         self.devices = _select_devices(_split(config.getoption("device")))
         self.extra_catalogues = [Path(p) for p in config.getoption("divergences")]
-        self.run_timeout = config.getoption("run_timeout")
+        self.run_timeout = _positive_seconds(config.getoption("run_timeout"), "--run-timeout")
+        self.flush_s = _positive_seconds(config.getoption("conformance_flush"), "--conformance-flush", allow_zero=True)
+        self.environment_extra = check_environment()
         self._pool = None
         self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.records: list[dict] = []
         self.collection_errors: list[dict] = []   # case files that did not load: {"file", "message"}
-        self.expected: int | None = None     # conformance items collected (after deselection)
-        self.output = None                   # output.RunOutput, once the first record arrives
+        self.expected: int | None = None     # conformance runs this session's results should hold
+        self.output = None                   # output.RunOutput (controller, unless --no-conformance-report)
         self.results_path: Path | None = None
         self.case_files: list[spec.CaseFile] = []   # collected so far (case ids are unique across them)
+        self.declared: dict[str, list[dict]] = {}   # case file -> the declarations in its scope (sent by items)
+        self._declared_sent: set[str] = set()        # files whose declarations this process has sent
+        self.crashed: list[str] = []           # items an xdist worker was running when it died
+        self.stop_signal: str | None = None    # SIGTERM, when that ended the session
         self.filled: list[dict] = []           # runs taken from --conformance-fill's file
-        if fill := config.getoption("conformance_fill"):
+        self.rerun_from_fill = 0               # of those, runs collected again (their configuration changed)
+        self.fill_path = config.getoption("conformance_fill")
+        if self.fill_path:
             from .results import ResultsError, load
             try:
-                self.filled = load(fill)["runs"]
+                self.filled = load(self.fill_path)["runs"]
             except ResultsError as exc:
                 raise pytest.UsageError(f"--conformance-fill: {exc}") from None
         self.records += self.filled
-        self._index = {(r["file"], r["case"], r["impl"], r["device"]): i for i, r in enumerate(self.records)}
+        self._reindex()
+        if not self.is_worker and not config.getoption("no_conformance_report"):
+            from .output import OutputError, check_destination
+            out = config.getoption("conformance_out")
+            try:
+                check_destination(Path(out) if out else None, config.rootpath / "reports")
+            except OutputError as exc:
+                raise pytest.UsageError(str(exc)) from None
+
+    def _reindex(self) -> None:
+        self._index = {(r["case"], r["impl"], r["device"]): i for i, r in enumerate(self.records)}
 
     @property
     def pool(self):
@@ -126,45 +194,78 @@ class ConformanceSession:
         return self._catalogues[path]
 
     def catalogue_files(self, case_file: Path) -> list[Path]:
+        """``divergences.yaml`` in the case file's directory and its parents, up to the rootdir and
+        never above it (a case file outside the rootdir: its own directory only), then ``--divergences``."""
         root = self.config.rootpath.resolve()
-        found = []
-        for d in [case_file.resolve().parent, *case_file.resolve().parent.parents]:
-            for name in ("divergences.yaml", "divergences.yml"):
-                if (d / name).is_file():
-                    found.append(d / name)
-            if d == root:
-                break
+        here = case_file.resolve().parent
+        dirs = [here, *here.parents]
+        dirs = dirs[:dirs.index(root) + 1] if root in dirs else [here]
+        found = [d / name for d in dirs for name in ("divergences.yaml", "divergences.yml")
+                 if (d / name).is_file() and spec.is_marked(d / name)]
         return found + self.extra_catalogues
 
     # ---- controller side: gather every record (from xdist workers too), write results at the end ----
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """SIGTERM ends the session as Ctrl-C does: its finished runs are written, marked partial."""
+        if self.is_worker or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            def on_term(signum, frame):
+                self.stop_signal = "SIGTERM"
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)     # a second one kills at once
+                raise KeyboardInterrupt("SIGTERM")
+            signal.signal(signal.SIGTERM, on_term)
+
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list) -> None:
-        """--conformance-fill: deselect the runs its results file already holds."""
+        """--conformance-fill: deselect the runs its results file already holds, unless the case's
+        configuration has changed since (those run again)."""
         if not self.filled:
             return
-        from .results import display_path
-        done = {(r["file"], r["case"], r["impl"], r["device"]) for r in self.filled}
+        done = {(r["case"], r["impl"], r["device"]): r["config"] for r in self.filled}
         keep, skip = [], []
         for item in items:
-            key = (isinstance(item, CaseItem)
-                   and (display_path(item.case.file, config.rootpath), item.case.id, item.impl_id, item.device))
-            (skip if key in done else keep).append(item)
+            key = isinstance(item, CaseItem) and (item.case.id, item.impl_id, item.device)
+            if key in done and done[key] == json.loads(json.dumps(item.case.config.to_dict())):
+                skip.append(item)
+            else:
+                keep.append(item)
         if skip:
             config.hook.pytest_deselected(items=skip)
             items[:] = keep
 
+    def _collected(self, keys: set) -> None:
+        """The controller knows which runs this session makes: filled runs collected again are
+        dropped (their configuration changed), the output is opened, before any run."""
+        if self.expected is not None:
+            return
+        if self.filled:
+            stale = [r for r in self.filled if (r["case"], r["impl"], r["device"]) in keys]
+            self.rerun_from_fill = len(stale)
+            self.records = [r for r in self.records if (r["case"], r["impl"], r["device"]) not in keys]
+            self._reindex()
+        self.expected = len(keys) + len(self.records)
+        if (keys or self.collection_errors) and not self.config.option.collectonly:
+            out = self._output()
+            if out is not None:
+                out.open(self.expected)
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.expected = sum(isinstance(i, CaseItem) for i in session.items) + len(self.filled)
+        if not self.is_worker and not getattr(self.config.option, "numprocesses", None):
+            self._collected({(i.case.id, i.impl_id, i.device) for i in session.items if isinstance(i, CaseItem)})
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
-        if self.expected is None:   # every xdist worker collects the same items
-            self.expected = sum(i.split("::", 1)[0].endswith((".yaml", ".yml")) for i in ids) + len(self.filled)
+        self._collected({k for k in map(run_key, ids) if k is not None})   # every xdist worker collects the same
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem, report, sched) -> None:
+        self.crashed.append(crashitem)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A case file that did not load is kept (results.json, the report) and, in a session that
         has no other collection error, does not stop the other files' runs (it still fails the session)."""
-        if report.failed and report.nodeid.endswith((".yaml", ".yml")) and not hasattr(self.config, "workerinput"):
+        if report.failed and report.nodeid.endswith((".yaml", ".yml")) and not self.is_worker:
             message = str(report.longrepr).strip()
             if not any(e["file"] == report.nodeid and e["message"] == message for e in self.collection_errors):
                 self.collection_errors.append({"file": report.nodeid, "message": message})
@@ -174,24 +275,35 @@ class ConformanceSession:
         if session.testsfailed and session.testsfailed == len(self.collection_errors):
             session.config.option.continue_on_collection_errors = True
 
+    def _say(self, line: str) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(line, yellow=line.startswith(("warning", "note")), red=line.startswith("error"))
+        else:
+            print(line)
+
     def _output(self):
         if self.output is None and not self.config.getoption("no_conformance_report"):
             from .output import RunOutput
             out = self.config.getoption("conformance_out")
             self.output = RunOutput(Path(out) if out else None, self.config.rootpath / "reports",
-                                    argv=self.config.invocation_params.args,
-                                    flush_every_s=self.config.getoption("conformance_flush"))
+                                    argv=self.config.invocation_params.args, flush_every_s=self.flush_s,
+                                    say=self._say)
             self.output.collection_errors = self.collection_errors
+            self.output.environment_extra = self.environment_extra
         return self.output
 
     @pytest.hookimpl(tryfirst=True)   # results reach disk before the terminal says the run passed
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" or hasattr(self.config, "workerinput"):
+        if report.when != "call" or self.is_worker:
             return
         for name, value in report.user_properties:
-            if name == _PROP:
+            if name == _DECLARED:
+                sent = json.loads(value)
+                self.declared[sent["file"]] = sent["declarations"]
+            elif name == _PROP:
                 rec = json.loads(value)
-                key = (rec["file"], rec["case"], rec["impl"], rec["device"])
+                key = (rec["case"], rec["impl"], rec["device"])
                 if key in self._index:          # run again in this session (--dist each, a rerun plugin): the last counts
                     self.records[self._index[key]] = rec
                 else:
@@ -200,35 +312,49 @@ class ConformanceSession:
                 if (out := self._output()) is not None:
                     out.progress(self.records, self.expected)
 
+    def _partial_reason(self, session: pytest.Session, exitstatus) -> str | None:
+        """Why not every collected run has a record, as far as this session can tell; None when all do."""
+        missing = (self.expected or 0) - len(self.records)
+        if exitstatus == pytest.ExitCode.INTERRUPTED or self.stop_signal:
+            how = f"stopped by {self.stop_signal}" if self.stop_signal else "interrupted"
+            return f"the session was {how}"
+        if missing <= 0:
+            return None
+        causes = []
+        if self.crashed:
+            causes.append(f"an xdist worker crashed while running {', '.join(self.crashed[:5])}"
+                          + (f" and {len(self.crashed) - 5} more" if len(self.crashed) > 5 else ""))
+        causes += [f"pytest stopped: {why}" for why in (session.shouldfail, session.shouldstop)   # -x, --maxfail
+                   if isinstance(why, str) and why]
+        return (f"{missing} collected runs did not finish: "
+                + ("; ".join(causes) if causes else "the cause is unknown (see the failures above)"))
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
-        if hasattr(session.config, "workerinput"):
+        if self.is_worker:
             return  # an xdist worker: its records reached the controller in the reports
-        if (self.records or self.collection_errors) and (out := self._output()) is not None:
+        opened = self.output is not None and self.output.opened
+        if (opened or self.records or self.collection_errors) and (out := self._output()) is not None:
             from .output import partial
-            info = None
-            if exitstatus == pytest.ExitCode.INTERRUPTED:
-                info = partial(len(self.records), self.expected, "the session was interrupted")
-            elif self.expected is not None and len(self.records) < self.expected:
-                info = partial(len(self.records), self.expected,
-                               f"{self.expected - len(self.records)} collected runs did not finish (stopped early "
-                               "with -x/--maxfail, or a worker crashed)")
+            reason = self._partial_reason(session, exitstatus)
+            info = None if reason is None else partial(len(self.records), self.expected, reason)
             self.results_path = out.finish(self.records, info, self.unused_divergences())
+            if out.written_to != out.dir and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED   # results not where asked: the session fails
 
     def unused_divergences(self) -> list[dict]:
-        """Declarations for an implementation that ran here which explained none of its runs."""
+        """Declarations in the scope of a case file that ran here, for an implementation that ran
+        here, which explained none of its runs. From what the items sent: no file is read again."""
         used = {chk["divergence"]["id"] for r in self.records for chk in r["checks"].values() if chk.get("divergence")}
         ran = {r["impl"] for r in self.records if r["checks"]}
-        declared: dict[str, spec.Divergence] = {}
-        for f in sorted({r["file"] for r in self.records}):
-            path = self.config.rootpath / f      # records hold rootdir-relative paths where they can
-            for d in self.divergences_for(path, self._catalogue(path)):
-                declared.setdefault(d.id, d)
-        from .results import display_path
-        return [{**d.to_dict(), "file": display_path(d.file, self.config.rootpath)} for d in declared.values()
-                if d.id not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d.impl)]
+        declared: dict[str, dict] = {}
+        for f in sorted(self.declared):
+            for d in self.declared[f]:
+                declared.setdefault(d["id"], d)
+        return [d for d in declared.values()
+                if d["id"] not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
-        if not (self.records or self.collection_errors) or hasattr(config, "workerinput"):
+        if not (self.records or self.collection_errors or self.results_path) or self.is_worker:
             return
         from .report import text_summary
         terminalreporter.section("LSTM conformance")
@@ -236,9 +362,17 @@ class ConformanceSession:
             terminalreporter.write_line(line)
         for e in self.collection_errors:
             terminalreporter.write_line(f"case file not loaded: {e['message']}", red=True)
-        if self.filled:
-            terminalreporter.write_line(f"{len(self.filled)} runs taken from {config.getoption('conformance_fill')}, "
-                                        f"{len(self.records) - len(self.filled)} run now")
+        if self.fill_path:
+            taken = sum(1 for r in self.filled if (r["case"], r["impl"], r["device"]) in self._index
+                        and self.records[self._index[(r["case"], r["impl"], r["device"])]] is r)
+            terminalreporter.write_line(
+                f"{taken} runs taken from {self.fill_path}, {len(self.records) - taken} run now"
+                + (f" ({self.rerun_from_fill} of them again: their configuration changed since it was written)"
+                   if self.rerun_from_fill else ""))
+        if self.environment_extra.get("fault_injection"):
+            terminalreporter.write_line(f"warning: fault injection is on: CONFORMANCE_FAULT="
+                                        f"{self.environment_extra['fault_injection']} (recorded in results.json)",
+                                        yellow=True)
         for d in self.unused_divergences():
             terminalreporter.write_line(f"warning: declared divergence {d['id']} ({d['file']}:{d['line']}) explained "
                                         "no run of this session", yellow=True)
@@ -283,16 +417,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return ByImplementation(config, log, columns=len(sess.impls) * len(sess.devices))
 
 
+def _under(path: Path, roots) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """Which YAML files are case files: those that say so (a top-level ``lstm-conformance: 1``),
+    wherever they are; and, with no marker needed, a file named on the command line or lying under a
+    directory given with ``--conformance-cases`` (``conformance run PATH`` gives its paths so), when
+    it holds top-level ``cases:`` or ``divergences:``. Nothing else is read as ours: another
+    project's ``tests/cases/*.yaml`` is left alone."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    try:
-        rel_parts = file_path.relative_to(parent.config.rootpath).parts
-    except ValueError:
-        rel_parts = file_path.parts
-    if not (parent.session.isinitpath(file_path) or "cases" in rel_parts[:-1]):
-        return None
-    if not spec.is_case_file(file_path):
+    config = parent.config
+    named = parent.session.isinitpath(file_path) or _under(
+        file_path.resolve(), [Path(p).resolve() for p in config.getoption("conformance_cases")])
+    if not (spec.is_marked(file_path) or (named and spec.is_case_file(file_path))):
         return None
     return CaseFile.from_parent(parent, path=file_path)
 
@@ -337,11 +477,19 @@ class CaseItem(pytest.Item):
         self.add_marker(getattr(pytest.mark, impl_id.replace("-", "_")))
 
     def runtest(self) -> None:
-        from .results import dumps, execute
+        from .results import display_path, dumps, execute, failed_record
 
         sess: ConformanceSession = self.config.stash[_KEY]
-        self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences,
-                              root=self.config.rootpath)
+        try:
+            self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences,
+                                  root=self.config.rootpath)
+        except Exception as exc:  # noqa: BLE001 - a bug of the suite's own still leaves the run's record
+            self.record = failed_record(self.case, self.impl_id, self.device, exc, root=self.config.rootpath)
+        file = self.record["file"]
+        if file not in sess._declared_sent:     # the controller learns each file's declarations once, from its items
+            sess._declared_sent.add(file)
+            self.user_properties.append((_DECLARED, dumps({"file": file, "declarations": [
+                {**d.to_dict(), "file": display_path(d.file, self.config.rootpath)} for d in self.divergences]})))
         self.user_properties.append((_PROP, dumps(self.record)))
         verdict = self.record["verdict"]
         if verdict in (checks.UNSUPPORTED, checks.SKIPPED):

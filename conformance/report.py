@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import math
 from collections import Counter, defaultdict
 from importlib import resources
@@ -28,7 +27,7 @@ import jinja2
 
 from .checks import FAILING, KNOWN, VERDICTS
 from .diff import Diff, compare, summary_line
-from .results import load, write_atomic
+from .results import dumps, load, write_atomic
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
@@ -147,8 +146,10 @@ def _charts(param_rows: list[dict], cols: list[dict], limit: int = 4) -> list[di
         series: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
         for r in rows:
             for col, (observed, _doc, _v) in r["counts"].items():
-                series[cols[col]["key"]][r["config"]["hidden_size"]] = (observed, r["canonical"])
-        charts.append(_svg_chart(dict(fam), sizes, series))
+                if observed is not None and r["canonical"] is not None:   # a count not recorded has no point
+                    series[cols[col]["key"]][r["config"]["hidden_size"]] = (observed, r["canonical"])
+        if series:
+            charts.append(_svg_chart(dict(fam), sizes, series))
     return charts
 
 
@@ -258,7 +259,8 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
             "failing": list(FAILING), "claims": claims,
             "params": [{"config": r["config"], "canonical": r["canonical"], "counts": r["counts"]} for r in param_rows],
             # details stay JSON strings until a case is opened: parsing them all up front is most of the cost
-            "runs": [[ci, col, v, chk, json.dumps(detail, separators=(",", ":"))] for ci, col, v, chk, detail in runs]}
+            # (strict JSON, as results.dumps writes it: the page's JSON.parse takes no NaN or Infinity)
+            "runs": [[ci, col, v, chk, dumps(detail, separators=(",", ":"))] for ci, col, v, chk, detail in runs]}
     partial = [(path, doc["partial"]) for path, doc in sources if doc.get("partial")]
     collection_errors = [{"source": path, **e} for path, doc in sources for e in doc.get("collection_errors") or []]
     ctx = {
@@ -278,7 +280,7 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
         "param_rows": param_rows,
         "padding": sorted(padding.items()),
         "claims_total": len(claims), "claims_false": sum(not c[6] for c in claims),
-        "data": base64.b64encode(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), 6, mtime=0))
+        "data": base64.b64encode(gzip.compress(dumps(data, separators=(",", ":")).encode(), 6, mtime=0))
         .decode("ascii"),
         "script": resources.files("conformance").joinpath("templates/report.js").read_text(encoding="utf-8"),
         "style": resources.files("conformance").joinpath("templates/report.css").read_text(encoding="utf-8"),

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +44,11 @@ def display_path(path: str, root: Path | None) -> str:
 
 def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict,
            root: Path | None = None, repro: str = "") -> dict:
+    """The run record of one case × impl × device. A framework's ``reason`` and ``traceback`` can be
+    of any length (an exception quoting a whole tensor): each is cut to ``spec.MAX_RECORD_TEXT``
+    characters, head and tail kept, with a line saying how much was cut."""
+    from .spec import clip_text
+
     for chk in run_checks.values():
         if chk.get("divergence"):
             chk["divergence"] = {**chk["divergence"], "file": display_path(chk["divergence"]["file"], root)}
@@ -51,7 +58,7 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
         verdict = {"unsupported": checks.UNSUPPORTED, "skipped": checks.SKIPPED}.get(obs.status, checks.ERROR)
     return {
         "case": case.id, "file": display_path(case.file, root), "line": case.line, "impl": impl_id, "device": device,
-        "verdict": verdict, "reason": obs.reason, "traceback": obs.traceback,
+        "verdict": verdict, "reason": clip_text(obs.reason), "traceback": clip_text(obs.traceback),
         "checks": run_checks,
         "config": case.config.to_dict(),
         "reference": reference.summary(case.config),
@@ -69,6 +76,10 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
 
 def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences: list[Divergence],
             root: Path | None = None) -> dict:
+    """The record of one run. The float64 reference and the checks run here, in the test process:
+    when they fail (``MemoryError`` included) the run is an ``error`` saying so, with ``fault``
+    ``{"kind": "exception", "type": ..., "phase": "reference"}`` (or ``"checks"``), never an
+    exception that would lose the run's record."""
     impl = impls.get(impl_id)
     obs = None
     if reason := impl.missing():
@@ -82,10 +93,30 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
     run_checks = {}
     info = pool.infos.get(impl_id, {})
     if obs.status == "ok":
-        run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences,
-                                     info.get("versions"))
+        try:
+            run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences,
+                                         info.get("versions"), timeout=pool.run_timeout)
+        except Exception as exc:   # noqa: BLE001 - MemoryError too: whatever it is, the run keeps its record
+            import traceback
+
+            failure = exc if isinstance(exc, checks.EvaluationError) else checks.EvaluationError("checks", exc)
+            obs.status, obs.reason = "error", str(failure)
+            obs.traceback = "".join(traceback.format_exception(failure.cause))
+            obs.fault = {"kind": "exception", "type": type(failure.cause).__name__, "phase": failure.phase}
+            del exc, failure               # (their frames hold the reference's arrays: free them now)
     repro = "" if impl.unsupported(case.config) else impl.repro(case.config)
     return record(case, impl_id, device, obs, run_checks, info, root, repro)
+
+
+def failed_record(case: Case, impl_id: str, device: str, exc: BaseException, root: Path | None = None) -> dict:
+    """The ``error`` record of a run whose execution failed in the suite itself (not in the framework's
+    worker): the run keeps its place in results.json, with the exception as its reason."""
+    import traceback
+
+    obs = Observation(status="error", reason=f"the suite failed on this run: {type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(), fault={"kind": "exception", "type": type(exc).__name__,
+                                                               "phase": "suite"})
+    return record(case, impl_id, device, obs, {}, {}, root)
 
 
 def environment(runs: list[dict]) -> dict:
@@ -107,8 +138,39 @@ def _jsonable(obj):
     return str(obj)   # a framework's own scalar or version type: keep it readable, never fail a run on it
 
 
-def dumps(obj) -> str:
-    return json.dumps(obj, default=_jsonable)
+# JSON has no NaN or infinity, yet a framework can return them (and the values check then measures
+# max_abs = nan). Python would write a bare NaN, which the report's JSON.parse and every strict
+# reader refuse; they are written as these strings instead, which the schema allows exactly where
+# computed numbers live (values and padding details, timings) and every reader shows as they are.
+NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def _finite(obj):
+    """``obj`` with every non-finite float (NumPy's too) replaced by "NaN", "Infinity" or "-Infinity"."""
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return obj if math.isfinite(f) else NON_FINITE[0] if f != f else NON_FINITE[1] if f > 0 else NON_FINITE[2]
+    if isinstance(obj, dict):
+        return {(_finite(k) if isinstance(k, (float, np.floating)) else k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return _finite(obj.tolist())
+    return obj
+
+
+def _json_text(obj, **kw) -> str:
+    """Strict JSON text of ``obj`` (``allow_nan=False``: never a bare NaN or Infinity)."""
+    try:
+        return json.dumps(obj, default=_jsonable, allow_nan=False, **kw)
+    except ValueError:          # a non-finite float somewhere (rare): written as a string, see NON_FINITE
+        return json.dumps(_finite(obj), default=_jsonable, allow_nan=False, **kw)
+
+
+def dumps(obj, **kw) -> str:
+    """JSON text of a record (keyword arguments as :func:`json.dumps`): strict JSON, non-finite
+    numbers written as the strings of :data:`NON_FINITE`."""
+    return _json_text(obj, **kw)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -142,14 +204,26 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:       # a full disk, a file size limit, no permission, Ctrl-C: leave no temporary file
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+
+
+def to_json(doc: dict) -> str:
+    """A results document as the text of ``results.json``."""
+    return _json_text(doc, indent=1)
 
 
 def write(out_dir: str | Path, runs: list[dict], **kw) -> Path:
     """Write ``out_dir/results.json`` atomically; keyword arguments as :func:`document`."""
     path = Path(out_dir) / "results.json"
-    write_atomic(path, json.dumps(document(runs, **kw), indent=1, default=_jsonable))
+    write_atomic(path, to_json(document(runs, **kw)))
     return path
 
 
@@ -189,16 +263,113 @@ def _where_in(doc: dict, path) -> str:
     return text or "the document"
 
 
+# ---- limits on what a results file may be (a file from elsewhere is data to check, never trusted) ----
+
+# Size. A 20,000-run results.json is ~116-146 MiB (README, "Size and speed at scale"); reading one
+# takes ~3.7x its size in memory (146 MiB: 540 MiB peak). Checked before reading.
+MAX_BYTES = 256 * 2**20
+# Containers ('[' and '{', counted in the text before parsing, those inside strings too). Real
+# results hold one per 68 bytes (9 implementations, 946 runs, as written: indent=1), one per 45
+# bytes written compactly, one per 26 in the densest run (an unsupported one, compact). An empty
+# list costs Python ~64 bytes: 60 MB of `[]` took 1.5 GB. One per 16 bytes keeps any file's
+# memory near a real file's (~4-5x its size).
+BYTES_PER_CONTAINER = 16
+MIN_CONTAINERS = 100_000        # what any file may hold whatever its size (~6 MiB in memory)
+# Elements (',' counted the same way). Real results hold one per 14 bytes or more. A short string
+# costs Python ~50 bytes: 256 MiB of `"ab",` would take ~3 GB. One per 8 bytes keeps a file of
+# short strings or floats near 6-8x its size.
+BYTES_PER_ELEMENT = 8
+MIN_ELEMENTS = 200_000
+# Nesting. Results nest 11 levels deep (runs[i].checks.claims.details.claims[j].claimed.outputs[k]);
+# json.loads fails past ~1,000 and every recursive reader (the report's json.dumps, the diff's
+# comparisons) somewhat earlier, depending on its own stack.
+MAX_DEPTH = 64
+# Integers. Python refuses to read or write ones past 4,300 digits (sys.int_max_str_digits);
+# counts and sizes are bounded far below that by the schema (2**53, exact in a float and in JS).
+_INT_LIMIT = 10 ** 4300
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+class _Unreadable(Exception):
+    """What :func:`_check_data` found, and where (a JSON path, filled in on the way out)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what, self.path = what, []
+
+
+def _check_text(s: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Unreadable("a string holding a lone UTF-16 surrogate (not text: no page or terminal can show "
+                          "it)") from None
+
+
+def _check_data(node, depth: int = 1) -> None:
+    """That ``node`` (a dict or list) is JSON data every reader can take: plain JSON types, text,
+    finite numbers, integers of at most 4,300 digits, nesting at most :data:`MAX_DEPTH` deep. (20,000
+    runs: ~1.4 s, a quarter of what json.loads takes.)"""
+    if depth > MAX_DEPTH:
+        raise _Unreadable(f"nested more than {MAX_DEPTH} levels deep (results nest about 11)")
+    is_dict = type(node) is dict
+    for key, value in (node.items() if is_dict else enumerate(node)):
+        try:
+            if is_dict:
+                if type(key) is not str:
+                    raise _Unreadable(f"a key that is not a string ({type(key).__name__})")
+                if not key.isascii():
+                    _check_text(key)
+            t = type(value)
+            if t is str:
+                if not value.isascii():
+                    _check_text(value)
+            elif t is dict or t is list:
+                _check_data(value, depth + 1)
+            elif t is float:
+                if value - value != 0.0:        # NaN or infinity (a JSON number past 1.8e308 reads as one)
+                    raise _Unreadable(f"{value} is not a finite number (JSON has no NaN or infinity; results "
+                                      f"write them as the strings {', '.join(map(repr, NON_FINITE))})")
+            elif t is int:
+                if not -_INT_LIMIT < value < _INT_LIMIT:
+                    raise _Unreadable("an integer of more than 4,300 digits")
+            elif value is not None and t is not bool:
+                raise _Unreadable(f"a {t.__name__}, not JSON data")
+        except _Unreadable as exc:
+            exc.path.insert(0, key)
+            raise
+
+
+def _printable(message: str, limit: int = 2000) -> str:
+    """A refusal as a terminal shows it: control, bidirectional and lone surrogate characters
+    escaped (a results file's case id could otherwise move the cursor or reorder the line), and a
+    message quoting huge strings from the file cut in the middle."""
+    message = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if m.group() < "\u0100"
+                               else f"\\u{ord(m.group()):04x}", message)
+    return message if len(message) <= limit else f"{message[:limit // 2]} … {message[-limit // 2:]}"
+
+
 def validate(doc, where: str = "results") -> dict:
     """Check that ``doc`` is a results document this version can read, and that it is consistent
     (what a tampered or hand-edited file breaks); raise :class:`ResultsError` saying where."""
+    try:
+        return _validate(doc, where)
+    except ResultsError as exc:
+        raise ResultsError(_printable(str(exc))) from None
+
+
+def _validate(doc, where: str) -> dict:
     from .checks import worst
 
     if not isinstance(doc, dict):
         raise ResultsError(f"{where}: not a results document (top level is {type(doc).__name__}, not an object)")
-    if doc.get("schema") != SCHEMA_VERSION:
-        raise ResultsError(f"{where}: schema {doc.get('schema')!r} is not supported (this version reads schema "
-                           f"{SCHEMA_VERSION})")
+    if doc.get("schema") != SCHEMA_VERSION or type(doc.get("schema")) is not int:
+        raise ResultsError(f"{where}: schema {doc.get('schema')!r:.100} is not supported (this version reads "
+                           f"schema {SCHEMA_VERSION})")
+    try:
+        _check_data(doc)
+    except _Unreadable as exc:
+        raise ResultsError(f"{where}: {_where_in(doc, exc.path)}: {exc.what}") from None
     import fastjsonschema
 
     try:
@@ -221,22 +392,101 @@ def validate(doc, where: str = "results") -> dict:
         col = counts.setdefault(f"{r['impl']}@{r['device']}", {})
         col[r["verdict"]] = col.get(r["verdict"], 0) + 1
     if "summary" in doc and doc["summary"] != counts:
-        raise ResultsError(f"{where}: 'summary' does not count the runs the file holds (it says {doc['summary']}, "
-                           f"the runs give {counts}); the file was edited or truncated")
+        raise ResultsError(f"{where}: 'summary' does not count the runs the file holds (it says "
+                           f"{str(doc['summary']):.500}, the runs give {str(counts):.500}); the file was edited or "
+                           "truncated")
     return doc
 
 
+class _Constant(Exception):
+    """A NaN, Infinity or -Infinity literal: Python's json reads them, no other JSON reader does."""
+
+
+def _refuse_constant(name: str):
+    raise _Constant(name)
+
+
+def _place(text: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    return f"line {line} column {pos - text.rfind(chr(10), 0, pos)} (char {pos})"
+
+
+# A JSON string, or (group 1) the token looked for; only run to say where a refused token is.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+
+
+def _find(text: str, token: str) -> int:
+    for m in re.finditer(f"{_STRING}|({token})", text):
+        if m.group(1):
+            return m.start(1)
+    return -1
+
+
 def load(path: str | Path) -> dict:
-    """Read and validate a ``results.json``; any problem is a :class:`ResultsError` naming the file."""
-    path = Path(path)
+    """Read and validate a ``results.json``; any problem is a :class:`ResultsError` naming the file
+    (and nothing else is raised: a session reads ``reports/latest/results.json``, whatever is there).
+
+    Before parsing: at most :data:`MAX_BYTES`, UTF-8, at most one container per
+    :data:`BYTES_PER_CONTAINER` bytes. Parsing refuses NaN and Infinity (which only Python's json
+    reads); then :func:`validate`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return _load(Path(path))
+    except ResultsError as exc:
+        raise ResultsError(_printable(str(exc))) from None
+    except MemoryError:
+        raise ResultsError(f"{path}: too large to read in the memory available") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a file makes of the reader, it is refused, named
+        raise ResultsError(_printable(f"{path}: cannot be read: {type(exc).__name__}: {exc}")) from None
+
+
+def _load(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise ResultsError(f"{path}: {size:,} bytes is more than a results file may be "
+                                   f"({MAX_BYTES // 2**20} MiB; 20,000 runs take ~120 MiB)")
+            chunks, total = [], 0
+            want = size + 1 if 0 < size <= MAX_BYTES else 2**16   # a pipe or a device has no size to check first
+            while total <= MAX_BYTES and (chunk := f.read(min(want, MAX_BYTES + 1 - total))):
+                chunks.append(chunk)
+                total, want = total + len(chunk), 2**24
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot be read: {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise ResultsError(f"{path}: more than {MAX_BYTES // 2**20} MiB, more than a results file may be")
     try:
-        doc = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: cannot be read: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    del data
+    containers = text.count("[") + text.count("{")
+    if containers > max(MIN_CONTAINERS, len(text) // BYTES_PER_CONTAINER):
+        raise ResultsError(f"{path}: {containers:,} '[' and '{{' in {len(text):,} characters: not a results file "
+                           f"(those hold about one per 45-70 characters; at most one per {BYTES_PER_CONTAINER} "
+                           "is read)")
+    elements = text.count(",")
+    if elements > max(MIN_ELEMENTS, len(text) // BYTES_PER_ELEMENT):
+        raise ResultsError(f"{path}: {elements:,} ',' in {len(text):,} characters: not a results file (those hold "
+                           f"about one per 14 characters or more; at most one per {BYTES_PER_ELEMENT} is read)")
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except _Constant as exc:
+        token = {"NaN": "NaN", "Infinity": "(?<!-)Infinity", "-Infinity": "-Infinity"}[str(exc)]
+        raise ResultsError(f"{path}: not valid JSON: {exc} at {_place(text, _find(text, token))}: JSON has no "
+                           f"NaN or infinity (results write them as the strings "
+                           f"{', '.join(map(repr, NON_FINITE))})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON: {exc}") from None
-    return validate(doc, str(path))
+    except RecursionError:
+        raise ResultsError(f"{path}: nested too deeply to read (results nest about 11 levels; at most "
+                           f"{MAX_DEPTH} are read)") from None
+    except ValueError as exc:       # an integer past sys.int_max_str_digits
+        digits = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+        at = _find(text, f"-?[0-9]{{{digits + 1},}}")
+        raise ResultsError(f"{path}: not readable JSON: an integer of more than {digits:,} digits"
+                           + (f" at {_place(text, at)}" if at >= 0 else f" ({exc})")) from None
+    return _validate(doc, str(path))

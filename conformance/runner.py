@@ -18,12 +18,18 @@ What a fault looks like here, and what becomes of it (every one is an ``error`` 
 A worker that died or was stopped is started again for the impl's next run; the other impls'
 workers are not touched. A worker that fails to *start* (an import error, a crash or a hang while
 starting, ``start_timeout``) is not started again in the session: the impl's later runs are errors
-at once, quoting the first failure. Every worker that stops is waited for (no zombies), and one
+at once, quoting the first failure. The exception: a process that could not even be created
+(``Popen`` raised ``OSError``, such as E2BIG, ENOMEM or EAGAIN) says nothing about the framework,
+so that run is an error and the next run tries again. The worker's
+environment is the session's, never a run's: pytest's per-test ``PYTEST_CURRENT_TEST`` (which
+holds the node id, of any length) is left out, so the run that happens to start a worker cannot
+change or break it. Every worker that stops is waited for (no zombies), and one
 that is killed is killed with SIGKILL; a worker whose runner dies exits by itself (see worker).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -40,14 +46,19 @@ from .spec import Config
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 # exceptions after which a worker is not trusted with another run: it is stopped, the next run starts a fresh one
 RESTART_AFTER = ("MemoryError", "SystemExit")
+# environment variables that belong to the run that happens to start a worker, not to the worker
+PER_RUN_ENV = ("PYTEST_CURRENT_TEST",)
 
 
 class WorkerError(RuntimeError):
-    """A worker that died, timed out or could not start; ``fault`` says which, as ``Observation.fault`` does."""
+    """A worker that died, timed out or could not start; ``fault`` says which, as ``Observation.fault``
+    does. ``retry``: the start was not even attempted (``Popen`` failed), so it is not held against
+    the implementation for the rest of the session."""
 
-    def __init__(self, message: str, fault: dict | None = None):
+    def __init__(self, message: str, fault: dict | None = None, retry: bool = False):
         super().__init__(message)
         self.fault = fault
+        self.retry = retry
 
 
 def describe_exit(code: int | None) -> tuple[str, dict]:
@@ -95,7 +106,7 @@ class Worker:
         self.log.seek(0)
         self.log.truncate()
         parent, child = socket.socketpair()
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in PER_RUN_ENV}
         env.update(impls.get(self.impl_id).env)
         env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
@@ -105,8 +116,9 @@ class Worker:
                 pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         except OSError as exc:
             parent.close()
-            raise WorkerError(f"{self.impl_id} worker could not be started: {exc}",
-                              {"kind": "exception", "type": type(exc).__name__, "phase": "start"}) from None
+            raise WorkerError(f"{self.impl_id} worker could not be started: {exc}; the next run tries again",
+                              {"kind": "exception", "type": type(exc).__name__, "phase": "start",
+                               "errno": errno.errorcode.get(exc.errno, exc.errno)}, retry=True) from None
         finally:
             child.close()
         self.conn = Connection(parent.detach())
@@ -227,7 +239,8 @@ class WorkerPool:
             try:
                 self.infos[impl_id] = w.start()
             except WorkerError as exc:
-                self.start_failures[impl_id] = exc
+                if not exc.retry:          # a process that could not be created says nothing of the framework
+                    self.start_failures[impl_id] = exc
                 raise
         return w
 

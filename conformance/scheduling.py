@@ -11,6 +11,23 @@ Items that are not conformance runs (the suite's own tests, say) are units of on
 Why a scheduler of our own rather than ``xdist_group`` marks and ``--dist loadgroup``: with pytest
 9.2 and xdist 3.8 loadgroup silently stops grouping (xdist rewrites ``item._nodeid``, which pytest's
 structured node ids no longer read: pytest-dev/pytest-xdist#1386, fix proposed in #1388).
+
+When an xdist worker dies (a framework that takes its process down, ``kill-runner``) this finishes
+the session as ``--dist load`` does: the item it was running is reported as crashed once (xdist's
+``handle_crashitem``) and is not run again, and the rest of its work goes to the replacement
+worker. xdist's ``LoadScopeScheduling``, which this builds on, does neither (xdist 3.8):
+
+* ``remove_node`` puts the dead worker's whole workload back in the queue, the crashed item still
+  marked pending, so the replacement runs it again (and dies again, up to
+  ``--max-worker-restart``);
+* a replacement worker is given one work unit (``schedule`` -> ``_reschedule``), and no shutdown
+  while units remain queued. A worker runs an item only once it knows the next one or is told to
+  shut down (``remote.py``, ``run_one_test``: ``self.torun.get()`` before running), so a unit with
+  one pending item never finishes, ``mark_test_complete`` never comes to hand out the rest, and
+  with every other worker already shutting down the session waits for ever.
+
+Here a worker is given units until it holds at least two pending items, and is told to shut down
+as soon as the queue is empty (what ``schedule`` already does for the first distribution, #277).
 """
 
 from __future__ import annotations
@@ -20,14 +37,27 @@ import zlib
 
 from xdist.scheduler import LoadScopeScheduling
 
+from .devices import DEVICES
+from .impls import ids as impl_ids
+from .spec import ID_RE
+
+_YAML = (".yaml", ".yml")
+
 
 def scope_of(nodeid: str, split: int = 1) -> str:
     """The unit of work ``nodeid`` belongs to: ``impl-device`` for a conformance run (``#k`` added,
-    k chosen by case, when an implementation is split ``split`` ways), else the item itself."""
-    path, _, rest = nodeid.partition("::")
-    if not path.endswith((".yaml", ".yml")) or not rest.endswith("]") or "[" not in rest:
+    k chosen by case, when an implementation is split ``split`` ways), else the item itself.
+
+    A run's node id is ``FILE::CASE[IMPL-DEVICE]``. It is read from the right, because only the
+    right end has a known shape (case ids hold no ``:``, ``[`` or ``]``, see ``spec.ID_RE``) while
+    ``FILE`` is any path: ``a::b.yaml``, ``cases[gpu]/x.yaml``."""
+    if not nodeid.endswith("]"):
         return nodeid
-    case, _, column = rest[:-1].rpartition("[")         # "case-id[impl-device]"
+    head, _, column = nodeid[:-1].rpartition("[")        # "FILE::CASE", "IMPL-DEVICE"
+    path, sep, case = head.rpartition("::")
+    impl, _, device = column.rpartition("-")
+    if not (sep and path.endswith(_YAML) and ID_RE.fullmatch(case) and device in DEVICES and impl in impl_ids()):
+        return nodeid
     if split <= 1:
         return column
     return f"{column}#{zlib.crc32(f'{path}::{case}'.encode()) % split}"
@@ -45,3 +75,40 @@ class ByImplementation(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return scope_of(nodeid, self.split)
+
+    def remove_node(self, node) -> str | None:
+        """Forget ``node``; if it died with items pending, return the first (the one it was running,
+        which xdist reports as crashed) and queue the rest of its work again, without it."""
+        workload = self.assigned_work.pop(node)
+        pending = [(scope, nodeid) for scope, unit in workload.items() for nodeid, done in unit.items() if not done]
+        if not pending:
+            return None
+        scope, crashitem = pending[0]
+        workload[scope][crashitem] = True       # reported by xdist as crashed; as in --dist load, not run again
+        for scope, unit in workload.items():
+            if not all(unit.values()):
+                self.workqueue[scope] = unit
+        for other in self.nodes:
+            self._reschedule(other)
+        return crashitem
+
+    def add_node_collection(self, node, collection) -> None:
+        super().add_node_collection(node, collection)
+        if node not in self.registered_collections:     # a replacement that collected other items:
+            node.shutdown()                             # it can be given nothing (xdist has logged why)
+
+    def _reschedule(self, node) -> None:
+        """Top ``node`` up when it is nearly out of work: whole units until it holds two pending
+        items (one to run, one to tell it the first is not the last); shut it down once nothing is
+        left to hand out, so that it runs its last item and ends. A worker still collecting (a
+        replacement, when two have died) is left alone until its collection arrives: ``schedule``
+        comes then (xdist's ``_assign_work_unit`` would fail on it with a KeyError)."""
+        if node.shutting_down or node not in self.registered_collections:
+            return
+        if self._pending_of(self.assigned_work[node]) <= 2:      # xdist's low-water mark
+            while self.workqueue:
+                self._assign_work_unit(node)
+                if self._pending_of(self.assigned_work[node]) >= 2:
+                    break
+        if not self.workqueue:
+            node.shutdown()

@@ -16,7 +16,20 @@ loader only ever raises :class:`SpecError`, and it bounds what a file can cost b
 * a case's matrix makes at most ``MAX_MATRIX`` (1,000) cases unless the case raises its own limit
   with ``max_cases: N``; a file makes at most ``MAX_FILE_CASES`` (10,000) cases in all;
 * sizes have sane maxima (see ``CONFIG_FIELDS``), so a typo like ``hidden_size: 40960000`` is an
-  error here rather than an out-of-memory later.
+  error here rather than an out-of-memory later;
+* what one case costs is bounded as a whole, too (:func:`case_cost`): the float64 elements the test
+  process holds at once for one run (the canonical weights, the widest layer sequence four times
+  over: the reference's input and output sequences, the input and the observation; the states; the
+  step buffers) are at most ``MAX_CASE_COST`` (2**27: 1 GiB of float64), so that each field within its
+  maximum cannot add up to a case that exhausts memory (64 layers of hidden_size 4096 would hold
+  ~200 GB of weights); measured peaks are in ``reference.forward``'s docstring;
+* strings that travel (into pytest node ids, the worker's environment, results and reports) are
+  bounded: a case id, after matrix expansion, and a divergence id at most ``MAX_ID_CHARS`` (200)
+  characters; every other string (descriptions, a claim's ``source``, ``says``, ``note`` and
+  ``impl`` patterns, a divergence's ``reason``, ``link``, patterns and version specifiers) at most
+  ``MAX_TEXT_CHARS`` (4,096). A run record's ``reason`` and ``traceback``, which come from a
+  framework, are cut to ``MAX_RECORD_TEXT`` (16,384) characters each, head and tail kept
+  (:func:`clip_text`).
 
 A file must hold at least one case or divergence. Case ids must be unique within a file (here)
 and across the files of a run (:func:`check_unique_ids`).
@@ -56,11 +69,17 @@ class SpecError(ValueError):
         if self.line:
             where += f":{self.line}"
         parts = [where]
-        if self.case:
-            parts.append(f"case '{self.case}'")
+        if self.case:     # a case id or field name from the file may be of any length: the message is not
+            parts.append(f"case {_quoted(self.case, MAX_ID_CHARS + len('divergence '))}")
         if self.field:
-            parts.append(f"field '{self.field}'")
+            parts.append(f"field {_quoted(self.field, 100)}")
         return ": ".join(parts) + f": {self.message}"
+
+
+def _quoted(text: str, limit: int) -> str:
+    """A name for a message, quoted: whole up to ``limit`` characters, else its start and its length."""
+    text = str(text)
+    return f"'{text}'" if len(text) <= limit else f"'{text[:40]}...' ({len(text):,} characters)"
 
 
 # --------------------------------------------------------------------------------------
@@ -107,6 +126,26 @@ MAX_TIMESTEPS = 10_000
 MAX_LAYERS = 64
 MAX_SEED = 2**32 - 1
 MAX_CLAIM_INT = 2**63 - 1      # a claimed dimension or parameter count
+MAX_CASE_COST = 2**27          # float64 elements one run holds in the test process (1 GiB), see case_cost
+# Strings that travel: a case id goes into pytest's node id, which pytest puts in the environment
+# (PYTEST_CURRENT_TEST; Linux refuses one string over 128 KiB), into results and reports.
+MAX_ID_CHARS = 200             # a case id (after matrix expansion) or a divergence id
+MAX_TEXT_CHARS = 4096          # descriptions, claim and divergence texts, patterns, version specifiers
+MAX_RECORD_TEXT = 16 * 1024    # characters of a run record's reason and traceback (head and tail kept)
+
+
+def clip_text(text: str, limit: int = MAX_RECORD_TEXT) -> str:
+    """``text`` cut to at most ``limit`` characters: its head and its tail, with a line between them
+    saying how many characters were cut (where a message starts and how a traceback ends both
+    matter)."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    marker = f"\n[... {{:,}} of {len(text):,} characters cut here ...]\n"
+    keep = max(0, limit - len(marker.format(len(text))))
+    head = keep - keep // 2
+    cut = len(text) - keep
+    return text[:head] + marker.format(cut) + (text[len(text) - keep // 2:] if keep // 2 else "")
+
 
 CONFIG_FIELDS: dict[str, FieldSpec] = {
     "input_size": FieldSpec(int, None, "features per time step", minimum=1, required=True, maximum=MAX_SIZE),
@@ -259,6 +298,51 @@ class CaseFile:
     description: str = ""
 
 
+def case_cost(cfg: Config) -> dict[str, int]:
+    """What one run of ``cfg`` holds at once in the test process, in float64 elements, by part, and
+    their ``total`` (checked against ``MAX_CASE_COST`` by the loader).
+
+    * ``weights``: the canonical weights, 4H·(in + H') + 4H (bias) + H·P per layer and direction;
+    * ``sequences``: 4·B·T·max(in, D·H'), the widest sequence a layer reads or writes, four times:
+      the reference streams layer by layer and holds a layer's input and output sequences (sum,
+      mul and ave: the input and both directions, at most 1.5 times the widest), the canonical
+      input is there in the case's dtype too, and the observation's output comes back from the
+      worker;
+    * ``states``: every layer's and direction's final (h, c), B·(H + H'), the reference's and the
+      observation's;
+    * ``steps``: the reference's per-step buffers and temporaries, 4·B·4H.
+
+    The checks compare in chunks (``checks.CHUNK_ELEMENTS``) and add no tensor-sized copies. Measured
+    with tracemalloc (the observation, then the peak of ``checks.evaluate`` with the reference), a
+    run holds 0.38 (the input widest: in=1024, H=8) to 0.99 (the weights dominate: H=512, 3 layers,
+    B=4, T=10) of ``8 * total`` bytes, e.g. 316 MB of an 840 MB estimate for in=4096, H=8, B=16,
+    T=400 with return_sequences (``tests/test_limits_memory.py`` checks seven shapes). At the
+    limit the test process needs about 1 GiB for the run. The reference's time is not bounded here:
+    64 bidirectional layers of H=32 with B=64, T=2000 (a quarter of the limit) took 123 s on a
+    loaded 2-core machine, one (B, 4H) step at a time.
+    """
+    H, Hp, D, B, T = cfg.hidden_size, cfg.proj_size or cfg.hidden_size, cfg.directions, cfg.batch, cfg.timesteps
+    merged = D * Hp if cfg.merge_mode == "concat" else Hp
+    per_layer = [D * (4 * H * (n_in + Hp) + (4 * H if cfg.bias else 0) + H * cfg.proj_size)
+                 for n_in in (cfg.input_size, merged)]
+    parts = {"weights": per_layer[0] + (cfg.num_layers - 1) * per_layer[1],
+             "sequences": 4 * B * T * max(cfg.input_size, D * Hp),
+             "states": 2 * cfg.num_layers * D * B * (H + Hp),
+             "steps": 4 * B * 4 * H}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def _check_cost(cfg: Config, **loc) -> None:
+    cost = case_cost(cfg)
+    if cost["total"] > MAX_CASE_COST:
+        parts = ", ".join(f"{k} {v:,}" for k, v in cost.items() if k != "total")
+        raise SpecError(f"this case is too large to check: one run would hold about {cost['total']:,} float64 "
+                        f"elements ({cost['total'] * 8 / 2**30:.1f} GiB) at once in the test process ({parts}); "
+                        f"the limit is {MAX_CASE_COST:,} ({MAX_CASE_COST * 8 / 2**30:g} GiB). Make it smaller "
+                        "(fewer layers, a smaller hidden_size, batch or timesteps)", **loc)
+
+
 # --------------------------------------------------------------------------------------
 # Safe YAML loading that remembers lines, refuses duplicate and non-string keys, and bounds what
 # a file can cost before anything is constructed.
@@ -363,7 +447,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
             raise SpecError(f"keys must be strings; got {_short(key)} ({_kind(key)}); "
                             "quote it if it is meant as text", line=_node_line(key_node))
         if key in result:
-            raise SpecError(f"duplicate key '{key}'", line=_node_line(key_node), field=key)
+            raise SpecError(f"duplicate key {_quoted(key, 100)}", line=_node_line(key_node), field=key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = _node_line(key_node)
     return result
@@ -495,28 +579,48 @@ def _cross_check(values: dict, line_of, **loc) -> None:
                         field="batch", line=line_of("batch"), **loc)
 
 
+def _check_length(text: str, limit: int, what: str = "this text", **loc) -> str:
+    """``text``, or a located error when it is longer than ``limit`` characters (see MAX_ID_CHARS,
+    MAX_TEXT_CHARS: strings travel into node ids, the environment, results and reports)."""
+    if len(text) > limit:
+        raise SpecError(f"{what} is {len(text):,} characters long; at most {limit:,} are allowed", **loc)
+    return text
+
+
 def _str_or_list(value, name: str, **loc) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise SpecError("expected a string or a list of strings", field=name, **loc)
+    for v in value:
+        _check_length(v, MAX_TEXT_CHARS, "a pattern", field=name, **loc)
     return tuple(value)
 
 
-def _require_str(m: _LineDict, key: str, where: str, **loc) -> str:
+def _optional_text(m: _LineDict, key: str, field: str | None = None, **loc) -> str:
+    """An optional free-text field: a string of at most MAX_TEXT_CHARS characters ("" when absent)."""
+    value = m.get(key, "")
+    if not isinstance(value, str):
+        raise SpecError(f"expected a string, got {_short(value)} ({_kind(value)})", field=field or key,
+                        line=m.line_of(key), **loc)
+    return _check_length(value, MAX_TEXT_CHARS, field=field or key, line=m.line_of(key), **loc)
+
+
+def _require_str(m: _LineDict, key: str, where: str, limit: int = MAX_TEXT_CHARS, **loc) -> str:
     if key not in m:
         raise SpecError(f"{where} needs '{key}'", field=key, line=m.line, **loc)
     value = m[key]
     if not isinstance(value, str) or not value.strip():
         raise SpecError("expected a non-empty string", field=key, line=m.line_of(key), **loc)
-    return value
+    return _check_length(value, limit, field=key, line=m.line_of(key), **loc)
 
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "holds", "note")
 DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions")
 CASE_KEYS = ("id", "description", "matrix", "max_cases", "claims", "tolerance") + tuple(CONFIG_FIELDS)
 TOLERANCE_KEYS = ("atol", "rtol")
-FILE_KEYS = ("description", "defaults", "cases", "divergences")
+MARKER, LANGUAGE_VERSION = "lstm-conformance", 1   # `lstm-conformance: 1`: the file is a case file of ours
+FILE_KEYS = (MARKER, "description", "defaults", "cases", "divergences")
 
 
 def _parse_claim(raw: Any, **loc) -> Claim:
@@ -560,11 +664,10 @@ def _parse_claim(raw: Any, **loc) -> Claim:
     holds = raw.get("holds", True)
     if not isinstance(holds, bool):
         raise SpecError("expected true or false", field="claims.holds", line=raw.line_of("holds"), **loc)
-    for text_key in ("says", "note"):
-        if text_key in raw and not isinstance(raw[text_key], str):
-            raise SpecError("expected a string", field=f"claims.{text_key}", line=raw.line_of(text_key), **loc)
-    return Claim(source=source, impl=impl, says=raw.get("says", ""), outputs=outputs, roles=roles,
-                 param_count=param_count, holds=holds, note=raw.get("note", ""), line=raw.line)
+    says = _optional_text(raw, "says", "claims.says", **loc)
+    note = _optional_text(raw, "note", "claims.note", **loc)
+    return Claim(source=source, impl=impl, says=says, outputs=outputs, roles=roles,
+                 param_count=param_count, holds=holds, note=note, line=raw.line)
 
 
 def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
@@ -576,16 +679,14 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
     for key in raw:
         if key not in DIVERGENCE_FIELDS:
             raise _unknown(key, DIVERGENCE_FIELDS, line=raw.line_of(key), **dloc)
-    did = _require_str(raw, "id", "a divergence", **dloc)
+    did = _require_str(raw, "id", "a divergence", limit=MAX_ID_CHARS, **dloc)
     impl = _str_or_list(raw.get("impl"), "impl", line=raw.line_of("impl"), **dloc)
     check = _require_str(raw, "check", "a divergence", **dloc)
     if check not in CHECKS:
         raise SpecError(f"unknown check {check!r}; allowed: {', '.join(CHECKS)}", field="check",
                         line=raw.line_of("check"), **dloc)
     reason = _require_str(raw, "reason", "a divergence", **dloc)
-    link = raw.get("link", "")
-    if not isinstance(link, str):
-        raise SpecError("expected a string", field="link", line=raw.line_of("link"), **dloc)
+    link = _optional_text(raw, "link", **dloc)
     when = raw.get("when", {})
     if not isinstance(when, dict):
         raise SpecError("expected a mapping of config field to value(s)", field="when",
@@ -606,8 +707,9 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
         raise SpecError("expected a mapping of package to version specifier, e.g. {keras: '>=3.12'}",
                         field="versions", line=raw.line_of("versions"), **dloc)
     for pkg, spec in versions.items():
+        _check_length(pkg, MAX_TEXT_CHARS, "a package name", field="versions", line=versions.line_of(pkg), **dloc)
         try:
-            if not isinstance(spec, str):
+            if not isinstance(spec, str) or len(spec) > MAX_TEXT_CHARS:
                 raise InvalidSpecifier(spec)
             SpecifierSet(spec)
         except InvalidSpecifier:
@@ -666,12 +768,12 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, roo
         raise SpecError(f"every case needs an 'id' (a non-empty string){got}", field="id",
                         line=raw.line_of("id"), **loc)
     loc["case"] = cid
+    _check_length(cid, MAX_ID_CHARS, "the id" + (" template" if "{" in cid else ""), field="id",
+                  line=raw.line_of("id"), **loc)
     for key in raw:
         if key not in CASE_KEYS:
             raise _unknown(key, CASE_KEYS, line=raw.line_of(key), **loc)
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError("expected a string", field="description", line=raw.line_of("description"), **loc)
+    description = _optional_text(raw, "description", **loc)
 
     base = dict(defaults)
     lines = dict(default_lines)
@@ -749,6 +851,9 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, roo
         else:
             case_id = ".".join([cid] + [f"{k}-{_fmt(v)}" for k, v, _ in combo])
         cloc = dict(loc, case=case_id)
+        _check_length(case_id, MAX_ID_CHARS, "the id" + (", made by the template," if template else
+                                                         ", with the matrix values appended,"),
+                      field="id", line=raw.line_of("id"), **cloc)
         for key in ("input_size", "hidden_size"):
             if key not in values:
                 raise SpecError(f"'{key}' is required (set it in the case, its matrix or the file's defaults)",
@@ -757,7 +862,9 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, roo
             values["batch"] = 1
         full = {k: values.get(k, spec.default) for k, spec in CONFIG_FIELDS.items()}
         _cross_check(full, lambda k: vlines.get(k, raw.line), **cloc)
-        out.append(Case(id=case_id, config=Config(**full), file=str(path), line=raw.line,
+        config = Config(**full)
+        _check_cost(config, line=raw.line, **cloc)
+        out.append(Case(id=case_id, config=config, file=str(path), line=raw.line,
                         description=description, claims=parsed_claims, tolerance=tolerance,
                         matrix={k: v for k, v, _ in combo}))
     return out
@@ -782,10 +889,10 @@ def _load_file(path: Path) -> CaseFile:
     for key in data:
         if key not in FILE_KEYS:
             raise _unknown(key, FILE_KEYS, line=data.line_of(key), **loc)
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError(f"expected a string, got {_short(description)} ({_kind(description)})",
-                        field="description", line=data.line_of("description"), **loc)
+    if MARKER in data and (type(data[MARKER]) is not int or data[MARKER] != LANGUAGE_VERSION):
+        raise SpecError(f"this version reads case language {LANGUAGE_VERSION}; the file says {_short(data[MARKER])}",
+                        field=MARKER, line=data.line_of(MARKER), **loc)
+    description = _optional_text(data, "description", **loc)
 
     defaults_raw = data.get("defaults")
     if defaults_raw is None:
@@ -851,13 +958,28 @@ def check_unique_ids(files: list[CaseFile]) -> None:
             first[case.id] = case
 
 
-def is_case_file(path: Path) -> bool:
-    """Cheap test used by the pytest plugin: a YAML mapping with top-level 'cases' or 'divergences'."""
-    if path.suffix not in (".yaml", ".yml"):
-        return False
+_MARKER_RE = re.compile(rf"^{MARKER}\s*:\s*['\"]?{LANGUAGE_VERSION}['\"]?\s*(#.*)?$", re.M)
+_KEYS_RE = re.compile(r"^(cases|divergences)\s*:", re.M)
+
+
+def _head(path: Path) -> str:
     try:
         with path.open("rb") as fh:
-            head = fh.read(65536).decode("utf-8-sig", errors="replace")   # the loader reports bad bytes
+            return fh.read(65536).decode("utf-8-sig", errors="replace")   # the loader reports bad bytes
     except OSError:
+        return ""
+
+
+def is_marked(path: Path) -> bool:
+    """Whether a YAML file says it is a case file of this suite: a top-level ``lstm-conformance: 1``
+    line (in its first 64 KiB). Only such files are collected from directories, and only such
+    ``divergences.yaml`` apply by their place; a file named on the command line needs no marker."""
+    return path.suffix in (".yaml", ".yml") and bool(_MARKER_RE.search(_head(path)))
+
+
+def is_case_file(path: Path) -> bool:
+    """Cheap test for a YAML file named explicitly: marked, or a mapping with top-level 'cases' or 'divergences'."""
+    if path.suffix not in (".yaml", ".yml"):
         return False
-    return bool(re.search(r"^(cases|divergences)\s*:", head, re.M))
+    head = _head(path)
+    return bool(_MARKER_RE.search(head) or _KEYS_RE.search(head))

@@ -131,3 +131,65 @@ def page(browser):
         yield p
     finally:
         context.close()
+
+
+# --- A real results document, for the tests of what readers make of results files ---
+
+REAL_RESULTS_PICK = {"returns.yaml": 2, "masking.yaml": 2, "bidirectional.yaml": 1}
+REAL_RESULTS_EXTRA = """
+cases:
+  - {id: hidden-2, input_size: 3, hidden_size: 2}
+  - {id: hidden-3, input_size: 3, hidden_size: 3}
+  - {id: hidden-5, input_size: 3, hidden_size: 5}
+  - id: blog-says
+    input_size: 3
+    hidden_size: 4
+    return_state: true
+    claims:
+      - source: a blog post <b>
+        impl: torch
+        says: "returns (output, h, c)"
+        outputs: [[2, 4], [2, 4], [2, 4]]
+"""
+
+
+@pytest.fixture(scope="session")
+def real_results(pool, tmp_path_factory) -> dict:
+    """A results document of real torch runs (a few default cases, one case with a claim, one
+    configuration at three hidden sizes), as it reads back from results.json: every check the
+    report and the diff show (values, padding, parameter count, claims) and a parameter chart are
+    in it. Tests that change it change a deep copy."""
+    from conformance import spec
+    from conformance.results import document, dumps, execute
+
+    catalogue = spec.load_file(REPO / "cases" / "divergences.yaml").divergences
+    extra = tmp_path_factory.mktemp("extra") / "extra.yaml"
+    extra.write_text(REAL_RESULTS_EXTRA)
+    runs = []
+    for path, n in [(REPO / "cases" / name, n) for name, n in REAL_RESULTS_PICK.items()] + [(extra, 4)]:
+        f = spec.load_file(path)
+        for case in f.cases[:n]:
+            runs.append(execute(case, "torch", "cpu", pool, catalogue + f.divergences, root=REPO))
+    doc = json.loads(dumps(document(runs, argv=["pytest", "cases"])))
+    assert any(r["checks"].get("padding") for r in doc["runs"])
+    assert any(r["checks"].get("claims") for r in doc["runs"])
+    assert any(r["checks"].get("values") for r in doc["runs"])
+    return doc
+
+
+def report_data(html: str) -> dict:
+    """The data a report page embeds (gzip + base64 in ``#report-data``), read as strictly as the
+    page's ``JSON.parse`` reads it (no NaN, no Infinity), each run's details (a JSON string) too."""
+    import base64
+    import gzip
+    import re
+
+    def refuse(literal):
+        raise ValueError(f"{literal} in the report's data: JSON.parse refuses it")
+
+    found = re.search(r'<script type="application/octet-stream" id="report-data"[^>]*>([^<]*)</script>', html)
+    assert found, "the page embeds no #report-data"
+    data = json.loads(gzip.decompress(base64.b64decode(found.group(1))), parse_constant=refuse)
+    for run in data["runs"]:
+        run[4] = json.loads(run[4], parse_constant=refuse)
+    return data

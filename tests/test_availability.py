@@ -27,6 +27,7 @@ def without_flax(tmp_path) -> dict:
 def test_a_run_without_flax_is_green_and_says_flax_linen_is_not_available(tmp_path, without_flax):
     (tmp_path / "cases").mkdir()
     (tmp_path / "cases" / "demo.yaml").write_text(textwrap.dedent("""
+        lstm-conformance: 1
         cases:
           - {id: plain, input_size: 3, hidden_size: 4, bias: false}
         """))

@@ -35,7 +35,7 @@ def project(root: Path, **files: str) -> Path:
     (root / "cases").mkdir(parents=True, exist_ok=True)
     (root / "cases" / "divergences.yaml").write_text((REPO / "cases" / "divergences.yaml").read_text())
     for name, text in files.items():
-        (root / "cases" / f"{name}.yaml").write_text(textwrap.dedent(text))
+        (root / "cases" / f"{name}.yaml").write_text(textwrap.dedent(text) + "\nlstm-conformance: 1\n")
     (root / "pytest.ini").write_text("[pytest]\n")
     return root
 

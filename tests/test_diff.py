@@ -321,3 +321,24 @@ def test_markdown_does_not_mention_people_named_in_the_results(docs):
                 r["case"] = "@maintainers"
     md = diff.to_markdown(diff.compare(old, new))
     assert "@maintainers" not in md and "@\u200bmaintainers" in md and "torch@cpu" in md
+
+
+# ---- where the pages go: a place that cannot take them is exit 2, and nothing is written ----
+
+@pytest.mark.parametrize("option", ["--markdown", "--html"])
+def test_cli_exits_2_when_an_output_names_a_directory_and_writes_nothing(paths, tmp_path, capsys, option):
+    out = tmp_path / "a-directory"
+    out.mkdir()
+    assert main(["diff", str(paths[0]), str(paths[1]), option, str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"conformance diff: error: {option} {out}: is a directory (give the file to write)\n"
+    assert captured.out == "" and list(out.iterdir()) == [] and list(tmp_path.iterdir()) == [out]
+
+
+def test_cli_exits_2_when_an_output_cannot_be_written_and_prints_no_diff(paths, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["diff", str(paths[0]), str(paths[1]), "--html", str(blocker / "diff.html")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"conformance diff: error: --html {blocker / 'diff.html'}: cannot write: ")
+    assert captured.out == "" and sorted(tmp_path.iterdir()) == [blocker]

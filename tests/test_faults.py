@@ -253,7 +253,7 @@ cases:
 
 def test_in_a_parallel_session_a_segfaulting_run_is_an_error_and_every_other_run_is_recorded(pytester, monkeypatch):
     (pytester.path / "cases").mkdir()
-    (pytester.path / "cases" / "demo.yaml").write_text(textwrap.dedent(CASES))
+    (pytester.path / "cases" / "demo.yaml").write_text(textwrap.dedent(CASES) + "\nlstm-conformance: 1\n")
     monkeypatch.setenv("CONFORMANCE_FAULT", "segfault:boom")
     result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
                                            "-p", "no:cacheprovider", "-n", "2", "--conformance-out", "out")

@@ -33,7 +33,7 @@ def load_run(tmp_path_factory):
     (root / "cases").mkdir()
     (root / "cases" / "divergences.yaml").write_text((REPO / "cases" / "divergences.yaml").read_text())
     matrix = "\n".join(f"      {k}: [{', '.join(map(str, v))}]" for k, v in AXES.items())
-    (root / "cases" / "load.yaml").write_text(f"cases:\n  - id: load\n    max_cases: {N_RUNS}\n    matrix:\n{matrix}\n")
+    (root / "cases" / "load.yaml").write_text(f"lstm-conformance: 1\ncases:\n  - id: load\n    max_cases: {N_RUNS}\n    matrix:\n{matrix}\n")
     (root / "pytest.ini").write_text("[pytest]\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "cases", "--impl", "torch", "--device", "cpu", "-n", "2",
                            "-q", "-p", "no:cacheprovider", "--conformance-out", "out"], cwd=root,

@@ -27,10 +27,11 @@ cases:
 """
 
 
-def make(pytester, text=SMALL, path="cases/demo.yaml"):
+def make(pytester, text=SMALL, path="cases/demo.yaml", marked=True):
+    """A case file; ``marked``: with the ``lstm-conformance: 1`` line that lets pytest find it in a directory."""
     p = pytester.path / path
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(textwrap.dedent(text))
+    p.write_text(textwrap.dedent(text) + ("\nlstm-conformance: 1\n" if marked else ""))
     return p
 
 
@@ -65,7 +66,7 @@ def test_unknown_impl_is_a_usage_error_listing_the_known_ones(pytester):
 
 
 def test_an_explicit_case_file_is_collected_wherever_it_lives(pytester):
-    make(pytester, path="elsewhere/my_cases.yaml")
+    make(pytester, path="elsewhere/my_cases.yaml", marked=False)
     assert pytester.runpytest("--impl", "torch", "--collect-only", "-q").ret == pytest.ExitCode.NO_TESTS_COLLECTED
     result = pytester.runpytest("elsewhere/my_cases.yaml", "--impl", "torch", "--device", "cpu", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["elsewhere/my_cases.yaml::plain[[]torch-cpu[]]"])

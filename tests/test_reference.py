@@ -188,3 +188,38 @@ def test_projection_multiplies_h_by_r_and_leaves_c_unprojected():
     c = sigmoid(i) * np.tanh(g)
     np.testing.assert_allclose(ref.states[0][0], (sigmoid(o) * np.tanh(c)) @ w["layer0/forward/R"], rtol=1e-12, atol=1e-15)
     assert ref.states[0][1].shape == (2, 5)
+
+
+# ---- the reference's memory: streamed layer by layer ----
+
+def reference_peak(**kw) -> tuple[int, int]:
+    """Bytes ``reference.forward`` allocates at most (tracemalloc; input and weights made before),
+    and the size of the widest sequence it handles in float64."""
+    import tracemalloc
+
+    cfg = Config(**{"input_size": 32, "hidden_size": 32, "batch": 16, "timesteps": 400, **kw})
+    x, w, init = reference.make_input(cfg), reference.canonical_weights(cfg), reference.initial_states(cfg)
+    tracemalloc.start()
+    try:
+        reference.forward(cfg, x, w, init)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, 8 * cfg.batch * cfg.timesteps * max(cfg.input_size, cfg.directions * reference.hidden_out(cfg))
+
+
+@pytest.mark.parametrize("kw", [{}, {"bidirectional": True, "return_sequences": True},
+                                {"bidirectional": True, "merge_mode": "sum", "return_state": True}],
+                         ids=["forward", "bidirectional concat", "bidirectional sum"])
+def test_the_reference_s_peak_memory_does_not_grow_with_the_number_of_layers(kw):
+    (two, seq), (many, _) = reference_peak(num_layers=2, **kw), reference_peak(num_layers=16, **kw)
+    assert many < two + seq / 4, (two, many, seq)      # keeping every layer's outputs would add a sequence per layer
+    assert many <= 2.2 * seq, (many, seq)              # a layer's input and output sequences, and little more
+
+
+def test_only_the_top_layer_s_outputs_are_kept_per_direction():
+    cfg, _, ref = run_ref(num_layers=3, bidirectional=True, merge_mode="sum", return_sequences=True)
+    assert ref.layer_outputs[:2] == [None, None]
+    forward, backward = ref.layer_outputs[2]
+    np.testing.assert_array_equal(ref.output, forward + backward)
+    assert forward.shape == (2, 5, 4)

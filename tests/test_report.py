@@ -32,7 +32,7 @@ cases:
 
 def make(root: Path, text: str = CASES, catalogue: str | None = CATALOGUE) -> Path:
     (root / "cases").mkdir(parents=True, exist_ok=True)
-    (root / "cases" / "demo.yaml").write_text(textwrap.dedent(text))
+    (root / "cases" / "demo.yaml").write_text(textwrap.dedent(text) + "\nlstm-conformance: 1\n")
     if catalogue is not None:
         (root / "cases" / "divergences.yaml").write_text(catalogue)
     (root / "pytest.ini").write_text("[pytest]\n")

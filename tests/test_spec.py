@@ -1,23 +1,11 @@
 """The case language: loading, strict validation with located errors, matrix expansion."""
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from conformance import spec
-
-
-def write(tmp_path: Path, text: str, name: str = "cases.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
-
-
-def load_error(tmp_path, text) -> spec.SpecError:
-    with pytest.raises(spec.SpecError) as info:
-        spec.load_file(write(tmp_path, text))
-    return info.value
+from helpers import load_error, write
 
 
 def test_a_minimal_case_gets_every_default(tmp_path):

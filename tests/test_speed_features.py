@@ -26,7 +26,7 @@ cases:
 def session(root: Path, impl: str, *args: str, env=None) -> dict:
     (root / "cases").mkdir(parents=True, exist_ok=True)
     (root / "cases" / "divergences.yaml").write_text((REPO / "cases" / "divergences.yaml").read_text())
-    (root / "cases" / "grid.yaml").write_text(CASES)
+    (root / "cases" / "grid.yaml").write_text("lstm-conformance: 1\n" + CASES)
     (root / "pytest.ini").write_text("[pytest]\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "cases", "--impl", impl, "--device", "cpu", "-p",
                            "no:cacheprovider", "--conformance-out", "out", *args], cwd=root, capture_output=True,

@@ -40,7 +40,10 @@ class Observation:
     # {"kind": "signal", "signal": "SIGSEGV", "code": -11} (the worker was killed by a signal),
     # {"kind": "exit", "code": 3} (the worker exited), {"kind": "timeout", "seconds": 2.0} (the worker
     # was killed after the timeout). The runner adds "phase": "start" when the worker failed while
-    # starting, and "repeated": true when a later run reports that start failure instead of retrying it.
+    # starting ("errno" too when the process could not even be created: the next run tries again), and
+    # "repeated": true when a later run reports that start failure instead of retrying it. The test
+    # process's side of a run that failed gives "phase": "reference" (the float64 reference), "checks",
+    # or "suite" (anything else of the suite's own).
     fault: dict | None = None
 
 

@@ -29,6 +29,9 @@
   const shape = (s) => s === null || s === undefined ? "—" : "(" + s.join(", ") + ")";
   const safeUrl = (u) => typeof u === "string" && /^https?:\/\//.test(u) ? u : null;
   const fmt = (x) => x === null || x === undefined ? "—" : typeof x === "object" ? JSON.stringify(x) : String(x);
+  // a measured number to p significant digits; anything else (null, or "NaN" / "Infinity" as
+  // results.json writes non-finite numbers) as it is
+  const num = (x, p) => typeof x === "number" ? x.toPrecision(p) : fmt(x);
 
   async function decode() {
     const el = document.getElementById("report-data");
@@ -160,19 +163,24 @@
   function divergenceNode(d) {
     if (!d) return "";
     const url = safeUrl(d.link);
-    return h("span", {}, h("strong", {text: d.id}), ": " + d.reason + " ",
+    return h("span", {}, h("strong", {text: d.id}), ": " + (d.reason || "") + " ",
       url ? h("a", {href: url, rel: "noreferrer", text: d.link}) : (d.link || ""));
   }
   function checkDetails(name, chk) {
     const d = chk.details || {};
-    if (name === "output_shape" || name === "state_shapes") return `observed ${fmt(d.observed)}, expected ${fmt(d.expected)}`;
-    if (name === "state_order") return (d.problems || []).join("; ") || "states are (h, c); top h is the output's final step";
-    if (name === "param_count") return `native ${d.observed}, canonical ${d.canonical}, documented ${d.documented}` +
-      (d.problem ? ` — ${d.problem}` : "");
-    if (name === "claims") return `${(d.claims || []).length} claim(s), below`;
-    if (name === "values") return (d.tensors || []).map((t) => `${t.tensor}: max abs ${t.max_abs.toPrecision(2)}` +
-      (t.ok ? "" : " ✗")).join("; ") + ` (atol ${d.atol}, rtol ${d.rtol})` + (d.first ? ` — first differs at ${d.first}` : "");
-    if (name === "padding") return `padded steps hold ${d.behaviour} (${d.padded_steps} steps; canonical: zeros)`;
+    const list = (x) => Array.isArray(x) ? x : [];
+    try {
+      if (name === "output_shape" || name === "state_shapes") return `observed ${fmt(d.observed)}, expected ${fmt(d.expected)}`;
+      if (name === "state_order") return list(d.problems).map(fmt).join("; ") || "states are (h, c); top h is the output's final step";
+      if (name === "param_count") return `native ${fmt(d.observed)}, canonical ${fmt(d.canonical)}, documented ${fmt(d.documented)}` +
+        (d.problem ? ` — ${d.problem}` : "");
+      if (name === "claims") return `${list(d.claims).length} claim(s), below`;
+      if (name === "values") return list(d.tensors).map((t) => `${fmt(t.tensor)}: max abs ${num(t.max_abs, 2)}` +
+        (t.ok ? "" : " ✗")).join("; ") + ` (atol ${fmt(d.atol)}, rtol ${fmt(d.rtol)})` + (d.first ? ` — first differs at ${d.first}` : "");
+      if (name === "padding") return `padded steps hold ${fmt(d.behaviour)} (${fmt(d.padded_steps)} steps; canonical: zeros)`;
+    } catch (e) {
+      // details of a shape this script does not know (a results file from elsewhere): shown as they are
+    }
     return fmt(d);
   }
   function panel(runIdx) {
@@ -192,7 +200,7 @@
          [x.layer, x.direction].filter((y) => y !== null && y !== undefined).join("/") + (x.top === false ? " (lower layer)" : "")])));
     }
     if ((native.params || []).length) {
-      parts.push(h("h5", {text: `native parameters: ${native.param_count}`}));
+      parts.push(h("h5", {text: `native parameters: ${fmt(native.param_count)}`}));
       parts.push(table(["name", "shape"], native.params.map((p) => [p.name, shape(p.shape)])));
     }
     if (r.checks && Object.keys(r.checks).length) {
@@ -202,8 +210,8 @@
       parts.push(h("h5", {text: "checks"}));
       parts.push(table(["check", "verdict", "details", "declared divergence"], Object.entries(r.checks).map(([name, chk]) =>
         [name, verdictBadge(chk.verdict), checkDetails(name, chk), divergenceNode(chk.divergence)])));
-      const claims = r.checks.claims ? r.checks.claims.details.claims : [];
-      if (claims.length) {
+      const claims = ((r.checks.claims || {}).details || {}).claims;
+      if (Array.isArray(claims) && claims.length) {
         parts.push(h("h5", {text: "claims"}));
         parts.push(table(["source", "says", "claimed", "real", "true?", "verdict"], claims.map((c) =>
           [c.source, c.says || "", c.claimed, c.real, c.true ? "true" : "FALSE", verdictBadge(c.verdict)])));
@@ -218,7 +226,7 @@
       parts.push(h("h5", {}, "repro ", h("button", {type: "button", class: "copy", onclick: (e) => copy(pre, e.target), text: "copy"})));
       parts.push(pre);
     }
-    if (r.timings && r.timings.total_s !== undefined) parts.push(h("p", {class: "timing", text: `run took ${(r.timings.total_s * 1000).toFixed(1)} ms`}));
+    if (r.timings && typeof r.timings.total_s === "number") parts.push(h("p", {class: "timing", text: `run took ${(r.timings.total_s * 1000).toFixed(1)} ms`}));
     return h("div", {class: "impl-panel", "data-col": col.key, "data-verdict": run[2]}, parts);
   }
   function copy(pre, button) {
@@ -270,10 +278,11 @@
         cols.map((i) => {
           const x = p.counts[i];
           if (!x) return h("td", {class: "v-none", text: "—"});
-          const delta = x[0] - p.canonical;
-          return h("td", {title: `documented formula gives ${x[1]}; param_count: ${x[2]}`, "data-verdict": x[2]},
-            fmt(x[0]) + " ", h("span", {class: delta ? "diffpos" : "diffzero", text: `(${delta > 0 ? "+" : ""}${delta})`}),
-            x[0] !== x[1] ? h("strong", {text: ` ≠ documented ${x[1]}`}) : "");
+          const known = typeof x[0] === "number" && typeof p.canonical === "number";   // a count may be null
+          const delta = known ? x[0] - p.canonical : 0;
+          return h("td", {title: `documented formula gives ${fmt(x[1])}; param_count: ${x[2]}`, "data-verdict": x[2]},
+            fmt(x[0]) + " ", known ? h("span", {class: delta ? "diffpos" : "diffzero", text: `(${delta > 0 ? "+" : ""}${delta})`}) : "",
+            x[0] !== x[1] ? h("strong", {text: ` ≠ documented ${fmt(x[1])}`}) : "");
         })));
   }
   function renderClaims() {
