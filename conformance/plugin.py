@@ -37,6 +37,7 @@ from .devices import DEVICES, default_devices
 
 _KEY = pytest.StashKey["ConformanceSession"]()
 _PROP = "conformance"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _DECLARED = "conformance-declared"   # once per case file and process: the declarations in the file's scope
 
 
@@ -110,6 +111,9 @@ def check_environment() -> dict:
         release_every(os.environ)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    cache = os.environ.get("CONFORMANCE_JAX_CACHE", "")
+    if cache and cache.lower() != "off" and os.path.lexists(cache) and not os.path.isdir(cache):
+        raise pytest.UsageError(f"CONFORMANCE_JAX_CACHE={cache!r}: is not a directory (give a directory, or off)")
     faults = os.environ.get("CONFORMANCE_FAULT", "")
     known = (*RUN_FAULTS, *START_FAULTS, "swap-gates")
     for spec_ in filter(None, (f.strip() for f in faults.split(";"))):
@@ -135,15 +139,20 @@ class ConformanceSession:
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.is_worker = hasattr(config, "workerinput")      # an xdist worker: the controller writes results
         self.impls = _select_impls(_split(config.getoption("impl")))
         self.devices = _select_devices(_split(config.getoption("device")))
         self.extra_catalogues = [Path(p) for p in config.getoption("divergences")]
+        for path in self.extra_catalogues:         # read once now (a bad one is a usage error), kept for the session
+            try:
+                self._catalogue(path)
+            except spec.SpecError as exc:
+                raise pytest.UsageError(f"--divergences: {exc}") from None
         self.run_timeout = _positive_seconds(config.getoption("run_timeout"), "--run-timeout")
         self.flush_s = _positive_seconds(config.getoption("conformance_flush"), "--conformance-flush", allow_zero=True)
         self.environment_extra = check_environment()
         self._pool = None
-        self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.records: list[dict] = []
         self.collection_errors: list[dict] = []   # case files that did not load: {"file", "message"}
         self.expected: int | None = None     # conformance runs this session's results should hold
@@ -153,7 +162,9 @@ class ConformanceSession:
         self.declared: dict[str, list[dict]] = {}   # case file -> the declarations in its scope (sent by items)
         self._declared_sent: set[str] = set()        # files whose declarations this process has sent
         self.crashed: list[str] = []           # items an xdist worker was running when it died
-        self.stop_signal: str | None = None    # SIGTERM, when that ended the session
+        self.stop_signal: str | None = None    # SIGTERM or SIGHUP, when that ended the session
+        self._handled_signals: list = []
+        self._writing = False                  # the session is writing its results: a stop signal waits
         self.filled: list[dict] = []           # runs taken from --conformance-fill's file
         self.rerun_from_fill = 0               # of those, runs collected again (their configuration changed)
         self.fill_path = config.getoption("conformance_fill")
@@ -207,15 +218,25 @@ class ConformanceSession:
     # ---- controller side: gather every record (from xdist workers too), write results at the end ----
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """SIGTERM ends the session as Ctrl-C does: its finished runs are written, marked partial."""
+        """SIGTERM and SIGHUP end the session as Ctrl-C does: its finished runs are written, marked
+        partial, saying which signal. Once the session is writing its results they are only noted."""
         if self.is_worker or threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            def on_term(signum, frame):
-                self.stop_signal = "SIGTERM"
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)     # a second one kills at once
-                raise KeyboardInterrupt("SIGTERM")
-            signal.signal(signal.SIGTERM, on_term)
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                self._handled_signals.append(sig)
+                signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum, frame):
+        if self._writing:
+            return                             # the results are being written: they will be, then it ends
+        self.stop_signal = self.stop_signal or signal.Signals(signum).name
+        raise KeyboardInterrupt(self.stop_signal)
+
+    def restore_signals(self) -> None:
+        for sig in self._handled_signals:
+            signal.signal(sig, signal.SIG_DFL)
+        self._handled_signals = []
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list) -> None:
         """--conformance-fill: deselect the runs its results file already holds, unless the case's
@@ -332,6 +353,7 @@ class ConformanceSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if self.is_worker:
             return  # an xdist worker: its records reached the controller in the reports
+        self._writing = True
         opened = self.output is not None and self.output.opened
         if (opened or self.records or self.collection_errors) and (out := self._output()) is not None:
             from .output import partial
@@ -402,6 +424,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sess = config.stash.get(_KEY, None)
     if sess is not None:
         sess.close()
+        sess.restore_signals()
 
 
 @pytest.hookimpl(optionalhook=True)

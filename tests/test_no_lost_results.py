@@ -204,15 +204,16 @@ def test_a_session_killed_in_an_output_directory_keeps_its_results_when_the_next
     assert set(cases_of(load(kept))) == {"first", "second"} and set(cases_of(load(root / "out/results.json"))) == {"third"}
 
 
-def test_sigterm_ends_the_session_with_partial_results_saying_so_and_a_report(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_ends_the_session_with_partial_results_saying_so_and_a_report(tmp_path, sig):
     root = project(tmp_path, three=THREE)
     proc = start(root, "-v", env=HANG_THIRD)
     seen = []
     wait_for(proc, "second[torch-cpu] PASSED", seen)
-    os.killpg(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, sig)
     finish(proc, seen)
     doc = latest(root)
-    assert doc["partial"]["reason"] == "the session was stopped by SIGTERM"
+    assert doc["partial"]["reason"] == f"the session was stopped by {sig.name}"
     assert set(cases_of(doc)) == {"first", "second"}
     assert 'id="partial-banner"' in (root / "reports/latest/index.html").read_text()
     assert not leftover_workers(root)
@@ -266,8 +267,10 @@ def test_an_unmarked_case_file_runs_when_named_or_under_a_path_given_to_conforma
     ([], {"CONFORMANCE_RELEASE_EVERY": "ten"}, "CONFORMANCE_RELEASE_EVERY='ten': must be a whole number"),
     ([], {"CONFORMANCE_FAULT": "segfualt:x"}, "'segfualt' is not a fault kind"),
     (["--conformance-out", "pytest.ini"], {}, "--conformance-out pytest.ini: is a file, not a directory"),
+    (["--divergences", "nowhere.yaml"], {}, "nowhere.yaml: cannot read file: [Errno 2] No such file"),
+    ([], {"CONFORMANCE_JAX_CACHE": "pytest.ini"}, "CONFORMANCE_JAX_CACHE='pytest.ini': is not a directory"),
 ], ids=["timeout-inf", "timeout-0", "timeout-negative", "timeout-nan", "flush-negative", "release-0",
-        "release-text", "fault-typo", "out-is-a-file"])
+        "release-text", "fault-typo", "out-is-a-file", "catalogue-missing", "jax-cache-a-file"])
 def test_a_bad_option_or_environment_value_is_a_usage_error_before_any_run(tmp_path, args, env, message):
     root = project(tmp_path, three=THREE)
     proc = run(root, *args, env=env)
