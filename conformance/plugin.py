@@ -25,7 +25,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import os
 import signal
 import threading
 from pathlib import Path
@@ -102,27 +101,6 @@ def _positive_seconds(value: float, option: str, allow_zero: bool = False) -> fl
     return value
 
 
-def check_environment() -> dict:
-    """The suite's environment variables, checked before any run (a bad value is a usage error);
-    returns what results.json records of them (fault injection left set must be visible)."""
-    from .worker import RUN_FAULTS, START_FAULTS, release_every
-
-    try:
-        release_every(os.environ)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    cache = os.environ.get("CONFORMANCE_JAX_CACHE", "")
-    if cache and cache.lower() != "off" and os.path.lexists(cache) and not os.path.isdir(cache):
-        raise pytest.UsageError(f"CONFORMANCE_JAX_CACHE={cache!r}: is not a directory (give a directory, or off)")
-    faults = os.environ.get("CONFORMANCE_FAULT", "")
-    known = (*RUN_FAULTS, *START_FAULTS, "swap-gates")
-    for spec_ in filter(None, (f.strip() for f in faults.split(";"))):
-        if spec_.partition(":")[0] not in known:
-            raise pytest.UsageError(f"CONFORMANCE_FAULT={faults!r}: {spec_.partition(':')[0]!r} is not a fault "
-                                    f"kind; known: {', '.join(known)}")
-    return {"fault_injection": faults} if faults.strip() else {}
-
-
 def run_key(nodeid: str) -> tuple[str, str, str] | None:
     """``(case, impl, device)`` of a conformance item's node id (``file::case[impl-device]``), else None.
     Case ids are unique across a session's files, so this names a run without its file."""
@@ -151,7 +129,11 @@ class ConformanceSession:
                 raise pytest.UsageError(f"--divergences: {exc}") from None
         self.run_timeout = _positive_seconds(config.getoption("run_timeout"), "--run-timeout")
         self.flush_s = _positive_seconds(config.getoption("conformance_flush"), "--conformance-flush", allow_zero=True)
-        self.environment_extra = check_environment()
+        from .settings import SettingError, check
+        try:
+            self.environment_extra = check()          # the suite's environment variables, before any run
+        except SettingError as exc:
+            raise pytest.UsageError(str(exc)) from None
         self._pool = None
         self.records: list[dict] = []
         self.collection_errors: list[dict] = []   # case files that did not load: {"file", "message"}

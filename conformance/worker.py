@@ -56,8 +56,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-RUN_FAULTS = ("segfault", "abort", "crash", "exit", "sysexit", "memory", "raise", "hang", "kill-runner")
-START_FAULTS = ("start-crash", "start-hang", "start-raise")
+from .settings import RUN_FAULTS, START_FAULTS, SettingError, release_every
 
 
 def _fault(name: str, kinds: tuple[str, ...]) -> str | None:
@@ -143,22 +142,9 @@ def _error(exc: BaseException):
 
 # Every this many runs the worker asks its adapter to free what the framework keeps from earlier
 # runs (Impl.release): compiled programs per shape would otherwise grow its memory without bound.
-def release_every(environ) -> int:
-    """``CONFORMANCE_RELEASE_EVERY`` (default 100): a positive whole number of runs, else ValueError
-    (the plugin refuses it before any run; a worker started some other way keeps the default)."""
-    text = environ.get("CONFORMANCE_RELEASE_EVERY", "100")
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"CONFORMANCE_RELEASE_EVERY={text!r}: must be a whole number of runs >= 1 (default 100)")
-    return value
-
-
 try:
-    RELEASE_EVERY = release_every(os.environ)
-except ValueError:
+    RELEASE_EVERY = release_every()
+except SettingError:         # refused before any run by the plugin; a worker started some other way keeps 100
     RELEASE_EVERY = 100
 
 
