@@ -27,6 +27,9 @@ from pathlib import PurePath
 import jinja2
 
 from .checks import ERROR, FAILING
+from .text import terminal_text
+
+ID_LIMIT = 300      # characters of a case id, file or column shown whole in the text and Markdown forms
 
 REGRESSION, FIXED, CHANGED, ADDED, REMOVED = "regression", "fixed", "changed", "added", "removed"
 CATEGORIES = (REGRESSION, FIXED, CHANGED, ADDED, REMOVED)
@@ -367,7 +370,10 @@ def summary_line(diff: Diff) -> str:
 
 
 def to_text(diff: Diff) -> str:
-    """The terminal form: a summary line, the environment changes, then one block per changed run."""
+    """The terminal form: a summary line, the environment changes, then one block per changed run.
+    Text from the results files passes through :func:`terminal_text` (controls escaped, a very long
+    case id or line shortened)."""
+    t = terminal_text
     lines = [f"conformance diff: {diff.old_label} -> {diff.new_label}", summary_line(diff)]
     lines += [f"warning: {w}" for w in diff.warnings]
     if diff.environment:
@@ -377,18 +383,21 @@ def to_text(diff: Diff) -> str:
         lines.append("no run changed")
     for c in diff.changes:
         lines.append("")
-        lines.append(f"{c.label.upper()}: {c.case} on {c.column}: {c.transition}   ({c.file})")
+        lines.append(f"{c.label.upper()}: {t(c.case, ID_LIMIT)} on {t(c.column, ID_LIMIT)}: {c.transition}   "
+                     f"({t(c.file, ID_LIMIT)})")
         lines += [f"    {d}" for d in c.details]
-    return "\n".join(lines) + "\n"
+    return "\n".join(t(line) for line in lines) + "\n"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 _MARK = {REGRESSION: "🔴", FIXED: "🟢", CHANGED: "🟡", ADDED: "🔵", REMOVED: "⚪", "unchanged": ""}
 
 
-def md_escape(text) -> str:
-    """Text from a results file made inert in a GitHub Markdown table cell: no markup, no HTML, one line."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def md_escape(text, limit: int = 4096) -> str:
+    """Text from a results file made inert in a GitHub Markdown table cell: no markup, no HTML, one
+    line, control and bidirectional characters escaped and a long string shortened (:func:`terminal_text`:
+    ``--markdown -`` goes to the terminal)."""
+    text = terminal_text(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     text = re.sub(r"(?<!\w)@(?=\w)", "@\u200b", text)     # no @mentions from a results file
     return re.sub(r"\s*[\r\n]+\s*", " ", text)
@@ -409,7 +418,8 @@ def to_markdown(diff: Diff, *, max_rows: int = 200) -> str:
         out += ["", "| | case | impl@device | old → new | what changed |", "|---|---|---|---|---|"]
         for c in diff.changes[:max_rows]:
             what = "<br>".join(e(d) for d in c.details)
-            out.append(f"| {_MARK[c.category]} {e(c.label)} | {e(c.case)}<br><sub>{e(c.file)}</sub> | {e(c.column)} "
+            out.append(f"| {_MARK[c.category]} {e(c.label)} | {e(c.case, ID_LIMIT)}<br><sub>{e(c.file, ID_LIMIT)}</sub> "
+                       f"| {e(c.column, ID_LIMIT)} "
                        f"| {e(c.old_verdict or '(none)')} → {e(c.new_verdict or '(none)')} | {what} |")
         if len(diff.changes) > max_rows:
             out += ["", f"… and {len(diff.changes) - max_rows} more changed runs (see the full diff)."]

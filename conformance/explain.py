@@ -2,11 +2,15 @@
 
 For each failing check it shows the native result, its canonical form, the reference, and the
 declared divergence it was compared with, so a maintainer can judge it without re-running.
+Everything in it comes from a run record (a case file's texts, a framework's messages), so every
+line is shown through :func:`conformance.text.terminal_text`: control and bidirectional characters
+escaped, a very long line shortened.
 """
 
 from __future__ import annotations
 
 from .checks import FAILING
+from .text import terminal_text
 
 
 def _num(x, spec: str = ".3g") -> str:
@@ -40,7 +44,7 @@ def explain(rec: dict) -> str:
         lines.append(f"  error: {rec['reason']}")
         if rec.get("traceback"):
             lines += ["  " + t for t in rec["traceback"].rstrip().splitlines()[-15:]]
-        return "\n".join(lines)
+        return _shown(lines)
     native = rec["native"]
     lines += [f"  native construct: {native['construct']}", f"  native returns: {_returns(rec)}"]
     for name, chk in rec["checks"].items():
@@ -86,4 +90,9 @@ def explain(rec: dict) -> str:
             lines.append(f"    declared divergence: {_declared(chk)}")
     if native["normalization"]:
         lines.append("  normalization: " + " | ".join(native["normalization"]))
-    return "\n".join(lines)
+    return _shown(lines)
+
+
+def _shown(lines: list[str]) -> str:
+    """The explanation as a terminal may show it: each line through :func:`terminal_text`."""
+    return "\n".join(terminal_text(line) for line in lines)

@@ -102,10 +102,20 @@ def _lock_owner(lock: Path) -> str:
         return "another session"
 
 
+def _remove_dead_temporaries(directory: Path) -> None:
+    """Temporary files (``.NAME.PID.tmp``, see results.write_atomic) that a killed process left."""
+    for tmp in directory.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            tmp.unlink(missing_ok=True)
+
+
 def check_destination(out_dir: Path | None, reports_root: Path) -> None:
     """Everything that can be known about the output before any run, without writing anything;
     raises :class:`OutputError` (the plugin makes it a usage error, exit status 4)."""
     if out_dir is not None:
+        if out_dir.is_symlink() and not out_dir.exists():
+            raise OutputError(f"--conformance-out {out_dir}: is a link to {os.readlink(out_dir)}, which does not exist")
         if os.path.lexists(out_dir) and not out_dir.is_dir():
             raise OutputError(f"--conformance-out {out_dir}: is a file, not a directory")
         _writable_ancestor(out_dir)
@@ -207,10 +217,7 @@ class RunOutput:
         """In a directory used before (``--conformance-out``): a session killed there left its lock file
         (said at once) and perhaps temporary files (removed when their process is gone); its partial
         results.json is renamed, never overwritten, so that it can still be filled."""
-        for tmp in self.dir.glob(".*.tmp"):
-            pid = tmp.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
-                tmp.unlink(missing_ok=True)
+        _remove_dead_temporaries(self.dir)
         killed = self._lock_was_stale and (self.dir / RESULTS).is_file()
         if killed:
             kept = self.dir / f"results-killed-{_dt.datetime.fromtimestamp((self.dir / RESULTS).stat().st_mtime):%Y%m%d-%H%M%S}.json"
@@ -246,6 +253,7 @@ class RunOutput:
             self.say(f"note: {latest} was a directory (an older version's); it is kept as {kept}")
             prev = kept
         if prev is not None and (prev / LOCK).exists() and not _lock_held(prev / LOCK):
+            _remove_dead_temporaries(prev)
             self.say(f"note: the previous session ({prev}) did not finish (it was killed); its finished runs are in "
                      f"{prev / RESULTS}: its command with `--conformance-fill {prev / RESULTS}` completes it")
         return prev
@@ -327,9 +335,6 @@ To build this page from what it finished: <code>conformance report {e(str(self.d
             try:
                 results.write_atomic(self.dir / RESULTS, text)
                 results.write_atomic(self.dir / REPORT, page)
-                if self.latest is not None and not (self.latest.is_symlink()
-                                                    and os.readlink(self.latest) == self.dir.name):
-                    self._point_latest()
                 self.written_to = self.dir
                 break
             except OSError as exc:
@@ -338,6 +343,13 @@ To build this page from what it finished: <code>conformance report {e(str(self.d
                     time.sleep(RETRY_WAIT_S)
         else:
             self.written_to = self._fallback(text, page, why)
+        if self.written_to == self.dir and self.latest is not None:
+            try:
+                if not (self.latest.is_symlink() and os.readlink(self.latest) == self.dir.name):
+                    self._point_latest()
+            except OSError as exc:
+                self.say(f"warning: {shown(self.latest)} could not be pointed at this run ({exc}); "
+                         f"its results are in {shown(self.dir)}")
         self._unlock()
         return None if self.written_to is None else self.written_to / RESULTS
 

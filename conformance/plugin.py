@@ -36,7 +36,7 @@ from .devices import DEVICES, default_devices
 
 _KEY = pytest.StashKey["ConformanceSession"]()
 _PROP = "conformance"
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _DECLARED = "conformance-declared"   # once per case file and process: the declarations in the file's scope
 
 
@@ -69,7 +69,10 @@ def pytest_addoption(parser):
                 help="a run taking longer kills its worker and is an error (default 300)")
 
 
-def _split(values: list[str]) -> list[str]:
+def _split(values: list[str], option: str) -> list[str]:
+    for value in values:            # `--impl ''` (an empty shell variable) is not "all of them"
+        if not value.replace(",", "").strip():
+            raise pytest.UsageError(f"{option} {value!r}: names nothing; leave the option out for all")
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
@@ -94,22 +97,32 @@ def _select_devices(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+MAX_SECONDS = 1e6      # ~11.6 days; larger values overflow the OS's timeouts (poll) rather than mean anything
+
+
 def _positive_seconds(value: float, option: str, allow_zero: bool = False) -> float:
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero) or value > MAX_SECONDS:
         raise pytest.UsageError(f"{option} {value:g}: must be a finite number of seconds "
-                                f"{'>= 0' if allow_zero else '> 0'}")
+                                f"{'>= 0' if allow_zero else '> 0'}, at most {MAX_SECONDS:g}")
     return value
 
 
-def run_key(nodeid: str) -> tuple[str, str, str] | None:
-    """``(case, impl, device)`` of a conformance item's node id (``file::case[impl-device]``), else None.
-    Case ids are unique across a session's files, so this names a run without its file."""
+def key_of(record: dict) -> tuple[str, str, str, str]:
+    """What names a run in results: its case file (as results record it), case, impl and device."""
+    return record["file"], record["case"], record["impl"], record["device"]
+
+
+def run_key(nodeid: str, root: Path) -> tuple[str, str, str, str] | None:
+    """The :func:`key_of` of a conformance item's node id (``file::case[impl-device]``, file relative
+    to the rootdir ``root``), else None."""
+    from .results import display_path
+
     path, sep, rest = nodeid.rpartition("::")
     if not sep or not path.endswith((".yaml", ".yml")) or not rest.endswith("]") or "[" not in rest:
         return None
     case, _, column = rest[:-1].rpartition("[")
     impl, _, device = column.rpartition("-")
-    return (case, impl, device) if impl and device in DEVICES else None
+    return (display_path(str(root / path), root), case, impl, device) if impl and device in DEVICES else None
 
 
 class ConformanceSession:
@@ -117,10 +130,12 @@ class ConformanceSession:
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        if "conformance_snapshot" in getattr(config, "workerinput", {}):   # a replacement xdist worker
+            spec.SNAPSHOT.update(config.workerinput["conformance_snapshot"])   # reads what the first ones read
         self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.is_worker = hasattr(config, "workerinput")      # an xdist worker: the controller writes results
-        self.impls = _select_impls(_split(config.getoption("impl")))
-        self.devices = _select_devices(_split(config.getoption("device")))
+        self.impls = _select_impls(_split(config.getoption("impl"), "--impl"))
+        self.devices = _select_devices(_split(config.getoption("device"), "--device"))
         self.extra_catalogues = [Path(p) for p in config.getoption("divergences")]
         for path in self.extra_catalogues:         # read once now (a bad one is a usage error), kept for the session
             try:
@@ -144,30 +159,70 @@ class ConformanceSession:
         self.declared: dict[str, list[dict]] = {}   # case file -> the declarations in its scope (sent by items)
         self._declared_sent: set[str] = set()        # files whose declarations this process has sent
         self.crashed: list[str] = []           # items an xdist worker was running when it died
-        self.stop_signal: str | None = None    # SIGTERM or SIGHUP, when that ended the session
+        self.stop_signal: str | None = None    # SIGINT, SIGTERM or SIGHUP, when one ended the session
+        self.late_signal: str | None = None    # one that came while the session stopped or wrote its results
         self._handled_signals: list = []
         self._writing = False                  # the session is writing its results: a stop signal waits
         self.filled: list[dict] = []           # runs taken from --conformance-fill's file
         self.rerun_from_fill = 0               # of those, runs collected again (their configuration changed)
+        self.abandoned: list[str] = []        # items no xdist worker could run (their files changed mid-session)
+        self.snapshot: dict[str, str] = {}     # case files and catalogues as the session first read them
         self.fill_path = config.getoption("conformance_fill")
-        if self.fill_path:
+        given = getattr(config, "workerinput", {})
+        if "conformance_fill" in given:        # xdist workers: the controller read the file (it may have changed)
+            self.filled = given["conformance_fill"]
+        elif self.fill_path:
             from .results import ResultsError, load
             try:
-                self.filled = load(self.fill_path)["runs"]
+                fill_doc = load(self.fill_path)
             except ResultsError as exc:
                 raise pytest.UsageError(f"--conformance-fill: {exc}") from None
+            self.filled = fill_doc["runs"]
+            injected = fill_doc.get("environment", {}).get("fault_injection")
+            if injected:                       # the filled runs were made with fault injection: say so too
+                self.environment_extra["filled_runs_fault_injection"] = injected
         self.records += self.filled
         self._reindex()
         if not self.is_worker and not config.getoption("no_conformance_report"):
             from .output import OutputError, check_destination
             out = config.getoption("conformance_out")
+            if out is not None and not out.strip():
+                raise pytest.UsageError("--conformance-out '': names no directory; leave the option out for reports/")
             try:
                 check_destination(Path(out) if out else None, config.rootpath / "reports")
             except OutputError as exc:
                 raise pytest.UsageError(str(exc)) from None
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        """What every xdist worker is given instead of reading it again: the runs --conformance-fill
+        already holds (``reports/latest`` names this session once it has started), and, for a
+        worker that replaces a dead one, the case files and catalogues as the session first read them."""
+        node.workerinput["conformance_fill"] = [
+            {k: r[k] for k in ("file", "case", "impl", "device", "config")} for r in self.filled]
+        if self.snapshot:
+            node.workerinput["conformance_snapshot"] = self.snapshot
+
+    def _take_snapshot(self, files: set[Path]) -> None:
+        """The text of the collected case files and of every catalogue in their scope, read now,
+        once (for replacement xdist workers: see pytest_configure_node)."""
+        paths = set(self.extra_catalogues)
+        for f in files:
+            paths.add(f)
+            try:
+                paths.update(self.catalogue_files(f))
+            except OSError:
+                pass
+        for p in paths:
+            key = spec.snapshot_key(p)
+            if key not in self.snapshot:
+                try:
+                    self.snapshot[key] = spec.read_text(p)
+                except spec.SpecError:
+                    pass                           # gone or unreadable already: a replacement finds that itself
+
     def _reindex(self) -> None:
-        self._index = {(r["case"], r["impl"], r["device"]): i for i, r in enumerate(self.records)}
+        self._index = {key_of(r): i for i, r in enumerate(self.records)}
 
     @property
     def pool(self):
@@ -194,30 +249,34 @@ class ConformanceSession:
         dirs = [here, *here.parents]
         dirs = dirs[:dirs.index(root) + 1] if root in dirs else [here]
         found = [d / name for d in dirs for name in ("divergences.yaml", "divergences.yml")
-                 if (d / name).is_file() and spec.is_marked(d / name)]
+                 if (spec.snapshot_key(d / name) in spec.SNAPSHOT or (d / name).is_file()) and spec.is_marked(d / name)]
         return found + self.extra_catalogues
 
     # ---- controller side: gather every record (from xdist workers too), write results at the end ----
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """SIGTERM and SIGHUP end the session as Ctrl-C does: its finished runs are written, marked
-        partial, saying which signal. Once the session is writing its results they are only noted."""
+        """SIGTERM and SIGHUP end the session as Ctrl-C (SIGINT) does: its finished runs are written,
+        marked partial, saying which signal. A second signal while it stops, or any while it writes
+        its results, is noted, not obeyed: the results are written whole, then the session ends
+        (exit status 2, interrupted)."""
         if self.is_worker or threading.current_thread() is not threading.main_thread():
             return
         for sig in STOP_SIGNALS:
-            if signal.getsignal(sig) is signal.SIG_DFL:
-                self._handled_signals.append(sig)
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                self._handled_signals.append((sig, signal.getsignal(sig)))
                 signal.signal(sig, self._on_stop_signal)
 
     def _on_stop_signal(self, signum, frame):
-        if self._writing:
-            return                             # the results are being written: they will be, then it ends
-        self.stop_signal = self.stop_signal or signal.Signals(signum).name
-        raise KeyboardInterrupt(self.stop_signal)
+        name = signal.Signals(signum).name
+        if self._writing or self.stop_signal is not None:
+            self.late_signal = self.late_signal or name
+            return
+        self.stop_signal = name
+        raise KeyboardInterrupt(name)
 
     def restore_signals(self) -> None:
-        for sig in self._handled_signals:
-            signal.signal(sig, signal.SIG_DFL)
+        for sig, handler in self._handled_signals:
+            signal.signal(sig, handler)
         self._handled_signals = []
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list) -> None:
@@ -225,10 +284,12 @@ class ConformanceSession:
         configuration has changed since (those run again)."""
         if not self.filled:
             return
-        done = {(r["case"], r["impl"], r["device"]): r["config"] for r in self.filled}
+        from .results import display_path
+        done = {key_of(r): r["config"] for r in self.filled}
         keep, skip = [], []
         for item in items:
-            key = isinstance(item, CaseItem) and (item.case.id, item.impl_id, item.device)
+            key = isinstance(item, CaseItem) and (display_path(item.case.file, config.rootpath), item.case.id,
+                                                  item.impl_id, item.device)
             if key in done and done[key] == json.loads(json.dumps(item.case.config.to_dict())):
                 skip.append(item)
             else:
@@ -243,9 +304,9 @@ class ConformanceSession:
         if self.expected is not None:
             return
         if self.filled:
-            stale = [r for r in self.filled if (r["case"], r["impl"], r["device"]) in keys]
+            stale = [r for r in self.filled if key_of(r) in keys]
             self.rerun_from_fill = len(stale)
-            self.records = [r for r in self.records if (r["case"], r["impl"], r["device"]) not in keys]
+            self.records = [r for r in self.records if key_of(r) not in keys]
             self._reindex()
         self.expected = len(keys) + len(self.records)
         if (keys or self.collection_errors) and not self.config.option.collectonly:
@@ -255,11 +316,16 @@ class ConformanceSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if not self.is_worker and not getattr(self.config.option, "numprocesses", None):
-            self._collected({(i.case.id, i.impl_id, i.device) for i in session.items if isinstance(i, CaseItem)})
+            from .results import display_path
+            self._collected({(display_path(i.case.file, self.config.rootpath), i.case.id, i.impl_id, i.device)
+                             for i in session.items if isinstance(i, CaseItem)})
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
-        self._collected({k for k in map(run_key, ids) if k is not None})   # every xdist worker collects the same
+        if self.expected is None:                 # every xdist worker collects the same (the first one counts)
+            self._take_snapshot({self.config.rootpath / i.rpartition("::")[0] for i in ids
+                                 if run_key(i, self.config.rootpath)})
+        self._collected({k for k in (run_key(i, self.config.rootpath) for i in ids) if k is not None})
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem, report, sched) -> None:
@@ -306,7 +372,7 @@ class ConformanceSession:
                 self.declared[sent["file"]] = sent["declarations"]
             elif name == _PROP:
                 rec = json.loads(value)
-                key = (rec["case"], rec["impl"], rec["device"])
+                key = key_of(rec)
                 if key in self._index:          # run again in this session (--dist each, a rerun plugin): the last counts
                     self.records[self._index[key]] = rec
                 else:
@@ -319,11 +385,14 @@ class ConformanceSession:
         """Why not every collected run has a record, as far as this session can tell; None when all do."""
         missing = (self.expected or 0) - len(self.records)
         if exitstatus == pytest.ExitCode.INTERRUPTED or self.stop_signal:
-            how = f"stopped by {self.stop_signal}" if self.stop_signal else "interrupted"
+            how = f"stopped by {self.stop_signal}" if self.stop_signal not in (None, "SIGINT") else "interrupted"
             return f"the session was {how}"
         if missing <= 0:
             return None
         causes = []
+        if self.abandoned:
+            causes.append(f"{len(self.abandoned)} could not be run: the replacement for a crashed xdist worker "
+                          "collected other items (case files changed during the session)")
         if self.crashed:
             causes.append(f"an xdist worker crashed while running {', '.join(self.crashed[:5])}"
                           + (f" and {len(self.crashed) - 5} more" if len(self.crashed) > 5 else ""))
@@ -344,6 +413,11 @@ class ConformanceSession:
             self.results_path = out.finish(self.records, info, self.unused_divergences())
             if out.written_to != out.dir and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED   # results not where asked: the session fails
+        if self.fill_path and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.records:
+            session.exitstatus = (pytest.ExitCode.TESTS_FAILED if any(r["verdict"] in checks.FAILING for r in self.records)
+                                  else pytest.ExitCode.OK)       # everything was in the fill file: its verdicts
+        if self.late_signal and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.INTERRUPTED        # obeyed once the results were written
 
     def unused_divergences(self) -> list[dict]:
         """Declarations in the scope of a case file that ran here, for an implementation that ran
@@ -367,8 +441,7 @@ class ConformanceSession:
         for e in self.collection_errors:
             terminalreporter.write_line(f"case file not loaded: {e['message']}", red=True)
         if self.fill_path:
-            taken = sum(1 for r in self.filled if (r["case"], r["impl"], r["device"]) in self._index
-                        and self.records[self._index[(r["case"], r["impl"], r["device"])]] is r)
+            taken = sum(1 for r in self.filled if key_of(r) in self._index and self.records[self._index[key_of(r)]] is r)
             terminalreporter.write_line(
                 f"{taken} runs taken from {self.fill_path}, {len(self.records) - taken} run now"
                 + (f" ({self.rerun_from_fill} of them again: their configuration changed since it was written)"
@@ -419,7 +492,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         return None
     from .scheduling import ByImplementation
     sess: ConformanceSession = config.stash[_KEY]
-    return ByImplementation(config, log, columns=len(sess.impls) * len(sess.devices))
+    return ByImplementation(config, log, columns=len(sess.impls) * len(sess.devices), on_abandon=sess.abandoned.extend)
 
 
 def _under(path: Path, roots) -> bool:

@@ -26,8 +26,9 @@ from pathlib import Path
 import jinja2
 
 from .checks import FAILING, KNOWN, VERDICTS
-from .diff import Diff, compare, summary_line
+from .diff import ID_LIMIT, Diff, compare, summary_line
 from .results import dumps, load, write_atomic
+from .text import terminal_text
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
@@ -40,6 +41,8 @@ _DETAIL_DROP = ("case", "file", "line", "impl", "device", "verdict", "config", "
 
 
 def text_summary(runs: list[dict]) -> list[str]:
+    """The terminal summary of ``runs``: verdicts per column, claims, known divergences; text from the
+    results (columns, divergence ids) passes through :func:`terminal_text`."""
     by_col: dict[str, Counter] = defaultdict(Counter)
     for r in runs:
         by_col[f"{r['impl']}@{r['device']}"][r["verdict"]] += 1
@@ -57,8 +60,9 @@ def text_summary(runs: list[dict]) -> list[str]:
     known = Counter(chk["divergence"]["id"] for r in runs for chk in r.get("checks", {}).values()
                     if chk["verdict"] == KNOWN and chk.get("divergence"))
     if known:
-        lines.append("known divergences: " + ", ".join(f"{k} ({n} runs)" for k, n in sorted(known.items())))
-    return lines
+        lines.append("known divergences: " + ", ".join(f"{terminal_text(k, ID_LIMIT)} ({n} runs)"
+                                                      for k, n in sorted(known.items())))
+    return [terminal_text(line) for line in lines]
 
 
 # ---- merging: columns ----

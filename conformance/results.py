@@ -22,7 +22,8 @@ from . import __version__, checks, impls, reference
 from .devices import machine_has_gpu
 from .impls.base import Observation
 from .runner import WorkerPool
-from .spec import Case, Divergence
+from .spec import Case, Divergence, open_regular
+from .text import terminal_text
 
 SCHEMA_VERSION = 1
 
@@ -287,7 +288,6 @@ MAX_DEPTH = 64
 # Integers. Python refuses to read or write ones past 4,300 digits (sys.int_max_str_digits);
 # counts and sizes are bounded far below that by the schema (2**53, exact in a float and in JS).
 _INT_LIMIT = 10 ** 4300
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class _Unreadable(Exception):
@@ -341,12 +341,11 @@ def _check_data(node, depth: int = 1) -> None:
 
 
 def _printable(message: str, limit: int = 2000) -> str:
-    """A refusal as a terminal shows it: control, bidirectional and lone surrogate characters
-    escaped (a results file's case id could otherwise move the cursor or reorder the line), and a
-    message quoting huge strings from the file cut in the middle."""
-    message = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if m.group() < "\u0100"
-                               else f"\\u{ord(m.group()):04x}", message)
-    return message if len(message) <= limit else f"{message[:limit // 2]} … {message[-limit // 2:]}"
+    """A refusal as a terminal shows it, on one line: control (newline included), bidirectional and
+    lone surrogate characters escaped (a results file's case id could otherwise move the cursor or
+    reorder the line), and a message quoting huge strings from the file cut in the middle
+    (:func:`conformance.text.terminal_text`)."""
+    return terminal_text(message, limit, lines=False)
 
 
 def validate(doc, where: str = "results") -> dict:
@@ -356,6 +355,10 @@ def validate(doc, where: str = "results") -> dict:
         return _validate(doc, where)
     except ResultsError as exc:
         raise ResultsError(_printable(str(exc))) from None
+
+
+# The verdicts of a run that has no checks: it did not run (unsupported, skipped) or failed (error).
+_UNCHECKED = (checks.UNSUPPORTED, checks.SKIPPED, checks.ERROR)
 
 
 def _validate(doc, where: str) -> dict:
@@ -389,8 +392,20 @@ def _validate(doc, where: str) -> dict:
         if r["checks"] and r["verdict"] != (w := worst(c["verdict"] for c in r["checks"].values())):
             raise ResultsError(f"{where}: runs[{i}] ({r['case']} on {r['impl']}@{r['device']}): verdict "
                                f"{r['verdict']!r} is not the worst of its checks ({w!r}); the file was edited")
+        if not r["checks"] and r["verdict"] not in _UNCHECKED:
+            raise ResultsError(f"{where}: runs[{i}] ({r['case']} on {r['impl']}@{r['device']}): verdict "
+                               f"{r['verdict']!r} but no checks: a run that was not checked is "
+                               f"{', '.join(map(repr, _UNCHECKED))}; the file was edited")
         col = counts.setdefault(f"{r['impl']}@{r['device']}", {})
         col[r["verdict"]] = col.get(r["verdict"], 0) + 1
+    if doc.get("partial") is not None:
+        finished, expected = doc["partial"]["finished"], doc["partial"].get("expected")
+        if finished != len(doc["runs"]):
+            raise ResultsError(f"{where}: partial.finished: says {finished:,} runs finished, but the file holds "
+                               f"{len(doc['runs']):,}; the file was edited or truncated")
+        if expected is not None and expected < finished:
+            raise ResultsError(f"{where}: partial.expected: says {expected:,} runs were expected, fewer than the "
+                               f"{finished:,} that finished; the file was edited")
     if "summary" in doc and doc["summary"] != counts:
         raise ResultsError(f"{where}: 'summary' does not count the runs the file holds (it says "
                            f"{str(doc['summary']):.500}, the runs give {str(counts):.500}); the file was edited or "
@@ -441,13 +456,13 @@ def load(path: str | Path) -> dict:
 
 def _load(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:     # a FIFO or a device is refused, never read (it could block or never end)
             size = os.fstat(f.fileno()).st_size
             if size > MAX_BYTES:
                 raise ResultsError(f"{path}: {size:,} bytes is more than a results file may be "
                                    f"({MAX_BYTES // 2**20} MiB; 20,000 runs take ~120 MiB)")
             chunks, total = [], 0
-            want = size + 1 if 0 < size <= MAX_BYTES else 2**16   # a pipe or a device has no size to check first
+            want = size + 1 if 0 < size <= MAX_BYTES else 2**16   # a file in /proc says size 0
             while total <= MAX_BYTES and (chunk := f.read(min(want, MAX_BYTES + 1 - total))):
                 chunks.append(chunk)
                 total, want = total + len(chunk), 2**24

@@ -69,9 +69,10 @@ def ways(workers: int, columns: int) -> int:
 
 
 class ByImplementation(LoadScopeScheduling):
-    def __init__(self, config, log=None, columns: int = 1):
+    def __init__(self, config, log=None, columns: int = 1, on_abandon=None):
         super().__init__(config, log)
         self.split = ways(int(config.getoption("numprocesses") or 1), columns)
+        self.on_abandon = on_abandon          # called with the node ids no worker can run any more
 
     def _split_scope(self, nodeid: str) -> str:
         return scope_of(nodeid, self.split)
@@ -93,9 +94,20 @@ class ByImplementation(LoadScopeScheduling):
         return crashitem
 
     def add_node_collection(self, node, collection) -> None:
+        """A replacement worker that collected other items than the first workers (its files
+        changed on disk since) can be given nothing: it is shut down, and if no other worker is
+        left to run the queued work, that work is given up (``on_abandon`` is told which items),
+        so that the session ends, with partial results saying why, instead of xdist's "no active
+        workers" internal error."""
         super().add_node_collection(node, collection)
-        if node not in self.registered_collections:     # a replacement that collected other items:
-            node.shutdown()                             # it can be given nothing (xdist has logged why)
+        if node in self.registered_collections:
+            return
+        node.shutdown()
+        if self.workqueue and not any(n is not node and not n.shutting_down for n in self.nodes):
+            left = [nodeid for unit in self.workqueue.values() for nodeid, done in unit.items() if not done]
+            self.workqueue.clear()
+            if self.on_abandon is not None:
+                self.on_abandon(left)
 
     def _reschedule(self, node) -> None:
         """Top ``node`` up when it is nearly out of work: whole units until it holds two pending

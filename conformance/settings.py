@@ -27,7 +27,7 @@ class SettingError(ValueError):
 
 
 def release_every(environ=os.environ) -> int:
-    text = environ.get("CONFORMANCE_RELEASE_EVERY", "100")
+    text = environ.get("CONFORMANCE_RELEASE_EVERY", "").strip() or "100"      # set but empty: the default
     try:
         value = int(text)
     except ValueError:

@@ -27,7 +27,11 @@ loader only ever raises :class:`SpecError`, and it bounds what a file can cost b
   bounded: a case id, after matrix expansion, and a divergence id at most ``MAX_ID_CHARS`` (200)
   characters; every other string (descriptions, a claim's ``source``, ``says``, ``note`` and
   ``impl`` patterns, a divergence's ``reason``, ``link``, patterns and version specifiers) at most
-  ``MAX_TEXT_CHARS`` (4,096). A run record's ``reason`` and ``traceback``, which come from a
+  ``MAX_TEXT_CHARS`` (4,096). Lists copied into every run's record are bounded too: at most
+  ``MAX_CLAIMS`` (16) claims per case, ``MAX_CLAIM_TENSORS`` (64) shapes in a claim's ``outputs``
+  and roles in its ``roles``, ``MAX_CLAIM_DIMS`` (8) dimensions per shape, and ``MAX_LIST_ITEMS``
+  (64) patterns in an ``impl``, ``cases`` or ``devices`` list, values of one ``when`` field or
+  packages in ``versions`` (``lengths`` is bounded by ``batch``). A run record's ``reason`` and ``traceback``, which come from a
   framework, are cut to ``MAX_RECORD_TEXT`` (16,384) characters each, head and tail kept
   (:func:`clip_text`).
 
@@ -43,7 +47,9 @@ import difflib
 import fnmatch
 import itertools
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +138,15 @@ MAX_CASE_COST = 2**27          # float64 elements one run holds in the test proc
 MAX_ID_CHARS = 200             # a case id (after matrix expansion) or a divergence id
 MAX_TEXT_CHARS = 4096          # descriptions, claim and divergence texts, patterns, version specifiers
 MAX_RECORD_TEXT = 16 * 1024    # characters of a run record's reason and traceback (head and tail kept)
+# Lists that are copied into every run's record (a case's claims with each of its runs, a divergence
+# declaration with each check it explains), so that a matrix cannot multiply a long list into a
+# results file larger than a report reads: the default set uses at most 3 claims per case, 3 tensors
+# and 3 dimensions per claimed shape, and one pattern per list.
+MAX_CLAIMS = 16                # claims in one case
+MAX_CLAIM_TENSORS = 64         # a claim's `outputs` shapes, and its `roles`
+MAX_CLAIM_DIMS = 8             # dimensions of one claimed shape
+MAX_LIST_ITEMS = 64            # patterns in an `impl`, `cases` or `devices` list; values of one `when`
+                               # field; packages in `versions`
 
 
 def clip_text(text: str, limit: int = MAX_RECORD_TEXT) -> str:
@@ -456,9 +471,37 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a named pipe, a device, a socket, a directory): reading one
+    could block for ever (a FIFO with no writer) or never end (``/dev/zero``), so it is refused."""
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | Path):
+    """``path`` opened for reading in binary, if it is a regular file (a symlink to one is followed);
+    otherwise :class:`NotRegularFile` (an ``OSError``), raised without blocking: the file is opened
+    with ``O_NONBLOCK`` (opening a FIFO that has no writer returns at once) and checked with
+    ``fstat`` on what was opened, so nothing can swap it between the check and the read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+            raise NotRegularFile(f"{kind}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read_text(path: Path) -> str:
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc}", file=path) from None
@@ -474,8 +517,23 @@ def _read_text(path: Path) -> str:
                         "save the file as UTF-8", file=path, line=line) from None
 
 
+# Case files and catalogues as a session first read them (``snapshot_key`` -> text). A worker that
+# pytest-xdist starts to replace a dead one reads these instead of the files, which may have changed.
+SNAPSHOT: dict[str, str] = {}
+
+
+def snapshot_key(path: Path) -> str:
+    return str(Path(path).resolve())
+
+
+def read_text(path: Path) -> str:
+    """A case or catalogue file's text (from :data:`SNAPSHOT` when it holds it); raises SpecError."""
+    key = snapshot_key(path)
+    return SNAPSHOT[key] if key in SNAPSHOT else _read_text(Path(path))
+
+
 def _read_yaml(path: Path) -> Any:
-    text = _read_text(path)
+    text = read_text(path)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except SpecError as exc:
@@ -587,11 +645,20 @@ def _check_length(text: str, limit: int, what: str = "this text", **loc) -> str:
     return text
 
 
+def _check_count(items, limit: int, what: str, **loc) -> None:
+    """A located error when ``items`` (a list or mapping copied into run records) has more than ``limit``
+    entries (see MAX_CLAIMS and the limits below it)."""
+    if len(items) > limit:
+        raise SpecError(f"{len(items):,} {what}; at most {limit:,} are allowed (the list is copied into "
+                        "every run's record)", **loc)
+
+
 def _str_or_list(value, name: str, **loc) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise SpecError("expected a string or a list of strings", field=name, **loc)
+    _check_count(value, MAX_LIST_ITEMS, "patterns", field=name, **loc)
     for v in value:
         _check_length(v, MAX_TEXT_CHARS, "a pattern", field=name, **loc)
     return tuple(value)
@@ -634,6 +701,13 @@ def _parse_claim(raw: Any, **loc) -> Claim:
     outputs = roles = param_count = None
     if "outputs" in raw:
         out = raw["outputs"]
+        oloc = dict(loc, field="claims.outputs", line=raw.line_of("outputs"))
+        if isinstance(out, list):
+            _check_count(out, MAX_CLAIM_TENSORS, "shapes", **oloc)
+            for i, shape in enumerate(out):
+                if isinstance(shape, list) and len(shape) > MAX_CLAIM_DIMS:
+                    raise SpecError(f"shape {i} has {len(shape):,} dimensions; at most {MAX_CLAIM_DIMS} are "
+                                    "allowed", **oloc)
         ok = isinstance(out, list) and out and all(
             isinstance(s, list) and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_CLAIM_INT
                                         for d in s)
@@ -644,6 +718,8 @@ def _parse_claim(raw: Any, **loc) -> Claim:
         outputs = tuple(tuple(s) for s in out)
     if "roles" in raw:
         rl = raw["roles"]
+        if isinstance(rl, list):
+            _check_count(rl, MAX_CLAIM_TENSORS, "roles", field="claims.roles", line=raw.line_of("roles"), **loc)
         if not isinstance(rl, list) or not rl or not all(r in ROLES or r == "?" for r in rl):
             raise SpecError(f"expected a list of roles from {', '.join(ROLES)} (or ? where the document "
                             "does not say)", field="claims.roles",
@@ -699,6 +775,7 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
         if not vals:
             raise SpecError("expected a value or a non-empty list of values", field=f"when.{key}",
                             line=when.line_of(key), **dloc)
+        _check_count(vals, MAX_LIST_ITEMS, "values", field=f"when.{key}", line=when.line_of(key), **dloc)
         conds.append((key, tuple(_check_value(key, v, line=when.line_of(key), **dloc) for v in vals)))
     cases = _str_or_list(raw.get("cases", "*"), "cases", line=raw.line_of("cases"), **dloc)
     devices = _str_or_list(raw.get("devices", "*"), "devices", line=raw.line_of("devices"), **dloc)
@@ -706,6 +783,7 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
     if not isinstance(versions, dict):
         raise SpecError("expected a mapping of package to version specifier, e.g. {keras: '>=3.12'}",
                         field="versions", line=raw.line_of("versions"), **dloc)
+    _check_count(versions, MAX_LIST_ITEMS, "packages", field="versions", line=raw.line_of("versions"), **dloc)
     for pkg, spec in versions.items():
         _check_length(pkg, MAX_TEXT_CHARS, "a package name", field="versions", line=versions.line_of(pkg), **dloc)
         try:
@@ -832,6 +910,7 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, roo
     claims = raw.get("claims", [])
     if not isinstance(claims, list):
         raise SpecError("claims must be a list", field="claims", line=raw.line_of("claims"), **loc)
+    _check_count(claims, MAX_CLAIMS, "claims", field="claims", line=raw.line_of("claims"), **loc)
     parsed_claims = tuple(_parse_claim(c, **loc) for c in claims)
     tolerance = _parse_tolerance(raw, **loc)
 
@@ -963,8 +1042,10 @@ _KEYS_RE = re.compile(r"^(cases|divergences)\s*:", re.M)
 
 
 def _head(path: Path) -> str:
+    """The first 64 KiB of ``path`` as text; "" for anything that is not a readable regular file (a
+    FIFO or a device is never read, so it is simply not collected)."""
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(65536).decode("utf-8-sig", errors="replace")   # the loader reports bad bytes
     except OSError:
         return ""
@@ -974,12 +1055,17 @@ def is_marked(path: Path) -> bool:
     """Whether a YAML file says it is a case file of this suite: a top-level ``lstm-conformance: 1``
     line (in its first 64 KiB). Only such files are collected from directories, and only such
     ``divergences.yaml`` apply by their place; a file named on the command line needs no marker."""
-    return path.suffix in (".yaml", ".yml") and bool(_MARKER_RE.search(_head(path)))
+    return path.suffix in (".yaml", ".yml") and bool(_MARKER_RE.search(_snapshot_head(path)))
 
 
 def is_case_file(path: Path) -> bool:
     """Cheap test for a YAML file named explicitly: marked, or a mapping with top-level 'cases' or 'divergences'."""
     if path.suffix not in (".yaml", ".yml"):
         return False
-    head = _head(path)
+    head = _snapshot_head(path)
     return bool(_MARKER_RE.search(head) or _KEYS_RE.search(head))
+
+
+def _snapshot_head(path: Path) -> str:
+    key = snapshot_key(path)
+    return SNAPSHOT[key][:65536] if key in SNAPSHOT else _head(path)

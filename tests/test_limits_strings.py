@@ -97,6 +97,66 @@ def test_texts_of_the_longest_allowed_length_load(tmp_path):
     assert loaded.cases[0].claims[0].says == ok and loaded.divergences[0].link == ok
 
 
+# ---- lists copied into every run's record ----
+
+def _items(n: int, item: str = "t") -> str:
+    return "[" + ", ".join(item for _ in range(n)) + "]"
+
+
+def _claims(n: int) -> str:
+    return CASE + "    claims:\n" + "      - {source: s, impl: t, param_count: 1}\n" * n
+
+
+@pytest.mark.parametrize("text, field, line, said", [
+    (_claims(spec.MAX_CLAIMS + 1), "claims", 5, "17 claims; at most 16"),
+    (CLAIM.replace("param_count: 1", f"outputs: {_items(65, '[1]')}") + "}\n", "claims.outputs", 6,
+     "65 shapes; at most 64"),
+    (CLAIM.replace("param_count: 1", f"outputs: [{_items(9, '1')}]") + "}\n", "claims.outputs", 6,
+     "shape 0 has 9 dimensions; at most 8"),
+    (CLAIM.replace("param_count: 1", f"roles: {_items(65, 'h')}") + "}\n", "claims.roles", 6,
+     "65 roles; at most 64"),
+    (CLAIM.replace("impl: t", f"impl: {_items(65)}") + "}\n", "claims.impl", 6, "65 patterns; at most 64"),
+    (DIV + f"impl: {_items(65)}}}\n", "impl", 2, "65 patterns; at most 64"),
+    (DIV + f"impl: t, cases: {_items(65)}}}\n", "cases", 2, "65 patterns; at most 64"),
+    (DIV + f"impl: t, devices: {_items(65)}}}\n", "devices", 2, "65 patterns; at most 64"),
+    (DIV + "impl: t, when: {seed: [" + ", ".join(map(str, range(65))) + "]}}\n", "when.seed", 2,
+     "65 values; at most 64"),
+    (DIV + "impl: t, versions: {" + ", ".join(f"p{i}: '>=1'" for i in range(65)) + "}}\n", "versions", 2,
+     "65 packages; at most 64"),
+], ids=["claims per case", "claimed shapes", "dimensions of a shape", "roles", "claim impl", "divergence impl",
+        "divergence cases", "divergence devices", "divergence when values", "divergence versions"])
+def test_every_list_copied_into_run_records_is_bounded_by_a_located_error(tmp_path, text, field, line, said):
+    err = load_error(tmp_path, text)
+    assert err.field == field and err.line == line and said in str(err), str(err)
+
+
+def test_lists_of_the_longest_allowed_length_load(tmp_path):
+    n, dims = spec.MAX_CLAIM_TENSORS, spec.MAX_CLAIM_DIMS
+    claim = (f"      - {{source: s, impl: {_items(spec.MAX_LIST_ITEMS)}, outputs: {_items(n, _items(dims, '1'))}, "
+             f"roles: {_items(n, 'h')}}}\n")
+    loaded = spec.load_file(write(tmp_path, CASE + "    claims:\n" + claim * spec.MAX_CLAIMS + DIV
+                                  + f"impl: {_items(spec.MAX_LIST_ITEMS)}, when: {{seed: "
+                                  + "[" + ", ".join(map(str, range(spec.MAX_LIST_ITEMS))) + "]}}\n"))
+    (case,) = loaded.cases
+    assert len(case.claims) == spec.MAX_CLAIMS and len(case.claims[0].outputs) == n
+    assert len(loaded.divergences[0].when[0][1]) == spec.MAX_LIST_ITEMS
+
+
+def test_a_claim_of_90000_dimensions_in_a_matrix_of_250_seeds_is_refused_where_it_is(tmp_path):
+    # Within the YAML node limit, it made a 2.4 GB session and a 317 MB results.json no report reads.
+    seeds = ", ".join(map(str, range(250)))
+    err = load_error(tmp_path, CASE + f"    matrix: {{seed: [{seeds}]}}\n    claims:\n      - source: s\n"
+                     f"        impl: torch\n        outputs: [[{', '.join(['1'] * 90_000)}]]\n")
+    assert (err.line, err.case, err.field) == (9, "c", "claims.outputs")
+    assert "shape 0 has 90,000 dimensions; at most 8 are allowed" in str(err) and len(str(err)) < 400
+
+
+def test_the_default_case_set_is_within_every_limit():
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "conformance"), "validate", "cases"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "error" not in done.stdout, done.stdout[-2000:]
+
+
 def test_a_version_package_name_is_bounded_too(tmp_path):
     err = load_error(tmp_path, "divergences:\n  - {id: d, impl: t, check: values, reason: r, versions: "
                                f"{{? {TOO_LONG} : '>=1'}}}}\n")

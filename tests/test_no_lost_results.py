@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,14 @@ from helpers import (MARKER, THREE, finish, fill, leftover_workers, private_moun
                      seen_from_outside, start, wait_for, with_tmpfs)
 
 HANG_THIRD = {"CONFORMANCE_FAULT": "hang:third"}
+
+
+def paused(root: Path, *args: str):
+    """A session (``-v``) whose third run hangs, once its second has passed: ``(process, lines seen)``."""
+    proc = start(root, "-v", *args, env=HANG_THIRD)
+    seen: list[str] = []
+    wait_for(proc, "second[torch-cpu] PASSED", seen)
+    return proc, seen
 
 
 def latest(root: Path) -> dict:
@@ -74,6 +83,80 @@ def test_fill_runs_again_a_recorded_run_whose_configuration_changed_since(tmp_pa
     assert "2 runs taken from before/results.json, 1 run now (1 of them again: their configuration changed" in proc.stdout
     runs = {r["case"]: r for r in load(root / "after/results.json")["runs"]}
     assert runs["second"]["config"]["hidden_size"] == 5 and runs["first"]["config"]["hidden_size"] == 4
+
+
+FOURTEEN = "defaults: {input_size: 3, hidden_size: 4}\ncases:\n" + "".join(
+    f"  - id: {c}{i}\n" for c in "ab" for i in range(1, 8))
+XDIST_DEATH = {"CONFORMANCE_FAULT": "hang:a2;kill-runner:b5"}     # a2 pauses the session; b5's xdist worker dies
+
+
+@pytest.mark.parametrize("change", ["case-file-edited", "catalogue-deleted"])
+def test_with_n_2_a_worker_that_replaces_a_dead_one_reads_the_inputs_as_the_session_first_did(tmp_path, change):
+    """The replacement xdist worker collects again: it reads the case files and catalogues as the
+    session read them at its start, so the rest of the session runs the same cases, judged the same."""
+    root = project(tmp_path, small=FOURTEEN)
+    proc = start(root, "-v", "-n", "2", "--run-timeout", "3", env=XDIST_DEATH)
+    seen = []
+    wait_for(proc, "a1[torch-cpu]", seen)
+    if change == "case-file-edited":
+        with open(root / "cases" / "small.yaml", "a") as fh:
+            fh.write("  - id: c9\n")
+    else:
+        (root / "cases" / "divergences.yaml").unlink()
+    out = finish(proc, seen)
+    assert proc.returncode == 1 and "INTERNALERROR" not in out, out
+    doc = latest(root)
+    verdicts = cases_of(doc)
+    assert set(verdicts) == {f"{c}{i}" for c in "ab" for i in range(1, 8)} - {"b5"}, out
+    assert set(verdicts.values()) == {"known-divergence", "error"}          # the same catalogue throughout
+    assert doc["partial"]["reason"] == ("1 collected runs did not finish: an xdist worker crashed while running "
+                                        "cases/small.yaml::b5[torch-cpu]")
+
+
+def test_with_n_2_runs_a_replacement_worker_cannot_collect_are_given_up_with_the_reason(tmp_path):
+    root = project(tmp_path, small=FOURTEEN)
+    proc = start(root, "-v", "-n", "2", "--run-timeout", "3", env=XDIST_DEATH)
+    seen = []
+    wait_for(proc, "a1[torch-cpu]", seen)
+    (root / "cases" / "small.yaml").rename(tmp_path / "moved.yaml")        # gone before the replacement collects
+    out = finish(proc, seen)
+    assert proc.returncode == 1 and "INTERNALERROR" not in out, out
+    partial = latest(root)["partial"]
+    assert partial["finished"] + 1 + int(partial["reason"].split(": ")[1].split()[0]) == 14
+    assert "could not be run: the replacement for a crashed xdist worker collected other items" in partial["reason"]
+
+
+def test_with_n_2_fill_from_reports_latest_survives_a_worker_death(tmp_path):
+    """xdist workers are given the fill file's runs by the controller: a replacement worker does not
+    read reports/latest/results.json, which by then names this session."""
+    root = project(tmp_path, small=FOURTEEN)
+    killed = start(root, "-v", "--conformance-flush", "0", env={"CONFORMANCE_FAULT": "hang:b2"})
+    wait_for(killed, "b1[torch-cpu] PASSED")
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    proc = run(root, "-n", "2", "--conformance-fill", "reports/latest/results.json",
+               env={"CONFORMANCE_FAULT": "kill-runner:b5"})
+    assert proc.returncode == 1 and "INTERNALERROR" not in proc.stdout, proc.stdout
+    doc = latest(root)
+    assert set(cases_of(doc)) == {f"{c}{i}" for c in "ab" for i in range(1, 8)} - {"b5"}
+    assert "an xdist worker crashed while running cases/small.yaml::b5[torch-cpu]" in doc["partial"]["reason"]
+
+
+def test_fill_from_another_case_files_results_runs_this_files_cases(tmp_path):
+    other = project(tmp_path / "other", other=THREE)
+    assert run(other, "--conformance-out", "out").returncode == 0
+    root = project(tmp_path / "mine", three=THREE)
+    proc = run(root, "--conformance-fill", str(other / "out/results.json"), "--conformance-out", "out")
+    assert proc.returncode == 0, proc.stdout
+    files = {(r["file"], r["case"]) for r in load(root / "out/results.json")["runs"]}
+    assert files == {(f, c) for f in ("cases/other.yaml", "cases/three.yaml") for c in ("first", "second", "third")}
+
+
+def test_fill_from_a_complete_results_file_runs_nothing_and_exits_with_its_verdicts(tmp_path):
+    root = project(tmp_path, three=THREE)
+    assert run(root, "--conformance-out", "done").returncode == 0
+    proc = run(root, "--conformance-fill", "done/results.json", "--conformance-out", "again")
+    assert proc.returncode == 0 and "3 runs taken from done/results.json, 0 run now" in proc.stdout
 
 
 # ---- a full disk, an unwritable output ----
@@ -193,9 +276,7 @@ def test_after_a_sigkill_reports_latest_is_the_killed_sessions_partial_results_a
 
 def test_a_session_killed_in_an_output_directory_keeps_its_results_when_the_next_one_starts_there(tmp_path):
     root = project(tmp_path, three=THREE)
-    proc = start(root, "-v", "--conformance-out", "out", "--conformance-flush", "0", env=HANG_THIRD)
-    seen = []
-    wait_for(proc, "second[torch-cpu] PASSED", seen)
+    proc, seen = paused(root, "--conformance-out", "out", "--conformance-flush", "0")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     again = run(root, "-k", "third", "--conformance-out", "out")
@@ -204,12 +285,35 @@ def test_a_session_killed_in_an_output_directory_keeps_its_results_when_the_next
     assert set(cases_of(load(kept))) == {"first", "second"} and set(cases_of(load(root / "out/results.json"))) == {"third"}
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_second_signal_while_the_session_stops_is_not_obeyed_until_its_results_are_written(tmp_path, sig):
+    root = project(tmp_path, three=THREE)
+    proc, seen = paused(root)
+    os.kill(proc.pid, sig)
+    time.sleep(0.05)
+    os.kill(proc.pid, sig)
+    out = finish(proc, seen)
+    assert proc.returncode == 2 and "Traceback" not in out, out
+    assert latest(root)["partial"]["reason"] == {"SIGINT": "the session was interrupted",
+                                                 "SIGTERM": "the session was stopped by SIGTERM"}[sig.name]
+
+
+def test_reports_latest_that_cannot_be_switched_at_the_end_is_said_and_the_results_stay_in_the_run(tmp_path):
+    root = project(tmp_path, three=THREE)
+    proc, seen = paused(root, "--run-timeout", "3")
+    (root / "reports" / "latest").unlink()
+    (root / "reports" / "latest" / "sub").mkdir(parents=True)              # someone's directory in its place
+    out = finish(proc, seen)
+    assert proc.returncode == 1
+    assert "could not be pointed at this run" in out and "written to" not in out
+    (run_dir,) = [d for d in (root / "reports").iterdir() if d.name != "latest"]
+    assert len(load(run_dir / "results.json")["runs"]) == 3
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_or_sighup_ends_the_session_with_partial_results_saying_so_and_a_report(tmp_path, sig):
     root = project(tmp_path, three=THREE)
-    proc = start(root, "-v", env=HANG_THIRD)
-    seen = []
-    wait_for(proc, "second[torch-cpu] PASSED", seen)
+    proc, seen = paused(root)
     os.kill(proc.pid, sig)
     finish(proc, seen)
     doc = latest(root)
@@ -268,9 +372,14 @@ def test_an_unmarked_case_file_runs_when_named_or_under_a_path_given_to_conforma
     ([], {"CONFORMANCE_FAULT": "segfualt:x"}, "'segfualt' is not a fault kind"),
     (["--conformance-out", "pytest.ini"], {}, "--conformance-out pytest.ini: is a file, not a directory"),
     (["--divergences", "nowhere.yaml"], {}, "nowhere.yaml: cannot read file: [Errno 2] No such file"),
+    (["--run-timeout", "1e12"], {}, "--run-timeout 1e+12: must be a finite number of seconds > 0, at most 1e+06"),
+    (["--impl", ""], {}, "--impl '': names nothing; leave the option out for all"),
+    (["--device", ","], {}, "--device ',': names nothing"),
+    (["--conformance-out", ""], {}, "--conformance-out '': names no directory"),
     ([], {"CONFORMANCE_JAX_CACHE": "pytest.ini"}, "CONFORMANCE_JAX_CACHE='pytest.ini': is not a directory"),
 ], ids=["timeout-inf", "timeout-0", "timeout-negative", "timeout-nan", "flush-negative", "release-0",
-        "release-text", "fault-typo", "out-is-a-file", "catalogue-missing", "jax-cache-a-file"])
+        "release-text", "fault-typo", "out-is-a-file", "catalogue-missing", "timeout-huge", "impl-empty",
+        "device-empty", "out-empty", "jax-cache-a-file"])
 def test_a_bad_option_or_environment_value_is_a_usage_error_before_any_run(tmp_path, args, env, message):
     root = project(tmp_path, three=THREE)
     proc = run(root, *args, env=env)
@@ -326,3 +435,13 @@ def test_fault_injection_left_set_is_recorded_in_results_and_said(tmp_path):
     assert proc.returncode == 0
     assert load(root / "out/results.json")["environment"]["fault_injection"] == "raise:no-such-case"
     assert "warning: fault injection is on: CONFORMANCE_FAULT=raise:no-such-case" in proc.stdout
+
+
+def test_runs_filled_from_a_session_with_fault_injection_say_so_in_the_new_results(tmp_path):
+    root = project(tmp_path, three=THREE)
+    assert run(root, "-k", "first", "--conformance-out", "injected",
+               env={"CONFORMANCE_FAULT": "raise:no-such-case"}).returncode == 0
+    assert run(root, "--conformance-fill", "injected/results.json", "--conformance-out", "out").returncode == 0
+    environment = load(root / "out/results.json")["environment"]
+    assert environment["filled_runs_fault_injection"] == "raise:no-such-case"
+    assert "fault_injection" not in environment

@@ -25,6 +25,7 @@ from conformance.cli import main
 from conformance.results import ResultsError, dumps, load, summarize, validate, write
 
 NAN, INF = float("nan"), float("inf")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def strict(text: str):
@@ -274,9 +275,10 @@ def test_a_file_larger_than_the_limit_is_refused_before_it_is_read(tmp_path):
     assert "more than a results file may be (256 MiB" in message and peak < 2**20
 
 
-def test_a_stream_longer_than_the_limit_is_refused(monkeypatch):
-    monkeypatch.setattr(results, "MAX_BYTES", 4096)          # /dev/zero has no size to check first
-    assert "more than a results file may be" in refusal(Path("/dev/zero"))
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_that_never_ends_is_refused_as_not_a_regular_file_without_reading_it(device):
+    message, peak = refusal_and_peak_memory(Path(device))
+    assert "a character device, not a regular file" in message and peak < 2**20
 
 
 def refusal_and_peak_memory(path: Path) -> tuple[str, int]:
@@ -330,6 +332,7 @@ def test_load_raises_only_results_error_for_any_bytes(tmp_path, content):
 
 @pytest.mark.parametrize("make", ["directory", "no permission to read", "a fifo of garbage", "a dangling link"])
 def test_load_raises_only_results_error_for_any_path(tmp_path, make):
+    writer = None
     path = tmp_path / "results.json"
     if make == "directory":
         path.mkdir()
@@ -343,9 +346,89 @@ def test_load_raises_only_results_error_for_any_path(tmp_path, make):
         writer = subprocess.Popen(["sh", "-c", f"printf '{{\"schema\": 1, \"runs\": [NaN' > '{path}'"])
     else:
         path.symlink_to(tmp_path / "nowhere")
-    refusal(path)
-    if make == "a fifo of garbage":
-        writer.wait(timeout=30)
+    try:
+        refusal(path)
+    finally:
+        if writer is not None:      # refused unread: the writer may still wait for a reader
+            writer.kill()
+            writer.wait(timeout=30)
+
+
+# ---- anything that is not a regular file is refused at once, never read ----
+
+def run_with_deadline(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A command that must end by itself (a read of a FIFO with no writer would block for ever)."""
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_named_pipe_as_a_results_file_is_refused_at_once_naming_it(tmp_path):
+    os.mkfifo(tmp_path / "f.json")
+    assert "f.json: cannot be read: a named pipe (FIFO), not a regular file" in refusal(tmp_path / "f.json")
+
+
+@pytest.mark.parametrize("command", [["report", "f.json", "-o", "out"], ["diff", "f.json", "f.json"],
+                                     ["report", "/dev/zero", "-o", "out"]])
+def test_report_and_diff_of_a_named_pipe_or_a_device_exit_2_at_once(tmp_path, command):
+    os.mkfifo(tmp_path / "f.json")
+    done = run_with_deadline([str(REPO / ".venv" / "bin" / "conformance"), *command], tmp_path)
+    assert done.returncode == 2 and "not a regular file" in done.stderr, done.stderr
+
+
+def test_a_session_filling_from_a_named_pipe_is_refused_at_once(tmp_path):
+    from helpers import project, run
+
+    root = project(tmp_path, one="defaults: {input_size: 3, hidden_size: 4}\ncases:\n  - id: one\n")
+    os.mkfifo(root / "f.json")
+    done = run(root, "--collect-only", "-q", "--conformance-fill", "f.json", timeout=120)
+    assert done.returncode != 0
+    assert "--conformance-fill: f.json: cannot be read: a named pipe (FIFO), not a regular file" in done.stdout
+
+
+def test_a_symlink_to_a_results_file_is_read(real_results, tmp_path):
+    target = save(real_results, tmp_path / "real.json")
+    (tmp_path / "link.json").symlink_to(target)
+    assert load(tmp_path / "link.json") == real_results
+
+
+# ---- consistency: partial, and runs with no checks ----
+
+def test_partial_finished_must_equal_the_number_of_runs(real_results, tmp_path):
+    doc = copy.deepcopy(real_results)
+    doc["partial"] = {"reason": "edited", "finished": 999, "expected": 1}
+    message = refusal(save(doc, tmp_path / "partial.json"))
+    assert f"partial.finished: says 999 runs finished, but the file holds {len(doc['runs'])}" in message
+
+
+def test_partial_expected_may_not_be_fewer_than_the_runs_that_finished(real_results, tmp_path):
+    doc = copy.deepcopy(real_results)
+    doc["partial"] = {"reason": "edited", "finished": len(doc["runs"]), "expected": 1}
+    assert "partial.expected: says 1 runs were expected, fewer than the" in refusal(save(doc, tmp_path / "p.json"))
+
+
+@pytest.mark.parametrize("expected", [None, 0, 3])
+def test_a_consistent_partial_document_is_read(real_results, expected):
+    doc = copy.deepcopy(real_results)
+    n = len(doc["runs"])
+    doc["partial"] = {"reason": "the session was interrupted", "finished": n,
+                      "expected": None if expected is None else n + expected}
+    assert validate(doc) is doc
+
+
+@pytest.mark.parametrize("verdict", ["agree", "known-divergence", "diverge", "stale"])
+def test_a_run_with_no_checks_and_a_checked_verdict_is_refused(real_results, verdict):
+    doc = copy.deepcopy(real_results)
+    i = next(i for i, r in enumerate(doc["runs"]) if r["checks"])
+    doc["runs"][i]["checks"], doc["runs"][i]["verdict"] = {}, verdict
+    with pytest.raises(ResultsError) as info:
+        validate(consistent(doc))
+    assert f"runs[{i}] (" in str(info.value) and f"verdict {verdict!r} but no checks" in str(info.value)
+
+
+@pytest.mark.parametrize("verdict", ["unsupported", "skipped", "error"])
+def test_a_run_with_no_checks_may_be_unsupported_skipped_or_an_error(real_results, verdict):
+    doc = copy.deepcopy(real_results)
+    doc["runs"][0]["checks"], doc["runs"][0]["verdict"] = {}, verdict
+    assert validate(consistent(doc)) is doc
 
 
 # ---- the commands: exit 2 with the located message ----

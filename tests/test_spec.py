@@ -1,11 +1,13 @@
 """The case language: loading, strict validation with located errors, matrix expansion."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conformance import spec
-from helpers import load_error, write
+from helpers import load_error, project, run, write
 
 
 def test_a_minimal_case_gets_every_default(tmp_path):
@@ -634,3 +636,87 @@ def test_check_unique_ids_names_both_definitions(tmp_path):
 def test_check_unique_ids_accepts_distinct_ids(tmp_path):
     files = sorted(Path(__file__).resolve().parent.parent.joinpath("cases").glob("*.yaml"))
     spec.check_unique_ids([spec.load_file(f) for f in files])
+
+
+# ---- only regular files are read: a named pipe or a device is refused at once ----
+
+CONFORMANCE = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "conformance"
+
+
+def within(seconds: float, fn):
+    """``fn()``'s result or exception, failing the test (instead of hanging it) if it has not
+    returned within ``seconds``."""
+    import threading
+
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def test_a_named_pipe_as_a_case_file_is_a_located_error_at_once(tmp_path):
+    os.mkfifo(tmp_path / "d.yaml")
+    with pytest.raises(spec.SpecError) as info:
+        within(10, lambda: spec.load_file(tmp_path / "d.yaml"))
+    assert info.value.file == tmp_path / "d.yaml"
+    assert "cannot read file: a named pipe (FIFO), not a regular file" in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_as_a_case_file_is_a_located_error_at_once(device):
+    with pytest.raises(spec.SpecError) as info:
+        within(10, lambda: spec.load_file(Path(device)))
+    assert str(info.value) == f"{device}: cannot read file: a character device, not a regular file"
+
+
+def test_a_named_pipe_is_neither_marked_nor_a_case_file_so_it_is_not_collected(tmp_path):
+    os.mkfifo(tmp_path / "p.yaml")
+    assert within(10, lambda: (spec._head(tmp_path / "p.yaml"), spec.is_marked(tmp_path / "p.yaml"),
+                               spec.is_case_file(tmp_path / "p.yaml"))) == ("", False, False)
+
+
+def test_a_symlink_to_a_case_file_loads_and_is_collected(tmp_path):
+    target = write(tmp_path, "lstm-conformance: 1\ncases:\n  - {id: a, input_size: 3, hidden_size: 4}\n",
+                   name="real.yml")
+    (tmp_path / "link.yaml").symlink_to(target)
+    assert spec.is_marked(tmp_path / "link.yaml")
+    assert [c.id for c in spec.load_file(tmp_path / "link.yaml").cases] == ["a"]
+
+
+@pytest.mark.parametrize("what", ["d.yaml", "cases"])
+def test_validate_names_a_named_pipe_as_an_error_and_ends(tmp_path, what):
+    (tmp_path / "cases").mkdir()
+    os.mkfifo(tmp_path / "d.yaml")
+    os.mkfifo(tmp_path / "cases" / "p.yaml")
+    done = subprocess.run([str(CONFORMANCE), "validate", what], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert "cannot read file: a named pipe (FIFO), not a regular file" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("option", [[], ["--divergences", "d.yaml"]])
+def test_a_session_with_a_named_pipe_among_its_cases_or_as_its_catalogue_ends(tmp_path, option):
+    root = project(tmp_path, one="""
+        defaults: {input_size: 3, hidden_size: 4}
+        cases:
+          - id: one
+        """)
+    os.mkfifo(root / "cases" / "p.yaml")
+    os.mkfifo(root / "d.yaml")
+    done = run(root, "--collect-only", "-q", *option, timeout=120)
+    if option:
+        assert "--divergences: " in done.stdout and "d.yaml: cannot read file: a named pipe (FIFO)" in done.stdout
+    else:
+        assert done.returncode == 0 and "cases/one.yaml::one[torch-cpu]" in done.stdout
+        assert "p.yaml" not in done.stdout, done.stdout
