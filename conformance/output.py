@@ -161,7 +161,6 @@ class RunOutput:
         self.collection_errors: list[dict] = []  # case files that did not load: {"file", "message"}
         self.environment_extra: dict = {}        # added to results' "environment" (fault injection, ...)
         self.written_to: Path | None = None      # where finish() put results.json
-        self.lost = False                        # finish() could write the results nowhere
 
     @property
     def report_path(self) -> Path:
@@ -359,7 +358,6 @@ To build this page from what it finished: <code>conformance report {e(str(self.d
             results.write_atomic(elsewhere / RESULTS, text)
             results.write_atomic(elsewhere / REPORT, page)
         except OSError as exc:
-            self.lost = True
             self.say(f"error: {why} (tried {WRITE_ATTEMPTS} times); nor to {elsewhere}: {exc}. "
                      "This session's results could not be kept")
             return None

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from conformance import checks, reference, spec
 from conformance.impls.base import Observation
 from conformance.results import execute
 from conformance.spec import Case, Config
+from helpers import load_error, write
 
 REPO = Path(__file__).resolve().parent.parent
 # just under the limit: its reference needs ~330 MB (a (64, 2000, 256) float64 output sequence)
@@ -25,15 +25,9 @@ TIGHT = dict(input_size=64, hidden_size=256, batch=64, timesteps=2000)
 TIGHT_YAML = ", ".join(f"{k}: {v}" for k, v in TIGHT.items())
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "cases.yaml"
-    p.write_text(textwrap.dedent(text))
-    return p
-
 
 def test_a_case_over_the_cost_limit_is_a_located_error_that_states_the_estimate_and_the_limit(tmp_path):
-    with pytest.raises(spec.SpecError) as info:
-        spec.load_file(write(tmp_path, """
+    err = load_error(tmp_path, """
             cases:
               - id: huge
                 input_size: 4096
@@ -42,8 +36,7 @@ def test_a_case_over_the_cost_limit_is_a_located_error_that_states_the_estimate_
                 bidirectional: true
                 batch: 64
                 timesteps: 2000
-            """))
-    err = info.value
+            """)
     assert err.line == 3 and err.case == "huge"
     cost = spec.case_cost(Config(4096, 4096, num_layers=64, bidirectional=True, batch=64, timesteps=2000))
     assert f"one run would hold about {cost['total']:,} float64 elements" in str(err)
@@ -59,16 +52,15 @@ def test_each_size_may_be_at_its_maximum_but_not_all_at_once(tmp_path):
 
 
 def test_a_matrix_names_the_case_that_is_over_the_limit(tmp_path):
-    with pytest.raises(spec.SpecError) as info:
-        spec.load_file(write(tmp_path, """
+    err = load_error(tmp_path, """
             cases:
               - id: grid
                 input_size: 64
                 batch: 64
                 timesteps: 2000
                 matrix: {hidden_size: [8, 256, 512]}
-            """))
-    assert info.value.case == "grid.hidden_size-512" and "the limit is" in str(info.value)
+            """)
+    assert err.case == "grid.hidden_size-512" and "the limit is" in str(err)
 
 
 def test_a_case_just_under_the_limit_loads(tmp_path):
