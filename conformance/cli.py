@@ -11,44 +11,84 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
-from . import impls, spec
+from . import impls, options, spec
 
 
-def default_cases() -> Path:
-    here = Path.cwd() / "cases"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "cases"
+INVOKED: list[str] | None = None     # the `conformance ...` command line as typed (results record it)
+
+RUN_USAGE = "conformance run [CASE_PATH ...] [OPTIONS] [PYTEST OPTIONS]"
+RUN_EXAMPLES = """\
+examples:
+  conformance run                                    the shipped default case set, every implementation
+  conformance run my_cases.yaml --impl torch,keras-tensorflow,flax-linen
+  conformance run my_cases.yaml --divergences mine.yaml --run-timeout 60 -n 2
+  conformance run --impl 'keras-*' -k bidirectional -x
+  conformance run --device cpu -o reports/cpu-run    results.json and index.html in reports/cpu-run
+  conformance run --shard 2/4 -o shard-2             one machine's quarter; merge with conformance report
+  conformance run --conformance-fill reports/latest/results.json   finish what a killed session left
+"""
 
 
-def _run(args: argparse.Namespace, extra: list[str]) -> int:
+def run_help() -> str:
+    """``conformance run --help``: what it does, every option of the plugin (from the one table
+    pytest reads too), and examples."""
+    lines = [f"usage: {RUN_USAGE}", "",
+             "Run LSTM cases on every selected implementation and device, write results.json and an HTML",
+             "report (reports/<run-id>/, linked as reports/latest; or -o DIR). It is pytest underneath: every",
+             "pytest option works here too (-k, -x, -n N, --lf, -v, ...; `pytest --help` lists them).",
+             "CASE_PATH: case files or directories (their YAML files with top-level cases: or divergences:",
+             "are case files); none: the default case set shipped with lstm-conformance.", "",
+             "options:",
+             "  -o DIR, --output DIR  the same as --conformance-out DIR (pytest's -o is --override-ini here)",
+             "  --no-cache            do not use pytest's cache (the --lf state)"]
+    for o in options.OPTIONS:
+        if o.name == "--conformance-run":
+            continue
+        names = f"{o.alias}, {o.name}" if o.alias else o.name
+        meta = f" {o.kwargs['metavar']}" if o.takes_value and o.kwargs.get("metavar") else ""
+        lines.append(f"  {names}{meta}")
+        lines += [f"      {t}" for t in textwrap.wrap(o.help or options._impl_help(), 88)]
+    return "\n".join(lines) + "\n\n" + RUN_EXAMPLES
+
+
+def run_args(argv: list[str]) -> list[str]:
+    """``conformance run``'s arguments as pytest's: aliases spelled by their prefixed names, ``-o DIR``
+    as ``--conformance-out DIR``, ``--no-cache`` as ``-p no:cacheprovider``; a ``--`` (older command
+    lines put pytest options after one) dropped, and what follows it passed as it is."""
+    out: list[str] = []
+    rest: list[str] = []
+    if "--" in argv:
+        argv, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    it = iter(options.canonical(argv))
+    for a in it:
+        if a in ("-o", "--output"):
+            out += ["--conformance-out", next(it, "")]
+        elif a.startswith("--output="):
+            out.append("--conformance-out=" + a.partition("=")[2])
+        elif a.startswith("-o") and not a.startswith("--"):
+            out.append("--conformance-out=" + a[2:].removeprefix("="))
+        elif a == "--no-cache":
+            out += ["-p", "no:cacheprovider"]
+        else:
+            out.append(a)
+    return out + rest
+
+
+def _run(argv: list[str]) -> int:
     import pytest
 
-    paths = [str(p) for p in args.paths] or [str(default_cases())]
-    argv = [*paths] + (["--conformance-out", str(args.output)] if args.output else [])
-    for p in paths:       # the paths given here are case paths: their files need no lstm-conformance marker
-        argv += ["--conformance-cases", p]
-    if args.no_cache:
-        argv += ["-p", "no:cacheprovider"]
-    for i in args.impl:
-        argv += ["--impl", i]
-    for d in args.device:
-        argv += ["--device", d]
-    if args.numprocesses:
-        argv += ["-n", args.numprocesses]
-    if args.keyword:
-        argv += ["-k", args.keyword]
-    if args.exitfirst:
-        argv.append("-x")
-    argv += ["-q", "-rfE", "--no-header", *extra]
-    code = pytest.main(argv)
-    return int(code)
+    if any(a in ("-h", "--help") for a in argv[:argv.index("--") if "--" in argv else None]):
+        print(run_help(), end="")
+        return 0
+    return int(pytest.main(["--conformance-run", "-q", "-rfE", "--no-header", *run_args(argv)]))
 
 
 def _validate(args: argparse.Namespace) -> int:
-    paths = args.paths or [default_cases()]
+    from .catalogue import shipped_cases
+    paths = args.paths or [shipped_cases()]
     files = []
     for p in map(Path, paths):
         files += sorted(q for q in p.rglob("*.y*ml")) if p.is_dir() else [p]
@@ -138,8 +178,9 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Exit status 2, said on stderr, for results that cannot be read or a page that cannot be written."""
-    from .report import write_report
-    from .results import ResultsError
+    from .report import load_sources, write_report
+    from .shards import union
+    from .results import ResultsError, to_json, write_atomic
 
     def refuse(what: str) -> int:
         print(f"conformance report: error: {what}", file=sys.stderr)
@@ -151,43 +192,73 @@ def _report(args: argparse.Namespace) -> int:
     except OSError:
         pass                            # (no permission to look: said when writing)
     try:
-        out = write_report(args.results, args.output / "index.html", baseline=args.baseline)
+        sources = load_sources(args.results)
+        out = write_report(sources, args.output / "index.html", baseline=args.baseline)
+        whole = union(sources) if len(args.results) > 1 else None   # shards, a CI matrix's jobs: one results.json
+        if whole is not None:
+            write_atomic(args.output / "results.json", to_json(whole))
     except ResultsError as exc:
         return refuse(str(exc))
     except OSError as exc:
         return refuse(f"-o {args.output}: cannot write the report: {exc.strerror or exc}"
                       + (f" ({exc.filename})" if exc.filename and not str(exc.filename).endswith(".tmp") else ""))
     print(f"report: {out}")
-    return 0
+    if whole is not None:
+        print(f"results: {args.output / 'results.json'} ({len(whole['runs'])} runs from {len(args.results)} files)")
+    elif len(args.results) > 1:
+        print("results: no combined results.json: two of the files hold the same run (framework releases or "
+              "machines side by side); the report shows them as separate columns")
+    incomplete = False
+    for label, doc in sources:
+        sh = doc.get("shards")
+        if sh:
+            n = sh["count"]
+            missing = ", ".join(f"{i}/{n}" for i in sh["missing"])
+            print(f"shards: {len(sh['arrived'])} of {n} arrived" + (f"; missing: {missing}" if missing else ""))
+            incomplete |= bool(sh["missing"])
+    return 1 if incomplete else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="conformance", formatter_class=raw,
+        description="Cross-framework conformance suite for LSTM layers: the same case on Keras, PyTorch and "
+                    "Flax, checked against a float64 reference, with declared divergences explained.",
+        epilog="examples:\n"
+               "  conformance run                           the shipped default case set, every implementation\n"
+               "  conformance run my_cases.yaml --impl torch,flax-linen -n 2\n"
+               "  conformance validate my_cases.yaml        check a case file without running it\n"
+               "  conformance impls --devices               what can run here, and on which devices\n"
+               "  conformance report shard-*/results.json -o reports/merged\n"
+               "  conformance diff old.json new.json --markdown summary.md\n\n"
+               "`conformance COMMAND --help` says more about each.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", add_help=False,
+                   help="run cases on the implementations; write results.json and a report (every pytest option too)")
 
-    run = sub.add_parser("run", help="run cases on the implementations; write results.json and a report",
-                         description="Run LSTM cases on every selected implementation and device. Extra "
-                                     "arguments after -- go to pytest.")
-    run.add_argument("paths", nargs="*", type=Path, help="case files or directories (default: cases/)")
-    run.add_argument("--impl", action="append", default=[], help="implementations (comma-separated, repeatable)")
-    run.add_argument("--device", action="append", default=[], help="devices: cpu, gpu (comma-separated, repeatable)")
-    run.add_argument("-o", "--output", type=Path, default=None,
-                     help="output directory for results.json and index.html (default: reports/<run-id>/, "
-                          "copied to reports/latest/)")
-    run.add_argument("-n", "--numprocesses", default=None, help="parallel pytest-xdist workers (e.g. 2, auto)")
-    run.add_argument("-k", "--keyword", default=None, help="only cases matching this pytest -k expression")
-    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
-    run.add_argument("--no-cache", action="store_true", help="do not use pytest's cache (--lf state)")
+    val = sub.add_parser("validate", help="check case files without running anything", formatter_class=raw,
+                         description="Load and check case files (schema, limits, unique ids), running nothing; "
+                                     "exit 1 if any does not load.",
+                         epilog="examples:\n  conformance validate                 the shipped default case set\n"
+                                "  conformance validate my_cases.yaml other/")
+    val.add_argument("paths", nargs="*", type=Path, help="case files or directories (default: the shipped case set)")
 
-    val = sub.add_parser("validate", help="check case files without running anything")
-    val.add_argument("paths", nargs="*", type=Path)
-
-    imp = sub.add_parser("impls", help="list implementations, whether they can run here, and their versions")
+    imp = sub.add_parser("impls", help="list implementations, whether they can run here, and their versions",
+                         formatter_class=raw, description="List every implementation, whether its framework is "
+                         "installed here (with versions) or what to install; imports no framework.",
+                         epilog="examples:\n  conformance impls\n  conformance impls --devices   "
+                                "starts each installed framework to list its devices")
     imp.add_argument("--devices", action="store_true",
                      help="also start each installed implementation and list the devices it sees")
 
     dif = sub.add_parser("diff", help="what changed between two results.json (regressions, fixed, changed runs)",
-                         description="List every run whose verdict or native result changed between two runs.")
+                         formatter_class=raw,
+                         description="List every run whose verdict or native result changed between two runs; "
+                                     "exit 1 on regressions (see --fail-on), 2 when a file cannot be read.",
+                         epilog="examples:\n  conformance diff main/results.json reports/latest/results.json\n"
+                                "  conformance diff old.json new.json --markdown - --fail-on never   "
+                                "a Markdown summary for a pull request")
     dif.add_argument("old", type=Path, help="results.json of the earlier run")
     dif.add_argument("new", type=Path, help="results.json of the later run")
     dif.add_argument("--markdown", metavar="FILE",
@@ -196,23 +267,34 @@ def main(argv: list[str] | None = None) -> int:
     dif.add_argument("--fail-on", choices=("regression", "change", "never"), default="regression",
                      help="exit 1 on regressions (default), on any changed run, or never")
 
-    rep = sub.add_parser("report", help="build one HTML report from one or more results.json (merge)",
+    rep = sub.add_parser("report", help="build one HTML report from one or more results.json (merge, shards)",
+                         formatter_class=raw,
                          description="Render results files into one self-contained HTML report. Several files "
                                      "(machines, devices, framework versions) merge: the same case on each sits "
-                                     "side by side, columns named impl@device@version.")
+                                     "side by side, columns named impl@device@version. The shards of one "
+                                     "session (--shard I/N) are put back together first: the report and the "
+                                     "terminal say whether every shard arrived (exit 1 when one did not), and "
+                                     "the combined results.json is written beside index.html.",
+                         epilog="examples:\n  conformance report reports/latest/results.json -o reports/again\n"
+                                "  conformance report laptop.json gpu-box.json -o reports/merged\n"
+                                "  conformance report shard-*/results.json -o reports/all --baseline main.json")
     rep.add_argument("results", nargs="+", type=Path, help="results.json files")
     rep.add_argument("-o", "--output", type=Path, required=True, help="directory for index.html")
     rep.add_argument("--baseline", type=Path, default=None,
                      help="an earlier results.json: add a 'what changed' section (as conformance diff)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    from . import cli          # (this module, also when run as python -m conformance.cli)
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = []
-    if "--" in argv:
-        extra = argv[argv.index("--") + 1:]
-        argv = argv[:argv.index("--")]
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        return _run(args, extra)
+    if argv[:1] == ["run"]:           # pytest parses the rest: every plugin and pytest option works
+        cli.INVOKED = ["conformance", *argv]
+        try:
+            return _run(argv[1:])
+        finally:
+            cli.INVOKED = None
+    args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args)
     if args.command == "diff":

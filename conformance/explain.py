@@ -88,6 +88,9 @@ def explain(rec: dict) -> str:
                               f"but it is {'true' if c['true'] else 'false'} when run"]
         if name != "claims":
             lines.append(f"    declared divergence: {_declared(chk)}")
+        for n in chk.get("near_misses") or []:
+            lines.append(f"    a declaration would explain it were it in scope: {n['id']} ({n['file']}:{n['line']}): "
+                         f"{n['why_not']}")
     if native["normalization"]:
         lines.append("  normalization: " + " | ".join(native["normalization"]))
     return _shown(lines)

@@ -160,6 +160,7 @@ class RunOutput:
         self.since_last = None                   # diff.Diff against that run
         self.collection_errors: list[dict] = []  # case files that did not load: {"file", "message"}
         self.environment_extra: dict = {}        # added to results' "environment" (fault injection, ...)
+        self.document_extra: dict = {}           # top-level keys added to results (catalogues, shard)
         self.written_to: Path | None = None      # where finish() put results.json
 
     @property
@@ -314,6 +315,7 @@ To build this page from what it finished: <code>conformance report {e(str(self.d
         doc = results.document(records, unused_divergences=unused_divergences, argv=self.argv,
                                partial=partial_info, collection_errors=self.collection_errors)
         doc["environment"].update(self.environment_extra)
+        doc.update(self.document_extra)
         return results.to_json(doc)
 
     # ---- end ----

@@ -31,42 +31,27 @@ from pathlib import Path
 
 import pytest
 
-from . import checks, impls, spec
+from . import catalogue, checks, impls, options, shards, spec
 from .devices import DEVICES, default_devices
 
 _KEY = pytest.StashKey["ConformanceSession"]()
+_ALIASES_LEFT = pytest.StashKey[list]()
 _PROP = "conformance"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _DECLARED = "conformance-declared"   # once per case file and process: the declarations in the file's scope
 
 
 def pytest_addoption(parser):
-    g = parser.getgroup("conformance", "LSTM conformance cases")
-    g.addoption("--impl", action="append", default=[], metavar="IDS",
-                help="implementations to run (comma-separated, repeatable, globs allowed); "
-                     f"default: all of {', '.join(impls.ids())}")
-    g.addoption("--device", action="append", default=[], metavar="DEVICES",
-                help="devices to run on (cpu, gpu; comma-separated, repeatable); default: every device "
-                     "this machine has")
-    g.addoption("--divergences", action="append", default=[], metavar="FILE",
-                help="extra known-divergence catalogue(s) to apply")
-    g.addoption("--conformance-out", default=None, metavar="DIR",
-                help="write this session's results.json and index.html into DIR (default: "
-                     "reports/<run-id>/ under the rootdir, copied to reports/latest/)")
-    g.addoption("--no-conformance-report", action="store_true",
-                help="write no results.json or report for this session")
-    g.addoption("--conformance-flush", type=float, default=5.0, metavar="SECONDS",
-                help="rewrite results.json (marked partial) at most this often while runs finish, so a "
-                     "killed session keeps them (default 5; 0 = after every run)")
-    g.addoption("--conformance-fill", default=None, metavar="RESULTS",
-                help="run only the runs that RESULTS (a results.json, e.g. a partial one left by an "
-                     "interrupted session) does not hold, and write results holding both")
-    g.addoption("--conformance-cases", action="append", default=[], metavar="PATH",
-                help="treat every YAML file with top-level cases:/divergences: under PATH as a case file, "
-                     "without the `lstm-conformance: 1` line that files found elsewhere need "
-                     "(conformance run passes its paths so)")
-    g.addoption("--run-timeout", type=float, default=300.0, metavar="SECONDS",
-                help="a run taking longer kills its worker and is an error (default 300)")
+    options.register(parser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """The short aliases (``--impl``, ``--device``, ...) once the rootdir conftests have registered
+    theirs: a name another project's conftest already uses stays theirs (see :mod:`conformance.options`)."""
+    result = yield
+    early_config.stash[_ALIASES_LEFT] = options.add_free_aliases(parser)
+    return result
 
 
 def _split(values: list[str], option: str) -> list[str]:
@@ -112,9 +97,19 @@ def key_of(record: dict) -> tuple[str, str, str, str]:
     return record["file"], record["case"], record["impl"], record["device"]
 
 
-def run_key(nodeid: str, root: Path) -> tuple[str, str, str, str] | None:
-    """The :func:`key_of` of a conformance item's node id (``file::case[impl-device]``, file relative
-    to the rootdir ``root``), else None."""
+def node_file(path: str, root: Path, bases=()) -> Path:
+    """The case file a node id's path names: relative to the rootdir ``root``, or (a file outside
+    the rootdir, e.g. the shipped case set of an installed package) to one of the session's
+    initial paths ``bases``, as pytest names those."""
+    for base in (root, *bases):
+        if (base / path).is_file():
+            return base / path
+    return root / path
+
+
+def run_key(nodeid: str, root: Path, bases=()) -> tuple[str, str, str, str] | None:
+    """The :func:`key_of` of a conformance item's node id (``file::case[impl-device]``, file as in
+    :func:`node_file`), else None."""
     from .results import display_path
 
     path, sep, rest = nodeid.rpartition("::")
@@ -122,7 +117,8 @@ def run_key(nodeid: str, root: Path) -> tuple[str, str, str, str] | None:
         return None
     case, _, column = rest[:-1].rpartition("[")
     impl, _, device = column.rpartition("-")
-    return (display_path(str(root / path), root), case, impl, device) if impl and device in DEVICES else None
+    return (display_path(str(node_file(path, root, bases)), root), case, impl, device) \
+        if impl and device in DEVICES else None
 
 
 class ConformanceSession:
@@ -134,15 +130,19 @@ class ConformanceSession:
             spec.SNAPSHOT.update(config.workerinput["conformance_snapshot"])   # reads what the first ones read
         self._catalogues: dict[Path, list[spec.Divergence]] = {}
         self.is_worker = hasattr(config, "workerinput")      # an xdist worker: the controller writes results
-        self.impls = _select_impls(_split(config.getoption("impl"), "--impl"))
-        self.devices = _select_devices(_split(config.getoption("device"), "--device"))
-        self.extra_catalogues = [Path(p) for p in config.getoption("divergences")]
+        self.impls = _select_impls(_split(config.getoption("conformance_impl"), "--impl"))
+        self.devices = _select_devices(_split(config.getoption("conformance_device"), "--device"))
+        self.extra_catalogues = [Path(p) for p in config.getoption("conformance_divergences")]
+        self.builtin = not config.getoption("conformance_no_builtin_divergences")
         for path in self.extra_catalogues:         # read once now (a bad one is a usage error), kept for the session
             try:
                 self._catalogue(path)
             except spec.SpecError as exc:
                 raise pytest.UsageError(f"--divergences: {exc}") from None
-        self.run_timeout = _positive_seconds(config.getoption("run_timeout"), "--run-timeout")
+        self._catalogue(catalogue.builtin_catalogue())   # even when off: it says what would have explained a run
+        self.shard = shards.parse_option(config.getoption("conformance_shard"))
+        self.doc_extra: dict = {"catalogues": []}    # top-level keys of results.json (catalogues used, shard)
+        self.run_timeout = _positive_seconds(config.getoption("conformance_run_timeout"), "--run-timeout")
         self.flush_s = _positive_seconds(config.getoption("conformance_flush"), "--conformance-flush", allow_zero=True)
         from .settings import SettingError, check
         try:
@@ -183,6 +183,10 @@ class ConformanceSession:
                 self.environment_extra["filled_runs_fault_injection"] = injected
         self.records += self.filled
         self._reindex()
+        if self.shard is not None:
+            self.doc_extra["shard"] = {"index": self.shard[0], "count": self.shard[1], "group": self._shard_group()}
+        self.environment_extra["builtin_divergences"] = self.builtin
+        self.environment_extra["command"] = _command(config)
         if not self.is_worker and not config.getoption("no_conformance_report"):
             from .output import OutputError, check_destination
             out = config.getoption("conformance_out")
@@ -210,7 +214,7 @@ class ConformanceSession:
         for f in files:
             paths.add(f)
             try:
-                paths.update(self.catalogue_files(f))
+                paths.update(s.path for s in self.catalogue_sources(f))
             except OSError:
                 pass
         for p in paths:
@@ -220,6 +224,19 @@ class ConformanceSession:
                     self.snapshot[key] = spec.read_text(p)
                 except spec.SpecError:
                     pass                           # gone or unreadable already: a replacement finds that itself
+
+    def _shard_group(self) -> str:
+        """What the shards of one session share (see :func:`conformance.shards.group_of`): the
+        selection and the installed framework releases, not the shard index."""
+        from .results import display_path
+        o = self.config.option
+        return shards.group_of({
+            "impls": self.impls, "devices": self.devices, "keyword": o.keyword, "markexpr": o.markexpr,
+            "paths": sorted(display_path(str(Path(a.split("::")[0]).resolve()), self.config.rootpath)
+                            for a in self.config.args),
+            "divergences": [str(p) for p in self.extra_catalogues], "builtin": self.builtin,
+            "versions": {i: impls.get(i).installed_versions() for i in self.impls},
+            "fill": bool(self.fill_path)})
 
     def _reindex(self) -> None:
         self._index = {key_of(r): i for i, r in enumerate(self.records)}
@@ -241,16 +258,13 @@ class ConformanceSession:
             self._catalogues[path] = spec.load_file(path).divergences
         return self._catalogues[path]
 
-    def catalogue_files(self, case_file: Path) -> list[Path]:
-        """``divergences.yaml`` in the case file's directory and its parents, up to the rootdir and
-        never above it (a case file outside the rootdir: its own directory only), then ``--divergences``."""
-        root = self.config.rootpath.resolve()
-        here = case_file.resolve().parent
-        dirs = [here, *here.parents]
-        dirs = dirs[:dirs.index(root) + 1] if root in dirs else [here]
-        found = [d / name for d in dirs for name in ("divergences.yaml", "divergences.yml")
-                 if (spec.snapshot_key(d / name) in spec.SNAPSHOT or (d / name).is_file()) and spec.is_marked(d / name)]
-        return found + self.extra_catalogues
+    def catalogue_sources(self, case_file: Path) -> list[catalogue.Source]:
+        """The catalogues in the case file's scope, broadest first (see :mod:`conformance.catalogue`)."""
+        return catalogue.sources(case_file, self.config.rootpath, self.extra_catalogues, self.builtin)
+
+    def known_divergences(self) -> list[spec.Divergence]:
+        """Every declaration this process has read: every catalogue and every case file's own."""
+        return [d for ds in self._catalogues.values() for d in ds] + [d for f in self.case_files for d in f.divergences]
 
     # ---- controller side: gather every record (from xdist workers too), write results at the end ----
 
@@ -280,11 +294,23 @@ class ConformanceSession:
         self._handled_signals = []
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list) -> None:
-        """--conformance-fill: deselect the runs its results file already holds, unless the case's
-        configuration has changed since (those run again)."""
+        """--shard I/N: deselect the runs of the other shards. --conformance-fill: deselect the runs
+        its results file already holds, unless the case's configuration has changed since (those run
+        again)."""
+        from .results import display_path
+        if self.shard is not None:
+            index, count = self.shard
+            keep, skip = [], []
+            for item in items:
+                key = isinstance(item, CaseItem) and (display_path(item.case.file, config.rootpath), item.case.id,
+                                                      item.impl_id, item.device)
+                (skip if key and shards.shard_of(key, count) != index else keep).append(item)
+            self.doc_extra["shard"]["collected"] = sum(isinstance(i, CaseItem) for i in items)
+            if skip:
+                config.hook.pytest_deselected(items=skip)
+                items[:] = keep
         if not self.filled:
             return
-        from .results import display_path
         done = {key_of(r): r["config"] for r in self.filled}
         keep, skip = [], []
         for item in items:
@@ -309,7 +335,7 @@ class ConformanceSession:
             self.records = [r for r in self.records if key_of(r) not in keys]
             self._reindex()
         self.expected = len(keys) + len(self.records)
-        if (keys or self.collection_errors) and not self.config.option.collectonly:
+        if (keys or self.collection_errors or self.shard) and not self.config.option.collectonly:
             out = self._output()
             if out is not None:
                 out.open(self.expected)
@@ -322,10 +348,19 @@ class ConformanceSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        root, bases = self.config.rootpath, self._bases()
         if self.expected is None:                 # every xdist worker collects the same (the first one counts)
-            self._take_snapshot({self.config.rootpath / i.rpartition("::")[0] for i in ids
-                                 if run_key(i, self.config.rootpath)})
-        self._collected({k for k in (run_key(i, self.config.rootpath) for i in ids) if k is not None})
+            self._take_snapshot({node_file(i.rpartition("::")[0], root, bases) for i in ids if run_key(i, root)})
+        self._collected({k for k in (run_key(i, root, bases) for i in ids) if k is not None})
+
+    def _bases(self) -> list[Path]:
+        """The directories of the session's initial paths (what pytest names files outside the rootdir by)."""
+        here = self.config.invocation_params.dir
+        out = []
+        for a in self.config.args:
+            p = here / a.split("::")[0]
+            out.append(p if p.is_dir() else p.parent)
+        return out
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem, report, sched) -> None:
@@ -360,6 +395,7 @@ class ConformanceSession:
                                     say=self._say)
             self.output.collection_errors = self.collection_errors
             self.output.environment_extra = self.environment_extra
+            self.output.document_extra = self.doc_extra
         return self.output
 
     @pytest.hookimpl(tryfirst=True)   # results reach disk before the terminal says the run passed
@@ -370,6 +406,9 @@ class ConformanceSession:
             if name == _DECLARED:
                 sent = json.loads(value)
                 self.declared[sent["file"]] = sent["declarations"]
+                for c in sent.get("catalogues", []):
+                    if c not in self.doc_extra["catalogues"]:
+                        self.doc_extra["catalogues"].append(c)
             elif name == _PROP:
                 rec = json.loads(value)
                 key = key_of(rec)
@@ -416,6 +455,9 @@ class ConformanceSession:
         if self.fill_path and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.records:
             session.exitstatus = (pytest.ExitCode.TESTS_FAILED if any(r["verdict"] in checks.FAILING for r in self.records)
                                   else pytest.ExitCode.OK)       # everything was in the fill file: its verdicts
+        if (self.shard and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
+                and self.doc_extra["shard"].get("collected")):
+            session.exitstatus = pytest.ExitCode.OK       # the session has runs; none fell to this shard
         if self.late_signal and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.INTERRUPTED        # obeyed once the results were written
 
@@ -425,11 +467,22 @@ class ConformanceSession:
         used = {chk["divergence"]["id"] for r in self.records for chk in r["checks"].values() if chk.get("divergence")}
         ran = {r["impl"] for r in self.records if r["checks"]}
         declared: dict[str, dict] = {}
+        from .results import display_path
+        builtin = display_path(str(catalogue.builtin_catalogue()), self.config.rootpath)
         for f in sorted(self.declared):
             for d in self.declared[f]:
-                declared.setdefault(d["id"], d)
+                if d["file"] != builtin or self._runs_shipped_cases():    # the shipped catalogue is about the
+                    declared.setdefault(d["id"], d)                       # shipped cases: not said of yours
         return [d for d in declared.values()
                 if d["id"] not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
+
+    def _runs_shipped_cases(self) -> bool:
+        shipped = catalogue.shipped_cases()
+        for a in self.config.args:
+            p = Path(a.split("::")[0]).resolve()
+            if p == shipped or shipped in p.parents or p in shipped.parents:
+                return True
+        return False
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
         if not (self.records or self.collection_errors or self.results_path) or self.is_worker:
@@ -450,6 +503,9 @@ class ConformanceSession:
             terminalreporter.write_line(f"warning: fault injection is on: CONFORMANCE_FAULT="
                                         f"{self.environment_extra['fault_injection']} (recorded in results.json)",
                                         yellow=True)
+        for alias in config.stash.get(_ALIASES_LEFT, []):
+            terminalreporter.write_line(f"note: {alias} is another plugin's or conftest's option here; "
+                                        f"lstm-conformance's is {options.BY_ALIAS[alias].name}", yellow=True)
         for d in self.unused_divergences():
             terminalreporter.write_line(f"warning: declared divergence {d['id']} ({d['file']}:{d['line']}) explained "
                                         "no run of this session", yellow=True)
@@ -460,14 +516,39 @@ class ConformanceSession:
             terminalreporter.write_line(f"results: {self.results_path}   report: {self.output.report_path}")
 
     def divergences_for(self, case_file: Path, own: list[spec.Divergence]) -> list[spec.Divergence]:
-        out = []
-        for path in self.catalogue_files(case_file):
-            if path.resolve() != case_file.resolve():
-                out += self._catalogue(path)
-        return out + list(own)
+        """The declarations that apply to ``case_file``'s runs, most specific first."""
+        return catalogue.in_scope([self._catalogue(s.path) for s in self.catalogue_sources(case_file)] + [list(own)])
+
+
+def _command(config: pytest.Config) -> list[str]:
+    """The command the user typed, as results record it: ``conformance run ...`` as typed (the CLI
+    says it), else pytest's command line (not the arguments ``conformance run`` made of it)."""
+    import os
+    import sys
+
+    from . import cli
+    if cli.INVOKED is not None:
+        return list(cli.INVOKED)
+    args = list(config.invocation_params.args)
+    if sys.argv[1:] == args:
+        prog = os.path.basename(sys.argv[0])
+        return ["python -m pytest" if prog == "__main__.py" else prog, *args]
+    return ["pytest", *args]
+
+
+def _conformance_run_paths(config: pytest.Config) -> None:
+    """``conformance run``: the paths it was given are case paths (their YAML files need no
+    marker); given none, it runs the default case set shipped in the package, wherever that is
+    installed (the rootdir stays where the command was typed: reports go there)."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(catalogue.shipped_cases())]
+    config.option.conformance_cases = [*config.option.conformance_cases,
+                                       *(a.split("::")[0] for a in config.args)]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("conformance_run"):
+        _conformance_run_paths(config)
     for impl_id in impls.ids():
         config.addinivalue_line("markers", f"{impl_id.replace('-', '_')}: runs on the {impl_id} implementation")
     sess = ConformanceSession(config)
@@ -529,6 +610,7 @@ class CaseFile(pytest.File):
         except spec.SpecError as exc:
             raise self._error(exc) from None
         sess.case_files.append(loaded)
+        self.own_divergences = loaded.divergences
         try:
             divergences = sess.divergences_for(self.path, loaded.divergences)
         except spec.SpecError as exc:
@@ -563,11 +645,22 @@ class CaseItem(pytest.Item):
                                   root=self.config.rootpath)
         except Exception as exc:  # noqa: BLE001 - a bug of the suite's own still leaves the run's record
             self.record = failed_record(self.case, self.impl_id, self.device, exc, root=self.config.rootpath)
+        root = self.config.rootpath
+        for name, chk in self.record["checks"].items():
+            if chk["verdict"] == checks.DIVERGE:        # would a declaration the session knows explain it, in scope?
+                near = catalogue.near_misses(name, self.case, self.impl_id, self.device, self.record.get("versions") or {},
+                                             sess.known_divergences(), self.divergences, not sess.builtin)
+                if near:
+                    chk["near_misses"] = [{**n, "file": display_path(n["file"], root)} for n in near]
         file = self.record["file"]
         if file not in sess._declared_sent:     # the controller learns each file's declarations once, from its items
             sess._declared_sent.add(file)
+            own = self.parent.own_divergences if isinstance(self.parent, CaseFile) else []
             self.user_properties.append((_DECLARED, dumps({"file": file, "declarations": [
-                {**d.to_dict(), "file": display_path(d.file, self.config.rootpath)} for d in self.divergences]})))
+                {**d.to_dict(), "file": display_path(d.file, root)} for d in self.divergences],
+                "catalogues": [{"path": display_path(str(c.path), root), "layer": c.layer}
+                               for c in sess.catalogue_sources(self.path)]
+                + ([{"path": file, "layer": "own"}] if own else [])})))
         self.user_properties.append((_PROP, dumps(self.record)))
         verdict = self.record["verdict"]
         if verdict in (checks.UNSUPPORTED, checks.SKIPPED):

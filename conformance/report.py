@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import gzip
 import math
+import re
+import shlex
 from collections import Counter, defaultdict
 from importlib import resources
 from pathlib import Path
@@ -34,6 +36,14 @@ _env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
                           lstrip_blocks=True)
 _env.filters["safe_url"] = lambda u: u if isinstance(u, str) and u.startswith(("https://", "http://")) else ""
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``0 runs`` (``words`` when the plural is not ``word + "s"``)."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
+_env.filters["plural"] = plural
 
 # Configuration fields that decide the parameter count (the rest only change the input).
 PARAM_FIELDS = ("input_size", "hidden_size", "num_layers", "bidirectional", "merge_mode", "proj_size", "bias")
@@ -120,7 +130,7 @@ def _param_rows(cases: list[dict], runs: list[list], cols: list[dict]) -> tuple[
     """One row per parameter-relevant configuration: every column's native count next to the canonical."""
     rows: dict[tuple, dict] = {}
     formulas: dict[str, dict] = {}
-    for ci, col, verdict, _checks, detail in runs:
+    for ci, col, verdict, _checks, detail, *_ in runs:
         cfg = cases[ci]["config"]
         key = tuple(cfg.get(f) for f in PARAM_FIELDS)
         row = rows.setdefault(key, {"config": dict(zip(PARAM_FIELDS, key)), "canonical": cases[ci]["reference"]
@@ -157,15 +167,40 @@ def _charts(param_rows: list[dict], cols: list[dict], limit: int = 4) -> list[di
     return charts
 
 
+def _law(points: list[tuple[int, int]]) -> str:
+    """What the excess is as a function of hidden size H: ``0``, ``+4·H``, ``+8·H``, else ``varies``."""
+    if all(d == 0 for _, d in points):
+        return "0"
+    ratios = {d / h for h, d in points if h}
+    if len(ratios) == 1 and all(h for h, _ in points):
+        k = ratios.pop()
+        return f"{'+' if k > 0 else '−'}{abs(k):g}·H"
+    return "varies with H"
+
+
 def _svg_chart(family: dict, sizes: list[int], series: dict[str, dict[int, tuple[int, int]]]) -> dict:
-    W, H, L, R, T, B = 600, 240, 60, 200, 15, 40
+    """One chart: native − canonical parameters against hidden size, a line per group of columns
+    with the same excess, each labelled with its columns and the law it follows (``+4·H``), so the
+    chart says what the table only lists: how the difference grows. The right margin and the height
+    grow to hold every label (nothing is cut off)."""
+    H, T, B, LINE = 240, 15, 40, 13
     # columns whose excess is the same at every size share one line and one label
     lines_by_points: dict[tuple, list[str]] = defaultdict(list)
     for name, pts in sorted(series.items()):
         lines_by_points[tuple(sorted((h, o - c) for h, (o, c) in pts.items()))].append(name)
     hi = max([1] + [d for pts in lines_by_points for _, d in pts])
     lo = min([0] + [d for pts in lines_by_points for _, d in pts])
-    xs = {h: L + (W - L - R) * (h - sizes[0]) / (sizes[-1] - sizes[0]) for h in sizes}
+    labels = {pts: [f"{_law(list(pts))}:"] + names for pts, names in lines_by_points.items()}
+    step = 10 ** max(0, math.floor(math.log10(max(1, hi - lo))))
+    ticks = [v for v in range(math.floor(lo / step) * step, hi + step, step) if lo <= v <= hi]
+    if len(ticks) > 6:
+        ticks = ticks[::math.ceil(len(ticks) / 6)]
+    tick_labels = [f"{v:+,}" if v else "0" for v in ticks]
+    L = 14 + 7 * max([3] + [len(t) for t in tick_labels])               # room for the longest tick label
+    W0 = L + 300
+    R = 24 + 7 * max(len(t) for ls in labels.values() for t in ls)      # and for the longest line label
+    W = W0 + R
+    xs = {h: L + (W0 - L) * (h - sizes[0]) / (sizes[-1] - sizes[0]) for h in sizes}
 
     def y(v):
         return T + (H - T - B) * (hi - v) / (hi - lo)
@@ -174,22 +209,169 @@ def _svg_chart(family: dict, sizes: list[int], series: dict[str, dict[int, tuple
     lines = []
     for i, (pts, names) in enumerate(sorted(lines_by_points.items(), key=lambda kv: kv[1])):
         points = [(xs[h], y(d), h, d) for h, d in pts]
-        lines.append({"name": ", ".join(names), "names": names, "points": points, "marker": markers[i % len(markers)],
-                      "index": i, "label_y": points[-1][1]})
+        lines.append({"name": ", ".join(names), "names": names, "labels": labels[pts], "law": _law(list(pts)),
+                      "points": points, "marker": markers[i % len(markers)], "index": i, "label_y": points[-1][1]})
     ordered = sorted(lines, key=lambda l: l["label_y"])
     for a, b in zip(ordered, ordered[1:]):      # keep end labels (a line of text per column) apart
-        b["label_y"] = max(b["label_y"], a["label_y"] + 13 * len(a["names"]))
-    step = 10 ** max(0, math.floor(math.log10(max(1, hi - lo))))
-    ticks = [v for v in range(math.floor(lo / step) * step, hi + step, step) if lo <= v <= hi]
-    if len(ticks) > 6:
-        ticks = ticks[::math.ceil(len(ticks) / 6)]
+        b["label_y"] = max(b["label_y"], a["label_y"] + LINE * len(a["labels"]))
+    for later, line in zip(ordered[::-1], ordered[-2::-1]):   # then up from the bottom, where there is room
+        later["label_y"] = min(later["label_y"], H - 8 - LINE * (len(later["labels"]) - 1))
+        line["label_y"] = min(line["label_y"], later["label_y"] - LINE * len(line["labels"]))
+    if ordered:
+        ordered[0]["label_y"] = max(ordered[0]["label_y"], T + 4)
+        for a, b in zip(ordered, ordered[1:]):  # and down again where there is not: the chart grows
+            b["label_y"] = max(b["label_y"], a["label_y"] + LINE * len(a["labels"]))
+    height = max(H, int(max((l["label_y"] + LINE * len(l["labels"]) for l in lines), default=0)) + 8)
     xticks = []
     for h in reversed(sizes):                   # label the largest sizes; skip labels that would touch
         if not xticks or xticks[-1][0] - xs[h] >= 8 * (len(str(h)) + len(str(xticks[-1][1]))) / 2 + 4:
             xticks.append((xs[h], h))
-    return {"title": ", ".join(f"{k}={v}" for k, v in family.items()), "width": W, "height": H,
-            "left": L, "right": W - R, "top": T, "bottom": H - B, "x": xticks,
-            "y": [(y(v), f"{v:+,}" if v else "0") for v in ticks], "lines": lines}
+    return {"title": ", ".join(f"{k}={v}" for k, v in family.items()), "width": W, "height": height,
+            "left": L, "right": W0, "top": T, "bottom": H - B, "x": xticks,
+            "y": [(y(v), label) for v, label in zip(ticks, tick_labels)], "lines": lines}
+
+
+# ---- what each run returned, and why a check did not agree: short text for the matrix ----
+
+_PATH_TOKEN = re.compile(r"\[(\d+)\]|\.?([A-Za-z_][A-Za-z0-9_]*)")
+_NOTE_LIMIT = 240
+
+
+def _dims(shape) -> str:
+    return "×".join(str(d) for d in shape) if shape else "scalar"
+
+
+def _path_keys(path: str) -> list:
+    keys, pos = [], 0
+    while pos < len(path):
+        m = _PATH_TOKEN.match(path, pos)
+        if not m:                                   # a path this function does not know: one key, as it is
+            return [path]
+        keys.append(int(m.group(1)) if m.group(1) is not None else m.group(2))
+        pos = m.end()
+    return keys
+
+
+def native_structure(returns: list[dict]) -> str:
+    """A run's native return structure in one line, with shapes, built from the paths of the
+    record's ``native.returns`` (``[1][0]``, ``[0].data``, ``""`` for a bare tensor): torch
+    ``out 2×5×4, (h 1×2×4, c 1×2×4)``, Keras ``out 2×5×4, h 2×4, c 2×4``, Flax linen
+    ``(c 2×4, h 2×4), out 2×5×4``. The states of lower layers that a stack returns beside the top
+    layer's (``top: false``) are counted after it."""
+    root: dict = {}
+    bare = []
+    lower = 0
+    for r in returns:
+        if r.get("top") is False:
+            lower += 1
+            continue
+        leaf = f"{'out' if r.get('role') == 'output' else r.get('role')} {_dims(r.get('shape'))}"
+        keys = _path_keys(str(r.get("path") or ""))
+        if not keys:
+            bare.append(leaf)
+            continue
+        node = root
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):          # a leaf and a branch at one path: list them flat
+                return ", ".join(f"{x.get('path')} {x.get('role')} {_dims(x.get('shape'))}" for x in returns)
+        node[keys[-1]] = leaf
+
+    def render(node, top=False) -> str:
+        if not isinstance(node, dict):
+            return node
+        parts = []
+        for k in sorted(node, key=lambda k: (isinstance(k, str), str(k) if isinstance(k, str) else k)):
+            text = render(node[k])
+            parts.append(text if isinstance(k, int) or text.startswith(k) else f"{k}: {text}")
+        return ", ".join(parts) if top else f"({', '.join(parts)})"
+
+    line = ", ".join(bare + ([render(root, top=True)] if root else []))
+    return line + (f" + {plural(lower, 'lower-layer state')}" if lower else "")
+
+
+def _check_note(name: str, chk: dict) -> str:
+    """Why a check did not agree, in a few words (the case's detail has everything)."""
+    d = chk.get("details") or {}
+    try:
+        if chk.get("verdict") == "stale":
+            note = "declared to differ, but it no longer does"
+        elif name in ("output_shape", "state_shapes"):
+            note = f"observed {d.get('observed')}, expected {d.get('expected')}"
+        elif name == "state_order":
+            note = "; ".join(map(str, d.get("problems") or []))
+        elif name == "param_count":
+            note = f"native {d.get('observed')}, canonical {d.get('canonical')}, documented {d.get('documented')}"
+        elif name == "values":
+            bad = [t for t in d.get("tensors") or [] if not t.get("ok")]
+            note = "; ".join(f"{t.get('tensor')}: max abs {t.get('max_abs')}" for t in bad[:3]) or "values differ"
+        elif name == "padding":
+            note = f"padded steps hold {d.get('behaviour')}"
+        elif name == "claims":
+            claims = d.get("claims") or []
+            false = sum(not c.get("true") for c in claims)
+            note = f"{plural(len(claims), 'claim')} checked, {false} false"
+        else:
+            note = dumps(d, separators=(",", ":"))
+    except (AttributeError, TypeError):            # details of a shape this does not know: as they are
+        note = dumps(d, separators=(",", ":"))
+    return note if len(note) <= _NOTE_LIMIT else note[:_NOTE_LIMIT - 1] + "…"
+
+
+# ---- the environment, once ----
+
+def _command(doc: dict) -> str:
+    """The command the user typed (``environment.command``), else the session's argv as recorded."""
+    command = (doc.get("environment") or {}).get("command")
+    if isinstance(command, list) and command:
+        return shlex.join(str(x) for x in command)
+    return " ".join(str(a) for a in doc.get("argv") or [])
+
+
+def _environment(sources: list[tuple[str, dict]]) -> list[tuple[str, list[str]]]:
+    """Rows of the environment table: (name, values), one value per source, or one value when
+    every source has the same (a merged report says a shared value once)."""
+    docs = [doc for _, doc in sources]
+    envs = [doc.get("environment") or {} for doc in docs]
+    rows: list[tuple[str, list[str]]] = [
+        ("results file", [path for path, _ in sources]),
+        ("created", [str(doc.get("created") or "") for doc in docs]),
+        ("command", [_command(doc) for doc in docs]),
+        ("machine", [" · ".join(str(e[k]) for k in ("machine", "platform") if e.get(k)) for e in envs]),
+        ("Python", [f"{e.get('python', '')} · lstm-conformance {e.get('conformance', '')}" for e in envs]),
+    ]
+    shards = [doc.get("shard") for doc in docs]
+    if any(isinstance(s, dict) for s in shards):
+        rows.append(("shard", [f"{s.get('index')} of {s.get('count')}" if isinstance(s, dict) else "" for s in shards]))
+    for impl in sorted({k for e in envs for k in (e.get("versions") or {})}):
+        rows.append((impl, [" · ".join(f"{k} {v}" for k, v in ((e.get("versions") or {}).get(impl) or {}).items())
+                            for e in envs]))
+    for dev in sorted({k for e in envs for k in (e.get("devices") or {})}):
+        rows.append((dev, [str((e.get("devices") or {}).get(dev, "")) for e in envs]))
+    if any(e.get("fault_injection") for e in envs):
+        rows.append(("fault injection", [str(e.get("fault_injection") or "") for e in envs]))
+    if any(doc.get("partial") for doc in docs):
+        rows.append(("partial", [(doc.get("partial") or {}).get("reason", "") for doc in docs]))
+    return [(name, values[:1] if len(set(values)) == 1 else values) for name, values in rows if any(values)]
+
+
+def _shards(sources: list[tuple[str, dict]]) -> list[dict]:
+    """What a combined document says of its shards (``shards``: count, arrived, missing, complete)."""
+    out = []
+    for path, doc in sources:
+        s = doc.get("shards")
+        if not isinstance(s, dict):
+            continue
+        count = s.get("count") or 0
+        missing = list(s.get("missing") or [])
+        arrived = s.get("arrived")
+        n_arrived = len(arrived) if isinstance(arrived, list) else max(0, count - len(missing))
+        complete = bool(s.get("complete", not missing))
+        text = (f"All {plural(count, 'shard')} arrived." if complete and not missing else
+                f"{n_arrived} of {plural(count, 'shard')} arrived; missing: "
+                + ", ".join(f"{m}/{count}" for m in missing) + ".")
+        out.append({"source": path, "text": text, "complete": complete and not missing})
+    return out
 
 
 def _catalogue(sources: list[tuple[str, dict]], runs_by_source: list[list[dict]], keys: dict) -> list[dict]:
@@ -232,6 +414,37 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
     runs: list[list] = []
     counts: dict[str, Counter] = {c["key"]: Counter() for c in cols}
     claims = []
+    texts: list[str] = []                    # every note, reason and structure line once; runs hold indexes
+    text_index: dict[str, int] = {}
+    decls: list[dict] = []
+    decl_index: dict[str, int] = {}
+
+    def intern(text) -> int:
+        if not text:
+            return -1
+        if text not in text_index:
+            text_index[text] = len(texts)
+            texts.append(text)
+        return text_index[text]
+
+    def marks(r: dict) -> dict:
+        """{check: [declaration index or -1, note index or -1]} for every check that did not agree."""
+        out = {}
+        for name, chk in (r.get("checks") or {}).items():
+            if chk.get("verdict") == "agree":
+                continue
+            d = chk.get("divergence")
+            di = -1
+            if isinstance(d, dict) and d.get("id"):
+                if d["id"] not in decl_index:
+                    decl_index[d["id"]] = len(decls)
+                    decls.append({"id": d["id"], "check": d.get("check"), "reason": d.get("reason"),
+                                  "link": d.get("link")})
+                di = decl_index[d["id"]]
+            note = None if chk.get("verdict") == KNOWN and di >= 0 else _check_note(name, chk)
+            out[name] = [di, intern(note)]
+        return out
+
     for si, (_, doc) in enumerate(sources):
         for r in doc["runs"]:
             ck = (r["file"], r["case"])
@@ -247,13 +460,18 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
             if detail.get("traceback"):
                 detail["traceback"] = detail["traceback"][-4000:]
             checks = {name: chk["verdict"] for name, chk in r.get("checks", {}).items()}
-            runs.append([case_index[ck], col_index[key], r["verdict"], checks, detail])
+            native = r.get("native") or {}
+            reason = r.get("reason")
+            reason = reason if not isinstance(reason, str) or len(reason) <= _NOTE_LIMIT else reason[:_NOTE_LIMIT - 1] + "…"
+            runs.append([case_index[ck], col_index[key], r["verdict"], checks, detail, marks(r), intern(reason),
+                         intern(native_structure(native["returns"])) if native.get("returns") else -1,
+                         native.get("param_count")])
             for c in _claims(r):
                 claims.append([case_index[ck], col_index[key], c.get("source"), c.get("says"), c.get("claimed"),
                                c.get("real"), c.get("true"), c.get("verdict")])
     claims.sort(key=lambda c: (bool(c[6]), c[0], c[1]))      # claims found false first
     padding: dict[str, Counter] = defaultdict(Counter)       # column -> what it puts at padded steps
-    for _ci, col, _v, _chk, detail in runs:
+    for _ci, col, _v, _chk, detail, *_ in runs:
         pad = detail.get("checks", {}).get("padding")
         if pad:
             padding[cols[col]["key"]][(pad["details"]["behaviour"], pad["verdict"])] += 1
@@ -264,18 +482,26 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
             "params": [{"config": r["config"], "canonical": r["canonical"], "counts": r["counts"]} for r in param_rows],
             # details stay JSON strings until a case is opened: parsing them all up front is most of the cost
             # (strict JSON, as results.dumps writes it: the page's JSON.parse takes no NaN or Infinity)
-            "runs": [[ci, col, v, chk, dumps(detail, separators=(",", ":"))] for ci, col, v, chk, detail in runs]}
+            "decls": decls, "texts": texts,
+            # [case, column, verdict, {check: verdict}, details (JSON), {check: [declaration, note]} of the
+            #  checks that did not agree, reason, native structure (indexes into texts), native count]
+            "runs": [[ci, col, v, chk, dumps(detail, separators=(",", ":")), *rest]
+                     for ci, col, v, chk, detail, *rest in runs]}
     partial = [(path, doc["partial"]) for path, doc in sources if doc.get("partial")]
     collection_errors = [{"source": path, **e} for path, doc in sources for e in doc.get("collection_errors") or []]
     ctx = {
         "collection_errors": collection_errors,
-        "sources": [{"path": path, "created": doc.get("created"), "argv": doc.get("argv", []),
+        "sources": [{"path": path, "created": doc.get("created"), "command": _command(doc),
                      "environment": doc.get("environment", {}), "label": _source_label(path, doc, i),
                      "partial": doc.get("partial")} for i, (path, doc) in enumerate(sources)],
+        "environment": _environment(sources),
+        "shards": _shards(sources),
         "merged": len(sources) > 1,
         "partial": partial,
         "cols": cols,
-        "verdicts": [v for v in VERDICTS if any(c[v] for c in counts.values())],
+        # agree is always a column when a declaration can be muted (its runs then count as agree)
+        "verdicts": [v for v in VERDICTS if any(c[v] for c in counts.values()) or (v == "agree" and decls)],
+        "decls": decls,
         "counts": counts,
         "n_runs": len(runs), "n_cases": len(cases),
         "catalogue": _catalogue(sources, [doc["runs"] for _, doc in sources], keys),
@@ -302,11 +528,23 @@ def combined(sources: list[tuple[str, dict]]) -> dict:
     return {**sources[-1][1], "runs": [r for _, doc in sources for r in doc["runs"]]}
 
 
+def load_sources(results_paths) -> list[tuple[str, dict]]:
+    """(label, document) per results file (or as given, for pairs already loaded), with the shards
+    of one session put back together (:func:`conformance.shards.combine`)."""
+    from .results import ResultsError
+    from .shards import ShardError, combine
+    loaded = [p if isinstance(p, tuple) else (str(p), load(p)) for p in results_paths]
+    try:
+        return combine(loaded)
+    except ShardError as exc:
+        raise ResultsError(str(exc)) from None
+
+
 def write_report(results_paths: list[str | Path], out: str | Path, baseline: str | Path | None = None,
                  changes: Diff | None = None) -> Path:
     """Render the results files into the HTML page ``out`` (written atomically), with a "what
     changed" section against the results file ``baseline``, or the precomputed ``changes``."""
-    sources = [(str(p), load(p)) for p in results_paths]
+    sources = load_sources(results_paths)
     if baseline is not None:
         changes = compare(load(baseline), combined(sources), old_label=str(baseline),
                           new_label=" + ".join(p for p, _ in sources))

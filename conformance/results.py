@@ -34,13 +34,15 @@ def _shape(a):
 
 def display_path(path: str, root: Path | None) -> str:
     """A case or catalogue file as results record it: relative to the rootdir (posix) when inside it,
-    so that results from machines with different checkouts merge and diff on the same key."""
+    so that results from machines with different checkouts merge and diff on the same key; a file of
+    the shipped case set outside the rootdir (an installed package) as ``cases/<name>``, as in a checkout."""
     if not path or root is None:
         return path
     try:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return path
+        from .catalogue import shipped_label
+        return shipped_label(path) or path      # the shipped case set: cases/<name> on every machine
 
 
 def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict,

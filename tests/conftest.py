@@ -20,6 +20,17 @@ from conformance.runner import WorkerPool
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _pytester_projects_start_without_the_shipped_catalogue(request):
+    """A pytester project is a maintainer's project of its own: the tests that use one say which
+    catalogue applies (a copy of cases/divergences.yaml beside its cases, or none, so that torch's
+    second bias is an undeclared divergence), so the shipped catalogue is off there."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")          # (it clears PYTEST_ADDOPTS when it starts)
+        request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", "--no-builtin-divergences")
+    yield
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
     """One real ``pytest cases -n 2`` over the default case set on every implementation, in a

@@ -29,13 +29,14 @@ cases:
 
 def project(root: Path, catalogue: bool = True, **files: str) -> Path:
     """A project with ``pytest.ini``, ``cases/<name>.yaml`` for each keyword (marked as ours) and,
-    unless ``catalogue=False``, the default set's ``cases/divergences.yaml``."""
+    unless ``catalogue=False``, the default set's ``cases/divergences.yaml``; with
+    ``catalogue=False`` no catalogue applies at all (the shipped one is turned off in pytest.ini)."""
     (root / "cases").mkdir(parents=True, exist_ok=True)
     if catalogue:
         shutil.copy(REPO / "cases" / "divergences.yaml", root / "cases" / "divergences.yaml")
     for name, text in files.items():
         (root / "cases" / f"{name}.yaml").write_text(MARKER + textwrap.dedent(text))
-    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "pytest.ini").write_text("[pytest]\n" + ("" if catalogue else "addopts = --no-builtin-divergences\n"))
     return root
 
 

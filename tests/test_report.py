@@ -3,6 +3,7 @@ tests/test_report_browser.py opens the pages). Runs are real torch runs in real 
 
 import copy
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from conformance import report
 from conformance.cli import main
@@ -35,7 +37,8 @@ def make(root: Path, text: str = CASES, catalogue: str | None = CATALOGUE) -> Pa
     (root / "cases" / "demo.yaml").write_text(textwrap.dedent(text) + "\nlstm-conformance: 1\n")
     if catalogue is not None:
         (root / "cases" / "divergences.yaml").write_text(catalogue)
-    (root / "pytest.ini").write_text("[pytest]\n")
+    # the project's own copy of the catalogue decides (or none does): the shipped one is off
+    (root / "pytest.ini").write_text("[pytest]\naddopts = --no-builtin-divergences\n")
     return root
 
 
@@ -247,6 +250,17 @@ def test_the_parameter_chart_shows_torch_s_second_bias_growing_with_hidden_size(
     assert zeros == [(h, 0) for h, _ in torch] and {"flax-linen@cpu", "keras-tensorflow@cpu"} <= set(others)
 
 
+def test_each_chart_line_is_labelled_with_how_the_difference_grows_with_hidden_size(default_run):
+    ctx = report.build([("default", default_run["doc"])])
+    for chart in ctx["charts"]:
+        for line in chart["lines"]:
+            per_h = {d / h for _x, _y, h, d in line["points"]}
+            assert len(per_h) == 1
+            k = per_h.pop()
+            assert line["law"] == ("0" if k == 0 else f"+{k:g}·H") and line["labels"][0] == line["law"] + ":"
+    assert "+4·H" in report.render([("default", default_run["doc"])])
+
+
 def test_the_parameter_table_has_one_row_per_configuration_with_every_column_s_count(default_run):
     runs = default_run["doc"]["runs"]
     ctx = report.build([("default", default_run["doc"])])
@@ -268,3 +282,94 @@ def test_the_report_says_what_each_column_puts_at_padded_steps(default_run):
     assert {col for col, _ in seen} == {f"{r['impl']}@{r['device']}" for r in default_run["doc"]["runs"]
                                         if r["verdict"] != "unsupported" and r["config"]["lengths"]
                                         and r["config"]["return_sequences"]}
+
+
+# ---- native structure: what each framework returns, in one line ----
+
+def structure_of(doc: dict, case: str, impl: str) -> tuple[str, dict]:
+    run = next(r for r in doc["runs"] if r["case"] == case and r["impl"] == impl)
+    return report.native_structure(run["native"]["returns"]), run["config"]
+
+
+CASE_WITH_STATES = "return-flags.return_sequences-true.return_state-true"
+
+
+def test_torch_s_native_structure_is_the_output_then_the_stacked_states_in_a_tuple(default_run):
+    line, cfg = structure_of(default_run["doc"], CASE_WITH_STATES, "torch")
+    B, T, H, L = cfg["batch"], cfg["timesteps"], cfg["hidden_size"], cfg["num_layers"]
+    assert line == f"out {B}×{T}×{H}, (h {L}×{B}×{H}, c {L}×{B}×{H})"
+
+
+def test_keras_s_native_structure_is_the_output_then_each_state_flat(default_run):
+    line, cfg = structure_of(default_run["doc"], CASE_WITH_STATES, "keras-tensorflow")
+    B, T, H = cfg["batch"], cfg["timesteps"], cfg["hidden_size"]
+    assert line == f"out {B}×{T}×{H}, h {B}×{H}, c {B}×{H}"
+
+
+def test_flax_linen_s_native_structure_is_the_carry_c_first_then_the_output(default_run):
+    line, cfg = structure_of(default_run["doc"], CASE_WITH_STATES, "flax-linen")
+    B, T, H = cfg["batch"], cfg["timesteps"], cfg["hidden_size"]
+    assert line == f"(c {B}×{H}, h {B}×{H}), out {B}×{T}×{H}"
+
+
+def test_the_native_structure_counts_the_states_of_lower_layers_after_the_top_layer_s():
+    returns = [{"path": "[0]", "role": "output", "shape": [2, 4]},
+               {"path": "layers[0][1]", "role": "h", "shape": [2, 4], "top": False},
+               {"path": "layers[0][2]", "role": "c", "shape": [2, 4], "top": False}]
+    assert report.native_structure(returns) == "out 2×4 + 2 lower-layer states"
+
+
+# ---- the first screen: environment once, the command typed, shards ----
+
+def test_a_merged_report_says_each_environment_value_the_sources_share_once(real_results):
+    ctx = report.build([("a/results.json", real_results), ("b/results.json", real_results)])
+    rows = dict(ctx["environment"])
+    assert rows.pop("results file") == ["a/results.json", "b/results.json"]
+    assert all(len(values) == 1 for values in rows.values()), rows
+    assert {"command", "machine", "Python", "torch"} <= set(rows)
+
+
+def test_the_environment_shows_the_command_the_user_typed(real_results):
+    command = ["conformance", "run", "--impl", "torch", "my cases.yaml"]
+    doc = {**real_results, "environment": {**real_results["environment"], "command": command}}
+    html = report.render([("x.json", doc)])
+    assert f"<code>{escape(shlex.join(command))}</code>" in html
+
+
+def test_without_a_recorded_command_the_environment_shows_the_session_s_arguments(real_results):
+    assert "command" not in real_results["environment"]
+    html = report.render([("x.json", real_results)])
+    assert f"<code>{' '.join(real_results['argv'])}</code>" in html
+
+
+def test_the_environment_is_collapsed(real_results):
+    html = report.render([("x.json", real_results)])
+    assert '<details id="environment">' in html
+
+
+def test_a_combined_report_with_a_shard_missing_says_which_in_a_banner(real_results):
+    doc = {**real_results, "shards": {"count": 4, "arrived": [1, 3, 4], "missing": [2], "complete": False}}
+    html = report.render([("combined.json", doc)])
+    assert 'id="shards-banner"' in html and "3 of 4 shards arrived; missing: 2/4" in html
+
+
+def test_a_combined_report_of_every_shard_says_so_in_a_plain_line(real_results):
+    doc = {**real_results, "shards": {"count": 4, "arrived": [1, 2, 3, 4], "missing": [], "complete": True}}
+    html = report.render([("combined.json", doc)])
+    assert 'id="shards-line"' in html and "All 4 shards arrived." in html and 'id="shards-banner"' not in html
+
+
+def test_a_report_without_shards_says_nothing_of_them(real_results):
+    html = report.render([("x.json", real_results)])
+    assert 'id="shards-banner"' not in html and 'id="shards-line"' not in html
+
+
+def test_one_shard_s_results_say_which_shard_in_the_environment(real_results):
+    ctx = report.build([("shard.json", {**real_results, "shard": {"index": 2, "count": 4}})])
+    assert dict(ctx["environment"])["shard"] == ["2 of 4"]
+
+
+def test_counts_of_one_are_singular(real_results):
+    doc = {**real_results, "runs": real_results["runs"][:1]}
+    html = report.render([("x.json", doc)])
+    assert '<p id="summary-line">1 run of 1 case on 1 implementation column' in html

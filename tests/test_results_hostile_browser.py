@@ -53,5 +53,5 @@ def test_a_report_of_check_details_in_an_unknown_shape_opens_and_shows_them_as_d
                                     "divergence": None}
     html = report.write_report([write(tmp_path, runs)], tmp_path / "index.html")
     text = open_case(page, html, run["case"]).text_content()
-    assert '{"tensors":null,"x":[1,{"y":null}]}' in text and "0 claim(s), below" in text
+    assert '{"tensors":null,"x":[1,{"y":null}]}' in text and "0 claims, below" in text
     assert page.page_errors == [] and page.console_errors == []

@@ -1,14 +1,28 @@
-// The report's interactive part: matrix, filters, sorting, case details, parameter and claim
-// tables, rendered one page at a time from the gzip-compressed data embedded in #report-data.
-// Every string from results is set as text (textContent), never parsed as markup.
+// The report's interactive part: matrix (a verdict and a mark per check in every cell), filters,
+// muting a declaration, sorting, case details, native structures, parameter and claim tables,
+// rendered one page at a time from the gzip-compressed data embedded in #report-data.
+// Every string from results is set as text (textContent or an attribute), never parsed as markup.
 "use strict";
 (function () {
   const PAGE = 200;
   const SEVERITY = {error: 5, diverge: 4, stale: 3, "known-divergence": 2, agree: 1, unsupported: 0, skipped: 0};
+  // a case's implementation panels, most in need of a look first
+  const PANEL_ORDER = {diverge: 0, error: 1, stale: 2, "known-divergence": 3, agree: 4, unsupported: 5, skipped: 6};
+  // the checks in the order their marks appear, each with its letter; a check not listed here gets its initial
+  const CHECK_ORDER = ["output_shape", "state_shapes", "state_order", "param_count", "values", "padding", "claims"];
+  const LETTER = {output_shape: "O", state_shapes: "S", state_order: "R", param_count: "P", values: "V", padding: "M",
+                  claims: "C"};
+  // a mark is its check's letter and, unless the check agrees, a symbol for the verdict (readable without colour)
+  const SYMBOL = {agree: "", "known-divergence": "≈", diverge: "✗", stale: "?", error: "!", unsupported: "–", skipped: "–"};
+  const KNOWN = "known-divergence";
   let D;                                  // the decompressed data
   let grid;                               // grid[case][col] = run index, or undefined
-  const state = {verdict: "", impl: "", device: "", check: "", text: "", divergent: false,
-                 sort: {by: "case", col: -1, dir: 1}, page: 0};
+  let checkOrder;                         // the checks present, in mark order
+  let effective = null;                   // overall verdict per run with the muted declaration's checks agreeing
+  let searchTexts, searchHit = null;      // declarations ("id reason") then texts; which contain the filter text
+  const state = {verdict: "", impl: "", device: "", check: "", text: "", divergent: false, mute: -1,
+                 sort: {by: "case", col: -1, dir: 1}, page: 0, spage: 0};
+  const pl = (n, word, words) => `${n} ${n === 1 ? word : words || word + "s"}`;
 
   function h(tag, props, ...children) {
     const el = document.createElement(tag);
@@ -25,6 +39,8 @@
     }
     return el;
   }
+  // a column name that may wrap after its - and @ (a header no wider than its cells)
+  const breakable = (text) => text.split(/(?<=[-@])/).flatMap((part, i) => i ? [h("wbr"), part] : [part]);
   const verdictBadge = (v) => h("span", {class: "v v-" + (v || "none"), text: v || "—"});
   const shape = (s) => s === null || s === undefined ? "—" : "(" + s.join(", ") + ")";
   const safeUrl = (u) => typeof u === "string" && /^https?:\/\//.test(u) ? u : null;
@@ -51,14 +67,38 @@
     return D.cols.map((c, i) => i).filter((i) =>
       (!state.impl || D.cols[i].impl === state.impl) && (!state.device || D.cols[i].device === state.device));
   }
+  // a check's verdict as shown: agree when the muted declaration explains it
+  function checkVerdict(run, name) {
+    const v = run[3][name];
+    if (v === undefined) return null;
+    const m = run[5] && run[5][name];
+    return state.mute >= 0 && m && m[0] === state.mute && (v === KNOWN || v === "stale") ? "agree" : v;
+  }
+  function worst(verdicts) {
+    let w = "agree";
+    for (const v of verdicts) if ((SEVERITY[v] ?? 0) > SEVERITY[w]) w = v;
+    return w;
+  }
+  // every run's overall verdict with the muted declaration's checks agreeing: only runs with a muted
+  // check change, and only when their verdict came from their checks (not an error of the run itself)
+  function computeEffective() {
+    if (state.mute < 0) { effective = null; return; }
+    effective = D.runs.map((run) => {
+      const marks = run[5] || {};
+      if (!Object.values(marks).some((m) => m[0] === state.mute)) return run[2];
+      const own = Object.values(run[3]);
+      if (!own.includes(run[2])) return run[2];
+      return worst(Object.keys(run[3]).map((name) => checkVerdict(run, name)));
+    });
+  }
+  const overall = (runIdx) => effective ? effective[runIdx] : D.runs[runIdx][2];
   function shownVerdict(runIdx) {
     if (runIdx === undefined) return null;
-    const run = D.runs[runIdx];
-    return state.check ? (run[3][state.check] || null) : run[2];
+    return state.check ? checkVerdict(D.runs[runIdx], state.check) : overall(runIdx);
   }
   function rowMatches(ci, cols) {
     const c = D.cases[ci];
-    if (state.text && !c.search.includes(state.text)) return false;
+    if (state.text && !c.base.includes(state.text) && !c.refs.some((i) => searchHit[i])) return false;
     let any = false, verdictHit = !state.verdict, divergent = !state.divergent;
     for (const col of cols) {
       const v = shownVerdict(grid[ci][col]);
@@ -84,9 +124,9 @@
     });
     return rows;
   }
-  function pager(container, total, page, onPage) {
+  function pager(container, total, page, onPage, size) {
     container.replaceChildren();
-    const pages = Math.max(1, Math.ceil(total / PAGE));
+    const pages = Math.max(1, Math.ceil(total / (size || PAGE)));
     if (pages === 1) return;
     const go = (p) => () => onPage(Math.min(pages - 1, Math.max(0, p)));
     container.append(
@@ -109,9 +149,9 @@
     }
     state.page = Math.min(state.page, Math.max(0, Math.ceil(rows.length / PAGE) - 1));
     const start = state.page * PAGE, slice = rows.slice(start, start + PAGE);
-    document.getElementById("shown").textContent = rows.length
-      ? `Showing cases ${start + 1}–${start + slice.length} of ${rows.length} (of ${D.cases.length}); ${nRuns} runs in view.`
-      : `No case matches (of ${D.cases.length}).`;
+    document.getElementById("shown").textContent = !rows.length ? `No case matches (of ${pl(D.cases.length, "case")}).`
+      : (slice.length === 1 ? `Showing case ${start + 1} of ${rows.length}` : `Showing cases ${start + 1}–${start + slice.length} of ${rows.length}`)
+        + ` (of ${D.cases.length}); ${pl(nRuns, "run")} in view.`;
     document.getElementById("view-counts").replaceChildren(
       ...D.verdicts.filter((v) => counts[v]).map((v) =>
         h("span", {class: "v v-" + v, "data-verdict": v, "data-count": counts[v], text: `${v}: ${counts[v]}`}), " "));
@@ -123,7 +163,7 @@
       h("th", {class: sortCls("case"), title: "sort by case id", onclick: () => setSort("case", -1)}, "case"),
       cols.map((col) => h("th", {class: sortCls("col", col), "data-col": D.cols[col].key,
                                  title: `sort by verdict (${D.cols[col].device_name})`,
-                                 onclick: () => setSort("col", col)}, D.cols[col].key))));
+                                 onclick: () => setSort("col", col)}, breakable(D.cols[col].key)))));
     const body = [];
     let lastFile = -1;
     for (const ci of slice) {
@@ -134,15 +174,52 @@
       }
       body.push(h("tr", {"data-case": c.id},
         h("td", {}, h("a", {class: "case-link", href: "#case-" + ci, text: c.id})),
-        cols.map((col) => {
-          const v = shownVerdict(grid[ci][col]);
-          const dim = state.verdict && v !== state.verdict;
-          return h("td", {class: "cell" + (dim ? " dim" : ""), "data-verdict": v || "none",
-                          onclick: () => { location.hash = "#case-" + ci; }}, verdictBadge(v));
-        })));
+        cols.map((col) => cell(ci, col))));
     }
     tbody.replaceChildren(...body);
     pager(document.getElementById("matrix-pager"), rows.length, state.page, (p) => { state.page = p; renderMatrix(); });
+    renderStructure(rows, cols);
+  }
+  // what a check's mark says on hover: its verdict, and the declaration and its reason, or why it differs
+  function markText(run, name, v) {
+    const m = run[5] && run[5][name];
+    let text = `${name}: ${v}`;
+    if (v !== run[3][name]) text += ` (${run[3][name]}, muted)`;
+    if (m && m[0] >= 0) text += ` — declared by ${D.decls[m[0]].id}: ${D.decls[m[0]].reason || ""}`;
+    if (m && m[1] >= 0) text += ` — ${D.texts[m[1]]}`;
+    return text;
+  }
+  function cell(ci, col) {
+    const ri = grid[ci][col];
+    const v = shownVerdict(ri);
+    const dim = state.verdict && v !== state.verdict;
+    if (ri === undefined) return h("td", {class: "cell none" + (dim ? " dim" : ""), "data-verdict": "none"}, verdictBadge(null));
+    const run = D.runs[ri];
+    const open = () => { location.hash = "#case-" + ci; };
+    const marks = [], lines = [];
+    let agreeing = 0;
+    for (const name of checkOrder) {
+      const cv = checkVerdict(run, name);
+      if (cv === null) continue;
+      const text = markText(run, name, cv);
+      if (cv === "agree" && cv === run[3][name]) agreeing++;
+      else lines.push(text);
+      const mk = document.createElement("span");          // (many per page: built without h())
+      mk.className = "mk v-" + cv + (name === state.check ? " selected" : "");
+      mk.dataset.check = name;
+      mk.dataset.verdict = cv;
+      mk.title = text;
+      mk.textContent = (LETTER[name] || name[0].toUpperCase()) + SYMBOL[cv];
+      marks.push(mk);
+    }
+    const ov = overall(ri);
+    const summary = [`${D.cols[col].key}: ${ov}` + (ov !== run[2] ? ` (${run[2]} with ${D.decls[state.mute].id})` : ""),
+                     ...(run[6] >= 0 ? [D.texts[run[6]]] : []), ...lines,
+                     ...(agreeing ? [lines.length ? `${pl(agreeing, "other check")} agree` : `${pl(agreeing, "check")}: all agree`] : [])].join("\n");
+    return h("td", {class: "cell" + (dim ? " dim" : ""), "data-verdict": v || "none", "data-run": ri, tabindex: "0",
+                    title: summary, "aria-label": summary, onclick: open,
+                    onkeydown: (e) => { if (e.key === "Enter") open(); }},
+      verdictBadge(v), marks.length ? h("span", {class: "marks"}, marks) : null);
   }
   function setSort(by, col) {
     const s = state.sort;
@@ -174,7 +251,7 @@
       if (name === "state_order") return list(d.problems).map(fmt).join("; ") || "states are (h, c); top h is the output's final step";
       if (name === "param_count") return `native ${fmt(d.observed)}, canonical ${fmt(d.canonical)}, documented ${fmt(d.documented)}` +
         (d.problem ? ` — ${d.problem}` : "");
-      if (name === "claims") return `${list(d.claims).length} claim(s), below`;
+      if (name === "claims") { const n = list(d.claims).length; return `${n} claim${n === 1 ? "" : "s"}, below`; }
       if (name === "values") return list(d.tensors).map((t) => `${fmt(t.tensor)}: max abs ${num(t.max_abs, 2)}` +
         (t.ok ? "" : " ✗")).join("; ") + ` (atol ${fmt(d.atol)}, rtol ${fmt(d.rtol)})` + (d.first ? ` — first differs at ${d.first}` : "");
       if (name === "padding") return `padded steps hold ${fmt(d.behaviour)} (${fmt(d.padded_steps)} steps; canonical: zeros)`;
@@ -192,30 +269,38 @@
       (r.device_name ? ` · ${r.device_name}` : "")}));
     if (r.reason) parts.push(h("p", {class: "reason", text: r.reason}));
     if (r.traceback) parts.push(h("details", {}, h("summary", {text: "traceback"}), h("pre", {text: r.traceback})));
-    if (native.construct) parts.push(h("p", {}, "construct: ", h("code", {text: native.construct})));
-    if ((native.returns || []).length) {
-      parts.push(h("h5", {text: "native returns, in native order"}));
-      parts.push(table(["path", "role", "shape", "dtype", "layer/direction"], native.returns.map((x) =>
-        [x.path || "(the return value)", x.role, shape(x.shape), x.dtype,
-         [x.layer, x.direction].filter((y) => y !== null && y !== undefined).join("/") + (x.top === false ? " (lower layer)" : "")])));
-    }
-    if ((native.params || []).length) {
-      parts.push(h("h5", {text: `native parameters: ${fmt(native.param_count)}`}));
-      parts.push(table(["name", "shape"], native.params.map((p) => [p.name, shape(p.shape)])));
-    }
+    // what differs and why first; then what the framework returned, its canonical form, how it was built
     if (r.checks && Object.keys(r.checks).length) {
-      parts.push(h("h5", {text: "canonical form"}));
-      parts.push(kvTable({output: shape(canon.output_shape),
-                          states: canon.state_shapes ? canon.state_shapes.map((p) => `(${shape(p[0])}, ${shape(p[1])})`).join(" ") : "—"}));
       parts.push(h("h5", {text: "checks"}));
-      parts.push(table(["check", "verdict", "details", "declared divergence"], Object.entries(r.checks).map(([name, chk]) =>
-        [name, verdictBadge(chk.verdict), checkDetails(name, chk), divergenceNode(chk.divergence)])));
+      // a check per row (name and verdict, then its details); a declaration on a row of its own, full width
+      parts.push(h("table", {class: "checks"}, h("thead", {}, h("tr", {}, h("th", {text: "check, verdict"}), h("th", {text: "details"}))),
+        h("tbody", {}, Object.entries(r.checks).flatMap(([name, chk]) => [
+          h("tr", {"data-check": name, "data-verdict": chk.verdict}, h("td", {}, h("code", {text: name}), " ", verdictBadge(chk.verdict)),
+            h("td", {text: checkDetails(name, chk)})),
+          chk.divergence ? h("tr", {class: "declared"}, h("td", {colspan: "2"}, "declared divergence: ", divergenceNode(chk.divergence))) : null]))));
       const claims = ((r.checks.claims || {}).details || {}).claims;
       if (Array.isArray(claims) && claims.length) {
         parts.push(h("h5", {text: "claims"}));
         parts.push(table(["source", "says", "claimed", "real", "true?", "verdict"], claims.map((c) =>
           [c.source, c.says || "", c.claimed, c.real, c.true ? "true" : "FALSE", verdictBadge(c.verdict)])));
       }
+    }
+    if ((native.returns || []).length) {
+      parts.push(h("h5", {text: "native returns, in native order"}));
+      if (run[7] >= 0) parts.push(h("p", {}, h("code", {class: "structure", text: D.texts[run[7]]})));
+      parts.push(table(["path", "role", "shape", "dtype", "layer/direction"], native.returns.map((x) =>
+        [x.path || "(the return value)", x.role, shape(x.shape), x.dtype,
+         [x.layer, x.direction].filter((y) => y !== null && y !== undefined).join("/") + (x.top === false ? " (lower layer)" : "")])));
+    }
+    if (r.checks && Object.keys(r.checks).length) {
+      parts.push(h("h5", {text: "canonical form"}));
+      parts.push(kvTable({output: shape(canon.output_shape),
+                          states: canon.state_shapes ? canon.state_shapes.map((p) => `(${shape(p[0])}, ${shape(p[1])})`).join(" ") : "—"}));
+    }
+    if (native.construct) parts.push(h("p", {}, "construct: ", h("code", {text: native.construct})));
+    if ((native.params || []).length) {
+      parts.push(h("details", {class: "native-params"}, h("summary", {text: `native parameters: ${fmt(native.param_count)}`}),
+        table(["name", "shape"], native.params.map((p) => [p.name, shape(p.shape)]))));
     }
     if ((native.normalization || []).length) {
       parts.push(h("h5", {text: "normalization"}));
@@ -241,21 +326,93 @@
     const m = /^#case-(\d+)$/.exec(location.hash);
     if (!m || !D.cases[+m[1]]) { el.hidden = true; el.replaceChildren(); return; }
     const ci = +m[1], c = D.cases[ci], ref = c.reference || {};
-    const runs = D.cols.map((col, i) => grid[ci][i]).filter((x) => x !== undefined);
+    const order = (ri) => PANEL_ORDER[D.runs[ri][2]] ?? 7;
+    const runs = D.cols.map((col, i) => grid[ci][i]).filter((x) => x !== undefined)
+      .sort((a, b) => order(a) - order(b) || D.runs[a][1] - D.runs[b][1]);
     el.replaceChildren(
       h("h3", {}, "case ", h("code", {text: c.id}), " ", h("small", {text: `${D.files[c.file]}:${c.line ?? ""}`}),
         " ", h("button", {type: "button", onclick: () => { location.hash = "#matrix-section"; }, text: "close"})),
+      // the configuration in a few lines, then the canonical reference beside every implementation,
+      // the most severe verdict first (diverge, error, stale, known-divergence, agree, unsupported)
+      h("p", {class: "config"}, h("strong", {text: "configuration: "}),
+        Object.entries(c.config || {}).flatMap(([k, v], i) => [i ? " · " : "", h("span", {class: "kv-item"}, h("span", {class: "k", text: k}), " " + fmt(v))])),
       h("div", {class: "panels"},
-        h("div", {class: "impl-panel"}, h("h4", {text: "configuration"}), kvTable(c.config)),
         h("div", {class: "impl-panel reference"}, h("h4", {text: "canonical reference"}),
           kvTable({"input (native layout)": shape(ref.input_shape), output: shape(ref.output_shape),
                    states: ref.state_shapes ? ref.state_shapes.map((p, i) => `${(ref.state_labels || [])[i] || i}: (h ${shape(p[0])}, c ${shape(p[1])})`).join("; ") : "— (no return_state)",
                    "parameter count": ref.param_count}),
-          table(["canonical tensor", "shape"], (ref.params || []).map((p) => [p[0], shape(p[1])])))),
-      h("h4", {text: "implementations, side by side"}),
-      h("div", {class: "panels"}, runs.map(panel)));
+          table(["canonical tensor", "shape"], (ref.params || []).map((p) => [p[0], shape(p[1])]))),
+        runs.map(panel)));
     el.hidden = false;
     el.scrollIntoView();
+  }
+
+  // ---- native structure: what each implementation returns, per case ----
+  const dims = (s) => Array.isArray(s) ? (s.length ? s.join("×") : "scalar") : "—";
+  function canonicalLine(ref) {
+    const states = Array.isArray(ref.state_shapes) && ref.state_shapes.length
+      ? `; states ${ref.state_shapes.length === 1 ? "" : ref.state_shapes.length + " × "}(h ${dims(ref.state_shapes[0][0])}, c ${dims(ref.state_shapes[0][1])})`
+      : "";
+    return `out ${dims(ref.output_shape)}${states}`;
+  }
+  const SPAGE = 50;                       // cases per page of the structure view (a few lines each)
+  function renderStructure(rows, cols) {
+    state.spage = Math.min(state.spage, Math.max(0, Math.ceil(rows.length / SPAGE) - 1));
+    const visible = new Set(cols);
+    const body = [];
+    for (const ci of rows.slice(state.spage * SPAGE, (state.spage + 1) * SPAGE)) {
+      const c = D.cases[ci], ref = c.reference || {}, canonical = ref.param_count;
+      const groups = new Map();            // the same structure and count: one line
+      for (let col = 0; col < D.cols.length; col++) {
+        const ri = grid[ci][col];
+        if (ri === undefined || !visible.has(col)) continue;
+        const run = D.runs[ri];
+        const key = run[7] >= 0 ? `${run[7]}|${run[8]}` : `none|${run[2]}`;
+        if (!groups.has(key)) groups.set(key, {runs: [], run});
+        groups.get(key).runs.push(ri);
+      }
+      const lines = [...groups.values()];
+      const link = h("td", {class: "case", rowspan: String(lines.length + 1)},
+                     h("a", {class: "case-link", href: "#case-" + ci, text: c.id}));
+      body.push(h("tr", {class: "canonical", "data-case": c.id}, link, h("td", {text: "canonical"}),
+                  h("td", {}, h("code", {text: canonicalLine(ref)})), h("td", {text: fmt(canonical)})));
+      for (const g of lines) {
+        const run = g.run, count = run[8];
+        const delta = typeof count === "number" && typeof canonical === "number" ? count - canonical : null;
+        body.push(h("tr", {"data-case": c.id, "data-verdict": run[2]},
+          h("td", {class: "impls", text: g.runs.map((ri) => D.cols[D.runs[ri][1]].key).join(", ")}),
+          h("td", {}, run[7] >= 0 ? h("code", {text: D.texts[run[7]]}) : verdictBadge(run[2])),
+          h("td", {}, fmt(count), delta ? h("span", {class: "diffpos", text: ` (${delta > 0 ? "+" : ""}${delta})`}) : "")));
+      }
+    }
+    document.querySelector("#structure thead").replaceChildren(h("tr", {},
+      ["case", "implementations", "native return, in native order", "parameters"].map((x) => h("th", {text: x}))));
+    document.querySelector("#structure tbody").replaceChildren(...body);
+    pager(document.getElementById("structure-pager"), rows.length, state.spage, (p) => { state.spage = p; renderStructure(rows, cols); }, SPAGE);
+  }
+
+  // ---- header counts: they follow a muted declaration ----
+  function renderCounts() {
+    const counts = D.cols.map(() => ({}));
+    D.runs.forEach((r, i) => { const v = overall(i); counts[r[1]][v] = (counts[r[1]][v] || 0) + 1; });
+    for (const td of document.querySelectorAll("#counts td[data-col][data-verdict]")) {
+      const col = D.cols.findIndex((c) => c.key === td.dataset.col);
+      if (col >= 0) td.textContent = String(counts[col][td.dataset.verdict] || 0);
+    }
+    const note = document.getElementById("counts-muted");
+    note.hidden = state.mute < 0;
+    note.textContent = state.mute < 0 ? "" : `(with ${D.decls[state.mute].id} muted: the checks it explains count as agree)`;
+  }
+
+  // ---- the tooltip a focused cell shows (hover shows the title) ----
+  function showTip(target) {
+    const tip = document.getElementById("tip");
+    tip.textContent = target.getAttribute("title");
+    tip.hidden = false;
+    const r = target.getBoundingClientRect();
+    const left = Math.max(4, Math.min(r.left, document.documentElement.clientWidth - tip.offsetWidth - 4));
+    tip.style.left = `${left + scrollX}px`;
+    tip.style.top = `${r.bottom + scrollY + 4}px`;
   }
 
   // ---- parameter counts and claims: paged tables ----
@@ -298,23 +455,45 @@
     for (const v of values) sel.append(h("option", {value: v, text: v}));
   }
   function init() {
+    D.decls = D.decls || [];
+    D.texts = D.texts || [];
     grid = D.cases.map(() => []);
     D.runs.forEach((r, i) => { grid[r[0]][r[1]] = i; });
-    // free-text search covers the case id, its file, its configuration and every run's reason
-    D.cases.forEach((c) => { c.search = [c.id, D.files[c.file], JSON.stringify(c.config)].join(" ").toLowerCase(); });
-    D.runs.forEach((r) => { const c = D.cases[r[0]]; const m = /"reason":("(?:[^"\\]|\\.)*")/.exec(r[4]);
-      if (m && m[1] !== '""') c.search += " " + JSON.parse(m[1]).toLowerCase(); });
+    checkOrder = [...CHECK_ORDER.filter((c) => D.checks.includes(c)), ...D.checks.filter((c) => !CHECK_ORDER.includes(c))];
+    document.getElementById("legend-checks").textContent =
+      checkOrder.map((c) => `${LETTER[c] || c[0].toUpperCase()} ${c}`).join(" · ");
+    // free-text search covers the case id, its file, and the declarations and reasons of its runs
+    // (not its configuration: every case has the same field names)
+    searchTexts = [...D.decls.map((d) => `${d.id} ${d.reason || ""}`), ...D.texts].map((t) => t.toLowerCase());
+    const refs = D.cases.map(() => new Set());
+    D.runs.forEach((r) => {
+      if (r[6] >= 0) refs[r[0]].add(D.decls.length + r[6]);
+      for (const [di, ti] of Object.values(r[5] || {})) {
+        if (di >= 0) refs[r[0]].add(di);
+        if (ti >= 0) refs[r[0]].add(D.decls.length + ti);
+      }
+    });
+    D.cases.forEach((c, ci) => { c.base = `${c.id} ${D.files[c.file]}`.toLowerCase(); c.refs = [...refs[ci]]; });
     fillSelect("f-verdict", D.verdicts.filter((v) => D.runs.some((r) => r[2] === v || Object.values(r[3]).includes(v))));
     fillSelect("f-impl", [...new Set(D.cols.map((c) => c.impl))]);
     fillSelect("f-device", [...new Set(D.cols.map((c) => c.device))]);
     fillSelect("f-check", D.checks);
-    const on = (id, ev, f) => document.getElementById(id).addEventListener(ev, (e) => { f(e.target); state.page = 0; renderMatrix(); });
+    const on = (id, ev, f) => document.getElementById(id).addEventListener(ev, (e) => { f(e.target); state.page = 0; state.spage = 0; renderMatrix(); });
     on("f-verdict", "change", (t) => { state.verdict = t.value; });
     on("f-impl", "change", (t) => { state.impl = t.value; });
     on("f-device", "change", (t) => { state.device = t.value; });
     on("f-check", "change", (t) => { state.check = t.value; });
-    on("f-text", "input", (t) => { state.text = t.value.trim().toLowerCase(); });
+    on("f-text", "input", (t) => {
+      state.text = t.value.trim().toLowerCase();
+      searchHit = state.text ? searchTexts.map((x) => x.includes(state.text)) : null;
+    });
     on("f-divergent", "change", (t) => { state.divergent = t.checked; });
+    const mute = document.getElementById("f-mute");
+    D.decls.forEach((d, i) => mute.append(h("option", {value: String(i), text: d.id})));
+    on("f-mute", "change", (t) => { state.mute = t.value === "" ? -1 : +t.value; computeEffective(); renderCounts(); });
+    const tbody = document.querySelector("#matrix tbody");
+    tbody.addEventListener("focusin", (e) => { if (e.target.matches("td.cell[title]")) showTip(e.target); });
+    tbody.addEventListener("focusout", () => { document.getElementById("tip").hidden = true; });
     renderMatrix();
     renderParams();
     renderClaims();
