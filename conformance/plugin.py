@@ -580,6 +580,18 @@ def _under(path: Path, roots) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config):
+    """A link to the shipped case set inside the rootdir (a checkout's ``conformance/cases``, which
+    is ``cases/``) is not walked into: its files are collected once, under their real directory."""
+    if collection_path.is_symlink() and collection_path.is_dir():
+        target = collection_path.resolve()
+        root = config.rootpath.resolve()
+        if target == catalogue.shipped_cases() and (target == root or root in target.parents) \
+                and collection_path not in {config.invocation_params.dir / a.split("::")[0] for a in config.args}:
+            return True
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     """Which YAML files are case files: those that say so (a top-level ``lstm-conformance: 1``),
     wherever they are; and, with no marker needed, a file named on the command line or lying under a

@@ -25,7 +25,7 @@ cases:
 # A value each option accepts (the options that take one); --conformance-run is the CLI's own.
 VALUES = {"--conformance-impl": "torch", "--conformance-device": "cpu", "--conformance-divergences": "extra.yaml",
           "--conformance-shard": "1/1", "--conformance-run-timeout": "60", "--conformance-out": "out",
-          "--conformance-flush": "0", "--conformance-fill": None, "--conformance-cases": "."}
+          "--conformance-flush": "0", "--conformance-fill": "empty/results.json", "--conformance-cases": "."}
 
 
 def conformance(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -43,21 +43,26 @@ def maintainer_dir(tmp_path) -> Path:
             check: padding
             reason: a declaration of the maintainer's own
     """))
+    from conformance.results import write
+    write(tmp_path / "empty", [])               # a results file of no runs, for --conformance-fill
     return tmp_path
 
 
-def spellings():
+def every_option(spelling: str) -> list[str]:
+    """Every plugin option (the CLI's own --conformance-run aside), spelled by its alias where it has
+    one (``spelling="alias"``) or by its prefixed name, each with a value it accepts."""
+    args = []
     for o in options.OPTIONS:
-        if o.name == "--conformance-run" or (o.takes_value and VALUES.get(o.name) is None):
+        if o.name == "--conformance-run":
             continue
-        for name in filter(None, (o.alias, o.name)):
-            yield pytest.param(name, o, id=name)
+        name = (o.alias or o.name) if spelling == "alias" else o.name
+        args += [name, VALUES[o.name]] if o.takes_value else [name]
+    return args
 
 
-@pytest.mark.parametrize("name,option", spellings())
-def test_every_plugin_option_works_directly_after_conformance_run(maintainer_dir, name, option):
-    args = [name, VALUES[option.name]] if option.takes_value else [name]
-    proc = conformance(maintainer_dir, "run", "mine.yaml", *args, "--impl", "torch", "--collect-only")
+@pytest.mark.parametrize("spelling", ["alias", "prefixed"])
+def test_every_plugin_option_works_directly_after_conformance_run(maintainer_dir, spelling):
+    proc = conformance(maintainer_dir, "run", "mine.yaml", *every_option(spelling), "--collect-only")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "mine-basic[torch-cpu]" in proc.stdout
 
@@ -152,3 +157,14 @@ def test_a_non_editable_install_runs_its_shipped_cases_from_another_directory(tm
     doc = json.loads((work / "out" / "results.json").read_text())
     assert doc["runs"] and {r["file"] for r in doc["runs"]} == {"cases/returns.yaml"}
     assert doc["catalogues"] == [{"path": "cases/divergences.yaml", "layer": "builtin"}]
+
+
+def test_walking_the_checkout_collects_the_shipped_cases_once_not_again_through_the_package_link():
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-m", "pytest", "cases", "conformance", "--collect-only", "-q",
+                           "--impl", "torch", "--device", "cpu", "-p", "no:cacheprovider"], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    items = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert items and all(line.startswith("cases/") for line in items)
+    assert len(items) == len(set(items))
