@@ -9,6 +9,7 @@ framework does natively is the adapter's business.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from . import reference
 from .impls.base import Observation
-from .spec import CHECKS, Case, Claim, Divergence
+from .spec import CHECKS, ROLES, Case, Claim, Divergence
 
 AGREE, KNOWN, DIVERGE, UNSUPPORTED, ERROR, STALE, SKIPPED = (
     "agree", "known-divergence", "diverge", "unsupported", "error", "stale", "skipped")
@@ -35,6 +36,7 @@ class Outcome:
     ok: bool
     details: dict = field(default_factory=dict)
     declarable: bool = True        # False: a mismatch no declaration may excuse
+    conclusive: bool = True        # False: the evidence agrees with a declared difference too (never stale)
     verdict: str | None = None     # set directly by checks with their own declarations (claims)
 
 
@@ -48,12 +50,36 @@ def check_output_shape(case: Case, obs: Observation) -> Outcome:
     return Outcome(observed == expected, {"expected": expected, "observed": observed})
 
 
+def _states_cfg(case: Case, obs: Observation):
+    """The configuration the observed states are checked against: the case's, or, where the framework
+    returned states the case did not ask for (torch always returns (h_n, c_n), a carry comes back
+    with the output), the case's with ``return_state``: they are compared all the same."""
+    cfg = case.config
+    return dataclasses.replace(cfg, return_state=True) if obs.states is not None and not cfg.return_state else cfg
+
+
 def check_state_shapes(case: Case, obs: Observation) -> Outcome:
-    exp = reference.state_shapes(case.config)
+    exp = reference.state_shapes(_states_cfg(case, obs))
     expected = None if exp is None else [[list(h), list(c)] for h, c in exp]
     observed = None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]
-    return Outcome(observed == expected, {"expected": expected, "observed": observed,
-                                          "labels": reference.state_labels(case.config)})
+    details = {"expected": expected, "observed": observed, "labels": reference.state_labels(case.config)}
+    if obs.states is not None and not case.config.return_state:
+        details["unrequested"] = True
+    return Outcome(observed == expected, details)
+
+
+def check_dtype(case: Case, obs: Observation) -> Outcome | None:
+    """Every returned tensor that is an output or a state (whatever its place in the native return) has
+    the case's dtype; a framework that computes or returns in another dtype is a difference."""
+    tensors = [r for r in obs.returns if r.get("role") in ROLES]
+    if not tensors:
+        return None
+    expected = case.config.dtype
+    rows = [{"path": r["path"], "role": r["role"], "dtype": r["dtype"]} for r in tensors]
+    wrong = [r for r in rows if r["dtype"] != expected]
+    return Outcome(not wrong, {"expected": expected, "observed": sorted({r["dtype"] for r in rows}),
+                               "tensors": rows, "wrong": [f"{r['path'] or '(the return)'} ({r['role']}): {r['dtype']}"
+                                                          for r in wrong]})
 
 
 def _tol(dtype) -> float:
@@ -62,17 +88,18 @@ def _tol(dtype) -> float:
 
 def _final_steps(cfg) -> np.ndarray:
     """Per sequence, the time step whose output is the forward direction's final hidden state."""
-    lengths = np.asarray(cfg.lengths or (cfg.timesteps,) * cfg.batch)
+    lengths = np.asarray(cfg.lengths or (cfg.timesteps,) * cfg.batch, dtype=np.int64)
     return lengths - 1
 
 
 def check_state_order(case: Case, obs: Observation) -> Outcome | None:
     """Are canonical states really (h, c), and is the top layer's h the output's final step?
 
-    Derived from the cell equations, without the weights: h = o * tanh(c) with o in (0, 1), so
-    |h| <= |tanh(c)| and sign(h) = sign(c) elementwise; swapped states break this. With
-    proj_size h is projected, so only the shapes (checked elsewhere) and the link to the output
-    identify it.
+    Derived from the cell equations, without the weights: h = o * act(c) with o in [0, 1] (the gate
+    activation is sigmoid or hard_sigmoid), so |h| <= |act(c)| and sign(h) = sign(act(c))
+    elementwise; swapped states break this. With proj_size h is projected, so only the shapes
+    (checked elsewhere) and the link to the output identify it; with gates outside [0, 1] (relu,
+    linear, tanh) only the link to the output.
     """
     cfg = case.config
     if obs.states is None or _shape(obs.output) != list(reference.output_shape(cfg)):
@@ -82,21 +109,25 @@ def check_state_order(case: Case, obs: Observation) -> Outcome | None:
            for h, c in obs.states):
         return None  # state_shapes reports this
     problems = []
-    if not cfg.proj_size:
+    if not cfg.proj_size and cfg.recurrent_activation in ("sigmoid", "hard_sigmoid"):
+        act = reference.ACTIVATIONS[cfg.activation]
         for label, (h, c) in zip(labels, obs.states):
             h, c = np.asarray(h, np.float64), np.asarray(c, np.float64)
             tol = _tol(np.asarray(obs.states[0][0]).dtype)
-            bound_ok = np.all(np.abs(h) <= np.abs(np.tanh(c)) + tol)
-            sign_ok = np.all((np.sign(h) == np.sign(c)) | (np.abs(h) <= tol))
+            ac = act(c)
+            bound_ok = np.all(np.abs(h) <= np.abs(ac) + tol)
+            sign_ok = np.all((np.sign(h) == np.sign(ac)) | (np.abs(h) <= tol))
             if not (bound_ok and sign_ok):
-                problems.append(f"{label}: the pair does not satisfy h = o*tanh(c) (|h| <= |tanh(c)|, same "
-                                "sign): h and c look swapped")
+                problems.append(f"{label}: the pair does not satisfy h = o*{cfg.activation}(c) (|h| <= "
+                                f"|{cfg.activation}(c)|, same sign): h and c look swapped")
     # The top layer's final hidden state per direction must be what the output says it is.
     D, Hp, L = cfg.directions, reference.hidden_out(cfg), cfg.num_layers
     tops = [np.asarray(obs.states[(L - 1) * D + d][0]) for d in range(D)]
     out = np.asarray(obs.output)
     if cfg.merge_mode == "concat":
-        if cfg.return_sequences:
+        if cfg.return_sequences and (cfg.timesteps == 0 or min(cfg.lengths or (1,)) == 0):
+            finals, where = [], ""     # a sequence with no step has no final output to compare with its h
+        elif cfg.return_sequences:
             last = out[np.arange(cfg.batch), _final_steps(cfg)]
             finals = ([out[:, 0, :Hp]] if cfg.go_backwards else [last[:, :Hp]]) + ([out[:, 0, Hp:]] if D == 2 else [])
             where = ("output[:, 0] (read backwards)" if cfg.go_backwards else
@@ -228,7 +259,7 @@ def check_values(case: Case, obs: Observation, device: str, ref: reference.Forwa
     if obs.output is None or _shape(obs.output) != list(reference.output_shape(cfg)):
         return None
     if obs.states is not None and [[_shape(h), _shape(c)] for h, c in obs.states] != \
-            [[list(h), list(c)] for h, c in reference.state_shapes(cfg)]:
+            [[list(h), list(c)] for h, c in reference.state_shapes(_states_cfg(case, obs))]:
         return None
     atol, rtol = tolerance(case, device)
     mask = reference.valid_mask(cfg)
@@ -241,8 +272,17 @@ def check_values(case: Case, obs: Observation, device: str, ref: reference.Forwa
         max_abs, max_rel, bad = _compare(observed, expected, atol, rtol, rows=where)
         rows.append({"tensor": name, "max_abs": max_abs, "max_rel": max_rel, "ok": bool(not bad.any())})
     ok = all(r["ok"] for r in rows)
+    # Returned in a less precise dtype than the case's (a float32 output for a float64 case): agreeing
+    # within the case's tolerance is then luck of the data, not evidence against a declared difference.
+    lower = [r for r in obs.returns if r.get("role") in ROLES and _bits(r.get("dtype")) < _bits(cfg.dtype)]
     return Outcome(ok, {"atol": atol, "rtol": rtol, "tensors": rows,
-                        "first": None if ok else _first_divergence(cfg, obs, ref, atol, rtol)})
+                        "first": None if ok else _first_divergence(cfg, obs, ref, atol, rtol)},
+                   conclusive=not lower)
+
+
+def _bits(dtype) -> int:
+    """A float dtype's mantissa bits (how precise it is); 0 for anything else."""
+    return {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}.get(str(dtype), 0)
 
 
 def check_padding(case: Case, obs: Observation) -> Outcome | None:
@@ -257,6 +297,8 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
     out = _rows(obs.output)                                  # (B·T, F), row b·T + t
     pad = ~reference.valid_mask(cfg).reshape(-1)
     last = np.asarray(np.asarray(obs.output)[np.arange(cfg.batch), _final_steps(cfg)], np.float64)
+    # a sequence of length 0 has no valid output: "the previous output" there is the initial h (zeros unless given)
+    last[np.asarray(cfg.lengths) == 0] = 0.0 if cfg.initial_state == "none" else np.nan
     tol = _tol(np.float64)
     zeros = repeated = True
     max_abs = np.float64(0.0)
@@ -269,17 +311,19 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
         zeros = zeros and bool(np.all(at_pad == 0))
         repeated = repeated and bool(np.allclose(last[batch_of], at_pad, rtol=0, atol=tol))
         max_abs = np.maximum(max_abs, np.abs(at_pad).max())
-    if zeros:
+    if zeros and repeated:
+        behaviour = "zeros (which is also the last valid output, repeated, for these sequences)"
+    elif zeros:
         behaviour = "zeros"
     elif repeated:
         behaviour = "the last valid output, repeated"
     else:
         behaviour = "computed values (the padding is read as input)"
-    return Outcome(behaviour == "zeros", {"behaviour": behaviour, "padded_steps": int(pad.sum()),
-                                          "max_abs_at_padding": float(max_abs)})
+    return Outcome(zeros, {"behaviour": behaviour, "padded_steps": int(pad.sum()),
+                           "max_abs_at_padding": float(max_abs)}, conclusive=not (zeros and repeated))
 
 
-def _claim_verdict(claim: Claim, obs: Observation) -> dict:
+def _claim_verdict(claim: Claim, obs: Observation, directions: int = 1) -> dict:
     tops = [r for r in obs.returns if r.get("top", True)]
     real = {"outputs": [r["shape"] for r in tops], "roles": [r["role"] for r in tops],
             "param_count": obs.param_count}
@@ -294,6 +338,35 @@ def _claim_verdict(claim: Claim, obs: Observation) -> dict:
     if claim.param_count is not None:
         claimed["param_count"] = claim.param_count
         holds &= claim.param_count == real["param_count"]
+    if claim.dtypes is not None:
+        claimed["dtypes"], real["dtypes"] = list(claim.dtypes), [r["dtype"] for r in tops]
+        holds &= claimed["dtypes"] == real["dtypes"]
+    if claim.paths is not None:
+        claimed["paths"], real["paths"] = list(claim.paths), [r["path"] for r in tops]
+        holds &= claimed["paths"] == real["paths"]
+    if claim.params is not None:
+        claimed["params"] = {name: list(shape) for name, shape in claim.params}
+        real["params"] = {p["name"]: list(p["shape"]) for p in obs.params}
+        holds &= claimed["params"] == real["params"]
+    if claim.raises is not None:
+        claimed["raises"] = dict(claim.raises)
+        info = obs.rejection
+        real["raises"] = None if info is None else {"type": info["type"], "message": info["message"]}
+        holds &= info is not None and claim.raises_matches(info)
+    if claim.values is not None:
+        claimed["values"] = dict(claim.values)
+        claimed.update(atol=claim.atol, rtol=claim.rtol)
+        real["values"] = {}
+        for name, numbers in claim.values:
+            observed = _canonical_tensor(obs, name, directions)
+            want = np.asarray(numbers, np.float64)
+            if observed is None or observed.shape != want.shape:
+                real["values"][name] = None if observed is None else f"shape {list(observed.shape)}"
+                holds = False
+                continue
+            observed = np.asarray(observed, np.float64)
+            real["values"][name] = observed.tolist()
+            holds &= bool(np.allclose(observed, want, atol=claim.atol, rtol=claim.rtol))
     real = {k: v for k, v in real.items() if k in claimed}
     if holds == claim.holds:
         verdict = AGREE if holds else KNOWN
@@ -303,12 +376,25 @@ def _claim_verdict(claim: Claim, obs: Observation) -> dict:
             "true": bool(holds), "expected_true": claim.holds, "verdict": verdict, "line": claim.line}
 
 
+def _canonical_tensor(obs: Observation, name: str, directions: int):
+    """The canonical tensor a values claim names (``output``, ``layer<l>/<direction>/<h|c>``), or None."""
+    if name == "output":
+        return None if obs.output is None else np.asarray(obs.output)
+    layer, direction, which = name.split("/")
+    if obs.states is None:
+        return None
+    k = int(layer.removeprefix("layer")) * directions + (direction == "backward")
+    if k >= len(obs.states) or (direction == "backward" and directions == 1):
+        return None
+    return np.asarray(obs.states[k][0 if which == "h" else 1])
+
+
 def check_claims(case: Case, obs: Observation, impl_id: str) -> Outcome | None:
     """Claims from documents, each true or false when run; a false claim must be recorded as such."""
     claims = [c for c in case.claims if c.applies_to(impl_id)]
     if not claims:
         return None
-    results = [_claim_verdict(c, obs) for c in claims]
+    results = [_claim_verdict(c, obs, case.config.directions) for c in claims]
     verdict = worst(r["verdict"] for r in results)
     return Outcome(verdict == AGREE, {"claims": results}, verdict=verdict)
 
@@ -325,6 +411,18 @@ class EvaluationError(Exception):
         self.phase, self.cause = phase, cause
 
 
+def check_accepts(case: Case, obs: Observation, refusal: str | None) -> Outcome | None:
+    """Does the implementation accept what the canonical semantics accepts (zero sizes included), and
+    refuse what it refuses (a wrong input or state)? None where both accept: the other checks speak."""
+    rejected = obs.status == "rejected"
+    if not rejected and refusal is None:
+        return None
+    info = obs.rejection or {}
+    native = f"rejected: {info.get('type')}: {info.get('message')}" if rejected else "accepted"
+    return Outcome(rejected == (refusal is not None), {"canonical": f"rejects: {refusal}" if refusal else "accepts",
+                                                       "native": native, "phase": info.get("phase")})
+
+
 def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_name: str,
              divergences: list[Divergence], versions: dict | None = None,
              timeout: float | None = None) -> dict[str, dict]:
@@ -334,28 +432,42 @@ def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_na
     reference or a check cannot be computed."""
     cfg = case.config
     deadline = None if timeout is None else time.monotonic() + timeout
+    refusal, ref = reference.rejects(cfg), None
     try:
-        ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
-                                reference.initial_states(cfg), deadline=deadline)
+        if refusal is None and obs.status != "rejected":
+            ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
+                                    reference.initial_states(cfg), deadline=deadline)
     except Exception as exc:   # noqa: BLE001 - MemoryError first of all
         raise EvaluationError("reference", exc) from exc
     try:
-        return _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref)
+        return _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref, refusal)
     except Exception as exc:   # noqa: BLE001
         raise EvaluationError("checks", exc) from exc
 
 
-def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref) -> dict[str, dict]:
-    outcomes = {
+def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref, refusal) -> dict[str, dict]:
+    outcomes = dict.fromkeys(CHECKS)
+    outcomes["accepts"] = check_accepts(case, obs, refusal)
+    outcomes["claims"] = check_claims(case, obs, impl_id)
+    if ref is not None:     # both accepted the call: every other check compares the results
+        outcomes.update(_compare_results(case, obs, device, formula_name, ref))
+    assert tuple(outcomes) == CHECKS
+    return _verdicts(case, impl_id, device, versions, divergences, outcomes)
+
+
+def _compare_results(case, obs, device, formula_name, ref) -> dict:
+    return {
         "output_shape": check_output_shape(case, obs),
         "state_shapes": check_state_shapes(case, obs),
         "state_order": check_state_order(case, obs),
+        "dtype": check_dtype(case, obs),
         "param_count": check_param_count(case, obs, formula_name),
         "values": check_values(case, obs, device, ref),
         "padding": check_padding(case, obs),
-        "claims": check_claims(case, obs, impl_id),
     }
-    assert tuple(outcomes) == CHECKS
+
+
+def _verdicts(case, impl_id, device, versions, divergences, outcomes) -> dict[str, dict]:
     results = {}
     for name, outcome in outcomes.items():
         if outcome is None:
@@ -364,9 +476,9 @@ def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref)
         if outcome.verdict is not None:
             verdict = outcome.verdict
         elif outcome.ok:
-            verdict = STALE if declared else AGREE
+            verdict = STALE if declared and outcome.conclusive else AGREE
         else:
             verdict = KNOWN if declared and outcome.declarable else DIVERGE
         results[name] = {"verdict": verdict, "details": outcome.details,
-                         "divergence": declared[0].to_dict() if declared else None}
+                         "divergence": declared[0].to_dict() if declared and verdict != AGREE else None}
     return results

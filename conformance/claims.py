@@ -4,14 +4,25 @@ case, parsed and validated here; ``checks`` gives each claim its verdict from th
 from __future__ import annotations
 
 import fnmatch
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SpecError, check_count, optional_text, require_str, str_or_list, unknown_field
-from .fields import ROLES
-from .limits import MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS
+import numpy as np
 
-CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "holds", "note")
+from .errors import (SpecError, check_count, check_length, optional_text, require_str, short, str_or_list,
+                     unknown_field)
+from .fields import ROLES, as_number
+from .limits import MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS, MAX_CLAIM_VALUES, MAX_TEXT_CHARS
+
+CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "dtypes", "paths", "params",
+                "values", "atol", "rtol", "raises", "holds", "note")
+# What a claim may state (at least one of them), beside its source, scope and texts.
+STATEMENTS = ("outputs", "roles", "param_count", "dtypes", "paths", "params", "values", "raises")
+VALUE_TENSOR_RE = re.compile(r"^(output|layer\d+/(forward|backward)/[hc])$")
+DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
+CLAIM_ATOL = CLAIM_RTOL = 1e-6     # a values claim's default tolerance (Keras's and NumPy's assertAllClose)
 
 
 @dataclass(frozen=True)
@@ -24,12 +35,26 @@ class Claim:
     outputs: tuple[tuple[int, ...], ...] | None = None   # native returned tensors' shapes, in order
     roles: tuple[str, ...] | None = None                 # their roles, in order
     param_count: int | None = None
+    dtypes: tuple[str, ...] | None = None                # native returned tensors' dtypes, in order
+    paths: tuple[str, ...] | None = None                 # native returned tensors' paths (the nesting), in order
+    params: tuple[tuple[str, tuple[int, ...]], ...] | None = None   # native parameter tensors: name, shape
+    values: tuple[tuple[str, Any], ...] | None = None    # canonical tensor label -> nested list of numbers
+    atol: float = CLAIM_ATOL
+    rtol: float = CLAIM_RTOL
+    raises: tuple[tuple[str, str], ...] | None = None    # ("type", name) and ("match", regex): the call is refused
     holds: bool = True             # the case author's expectation, after running it
     note: str = ""
     line: int | None = None
 
     def applies_to(self, impl_id: str) -> bool:
         return any(fnmatch.fnmatchcase(impl_id, p) for p in self.impl)
+
+    def raises_matches(self, rejection: dict) -> bool:
+        """Whether a run's ``rejection`` is the refusal this claim says: the exception is of the claimed
+        type (or a subclass of it) and its message matches the claimed pattern (``re.search``)."""
+        want = dict(self.raises or ())
+        return ((not want.get("type") or want["type"] in rejection.get("types", [rejection.get("type")]))
+                and (not want.get("match") or re.search(want["match"], rejection.get("message", "")) is not None))
 
 
 def parse_claim(raw: Any, **loc) -> Claim:
@@ -73,8 +98,25 @@ def parse_claim(raw: Any, **loc) -> Claim:
             raise SpecError("expected a non-negative integer (at most 2**63 - 1)", field="claims.param_count",
                             line=raw.line_of("param_count"), **loc)
         param_count = pc
-    if outputs is None and roles is None and param_count is None:
-        raise SpecError("a claim must state at least one of outputs, roles, param_count", field="claims",
+    raises = _raises(raw, **loc)
+    dtypes = _names(raw, "dtypes", DTYPE_NAMES, **loc)
+    paths = _names(raw, "paths", None, **loc)
+    params = _params(raw, **loc)
+    values = _values(raw, **loc)
+    tol = {}
+    for key in ("atol", "rtol"):
+        if key in raw:
+            number = as_number(raw[key])
+            if number is None or not math.isfinite(number) or number < 0:
+                raise SpecError(f"expected a finite number >= 0, got {short(raw[key])}", field=f"claims.{key}",
+                                line=raw.line_of(key), **loc)
+            if values is None:
+                raise SpecError(f"{key} is the tolerance of a values claim; this claim states no values",
+                                field=f"claims.{key}", line=raw.line_of(key), **loc)
+            tol[key] = number
+    if outputs is None and roles is None and param_count is None and all(
+            x is None for x in (dtypes, paths, params, values, raises)):
+        raise SpecError(f"a claim must state at least one of {', '.join(STATEMENTS)}", field="claims",
                         line=raw.line, **loc)
     if outputs is not None and roles is not None and len(outputs) != len(roles):
         raise SpecError(f"claims.outputs has {len(outputs)} entries but claims.roles has {len(roles)}",
@@ -84,7 +126,87 @@ def parse_claim(raw: Any, **loc) -> Claim:
         raise SpecError("expected true or false", field="claims.holds", line=raw.line_of("holds"), **loc)
     says = optional_text(raw, "says", "claims.says", **loc)
     note = optional_text(raw, "note", "claims.note", **loc)
-    return Claim(source=source, impl=impl, says=says, outputs=outputs, roles=roles,
-                 param_count=param_count, holds=holds, note=note, line=raw.line)
+    return Claim(source=source, impl=impl, says=says, outputs=outputs, roles=roles, param_count=param_count,
+                 dtypes=dtypes, paths=paths, params=params, values=values, **tol, raises=raises, holds=holds, note=note,
+                 line=raw.line)
+
+
+def _raises(raw, **loc) -> tuple | None:
+    """``raises``: ``{type: ExceptionName, match: regex}`` (either may be left out): the implementation
+    refuses the call with such an exception."""
+    if "raises" not in raw:
+        return None
+    value, kloc = raw["raises"], dict(loc, field="claims.raises", line=raw.line_of("raises"))
+    if not isinstance(value, dict) or not value or set(value) - {"type", "match"} or not all(
+            isinstance(v, str) and v for v in value.values()):
+        raise SpecError("expected a mapping with type (an exception class name, e.g. ValueError) and/or match "
+                        "(a regular expression its message must contain)", **kloc)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", value.get("type", "x")):
+        raise SpecError(f"{short(value['type'])} is not an exception class name", **kloc)
+    if "match" in value:
+        check_length(value["match"], MAX_TEXT_CHARS, "the pattern", **kloc)
+        try:
+            re.compile(value["match"])
+        except re.error as exc:
+            raise SpecError(f"match is not a regular expression: {exc}", **kloc) from None
+    return tuple((k, value[k]) for k in ("type", "match") if k in value)
+
+
+def _names(raw, key: str, allowed: tuple | None, **loc) -> tuple[str, ...] | None:
+    """``dtypes`` or ``paths``: a non-empty list of short strings, one per native returned tensor."""
+    if key not in raw:
+        return None
+    value, kloc = raw[key], dict(loc, field=f"claims.{key}", line=raw.line_of(key))
+    if isinstance(value, list):
+        check_count(value, MAX_CLAIM_TENSORS, key, **kloc)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and len(v) <= 100 for v in value):
+        raise SpecError("expected a list of strings, one per returned tensor in native order", **kloc)
+    bad = [v for v in value if allowed is not None and v not in allowed]
+    if bad:
+        raise SpecError(f"{short(bad[0])} is not a dtype this suite knows; allowed: {', '.join(allowed)}", **kloc)
+    return tuple(value)
+
+
+def _params(raw, **loc) -> tuple | None:
+    """``params``: a mapping of native parameter name to its shape."""
+    if "params" not in raw:
+        return None
+    value, kloc = raw["params"], dict(loc, field="claims.params", line=raw.line_of("params"))
+    if isinstance(value, dict):
+        check_count(value, MAX_CLAIM_TENSORS, "parameters", **kloc)
+    if not isinstance(value, dict) or not value or not all(
+            isinstance(s, list) and len(s) <= MAX_CLAIM_DIMS and all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_CLAIM_INT for d in s)
+            for s in value.values()) or any(len(k) > 200 for k in value):
+        raise SpecError("expected a mapping of native parameter name to its shape, e.g. {weight_ih_l0: [16, 3]}",
+                        **kloc)
+    return tuple((k, tuple(s)) for k, s in value.items())
+
+
+def _values(raw, **loc) -> tuple | None:
+    """``values``: a mapping of canonical tensor (``output``, ``layer0/forward/h``, ...) to its numbers,
+    a nested list (at most ``MAX_CLAIM_VALUES`` numbers in all: they are copied into each run's record)."""
+    if "values" not in raw:
+        return None
+    value, kloc = raw["values"], dict(loc, field="claims.values", line=raw.line_of("values"))
+    if not isinstance(value, dict) or not value:
+        raise SpecError("expected a mapping of canonical tensor (output, layer0/forward/h, layer0/forward/c, ...) "
+                        "to a nested list of numbers", **kloc)
+    total = 0
+    for name, numbers in value.items():
+        if not VALUE_TENSOR_RE.match(name):
+            raise SpecError(f"{short(name)} is not a canonical tensor; use output or layer<l>/<forward|backward>/<h|c>",
+                            **kloc)
+        try:
+            array = np.asarray(numbers, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            array = None
+        if array is None or array.dtype != np.float64 or not np.all(np.isfinite(array)) or array.ndim > MAX_CLAIM_DIMS:
+            raise SpecError(f"the values of {name} must be a rectangular nested list of finite numbers", **kloc)
+        total += array.size
+        if total > MAX_CLAIM_VALUES:
+            raise SpecError(f"more than {MAX_CLAIM_VALUES:,} numbers in one claim's values; at most that many are "
+                            "allowed (they are copied into every run's record)", **kloc)
+    return tuple((name, numbers) for name, numbers in value.items())
 
 

@@ -60,6 +60,10 @@ def explain(rec: dict) -> str:
         elif name == "state_shapes":
             lines += [f"    canonical (h, c) per {det['labels']}: {det['observed']}",
                       f"    reference: {det['expected']}"]
+        elif name == "accepts":
+            lines += [f"    canonical: {det['canonical']}", f"    native:    {det['native']}"]
+        elif name == "dtype":
+            lines += [f"    the case's dtype: {det['expected']}"] + [f"    returned {w}" for w in det["wrong"]]
         elif name == "state_order":
             lines += [f"    {p}" for p in det["problems"]] or ["    states are in canonical order"]
         elif name == "param_count":

@@ -8,12 +8,14 @@ default (``impls.base.Impl.unsupported`` says so for every other value)."""
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError, kind_of, short
-from .limits import MAX_LAYERS, MAX_SEED, MAX_SIZE, MAX_TIMESTEPS
+from .limits import MAX_LAYERS, MAX_LIST_ITEMS, MAX_SEED, MAX_SIZE, MAX_TIMESTEPS
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,22 @@ class FieldSpec:
     minimum: int | None = None
     required: bool = False
     maximum: int | None = None     # a sane upper bound: larger values are typos, not experiments
+    # Who reads the field: "adapters" (each adapter maps it to its framework's own option, or says it
+    # cannot: ``Impl.unsupported``), or "reference" (it shapes the canonical input, weights or initial
+    # states, which every adapter loads as they are: every implementation expresses it).
+    readers: str = "adapters"
+    nullable: bool = False         # null is allowed (and means: as the rest of the configuration says)
+    axis: bool = True              # may be a matrix axis or a divergence's `when` condition
 
     def describe_allowed(self) -> str:
+        if self.type is dict:
+            return "a mapping of implementation id (or glob) to a mapping of keyword to value"
+        if self.type is float:
+            return " | ".join(str(c) for c in self.choices or ()) + f", or a number from -{MAX_CONSTANT:g} to {MAX_CONSTANT:g}"
         if self.type is tuple:
-            return "a list of integers >= 1, or null"
+            return "a list of integers >= 0, or null"
+        if self.nullable:
+            return f"null, or an integer from {self.minimum} to {self.maximum}"
         if self.choices:
             return " | ".join(str(c) for c in self.choices)
         if self.type is bool:
@@ -43,7 +57,12 @@ class FieldSpec:
 LAYOUTS = ("batch_major", "time_major", "unbatched")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
-INITIAL_STATES = ("none", "zeros", "random")
+INITIAL_STATES = ("none", "zeros", "ones", "random")
+INPUTS = ("random", "arange")
+# Named activations the reference implements (reference.ACTIVATIONS); hard_sigmoid is max(0, min(1, x/6 + 1/2)),
+# Keras 3's, jax.nn's and torch's Hardsigmoid (tf-keras defines it as 0.2x + 0.5: a declared divergence).
+ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "relu", "linear")
+MAX_CONSTANT = 1e6     # a constant input, weight or initial state (larger: a typo, or an overflow in float16)
 
 
 CONFIG_FIELDS: dict[str, FieldSpec] = {
@@ -59,8 +78,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "bias": FieldSpec(bool, True, "use bias vectors"),
     "return_sequences": FieldSpec(bool, False, "output every time step (else the final hidden state)"),
     "return_state": FieldSpec(bool, False, "return the final (h, c) of every layer and direction"),
-    "batch": FieldSpec(int, 2, "batch size B (must be 1 for layout unbatched)", minimum=1, maximum=MAX_SIZE),
-    "timesteps": FieldSpec(int, 3, "sequence length T", minimum=1, maximum=MAX_TIMESTEPS),
+    "batch": FieldSpec(int, 2, "batch size B (must be 1 for layout unbatched; 0: an empty batch)", minimum=0,
+                       maximum=MAX_SIZE),
+    "timesteps": FieldSpec(int, 3, "sequence length T (0: empty sequences)", minimum=0, maximum=MAX_TIMESTEPS),
     "layout": FieldSpec(str, "batch_major", "native input layout: (B,T,F), (T,B,F) or (T,F)",
                         choices=LAYOUTS),
     "dtype": FieldSpec(str, "float32", "parameter and input dtype", choices=DTYPES),
@@ -68,13 +88,41 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                       maximum=MAX_SEED),
     "lengths": FieldSpec(tuple, None, "valid time steps per sequence (right padding), one per batch element; "
                          "null = every sequence is timesteps long", maximum=MAX_TIMESTEPS),
-    "initial_state": FieldSpec(str, "none", "initial (h, c): none (not given: the framework's default, zeros), "
-                               "zeros or random (given in each framework's native form)", choices=INITIAL_STATES),
+    "initial_state": FieldSpec(float, "none", "initial (h, c): none (not given: the framework's default, zeros), "
+                               "or given in each framework's native form: zeros, ones, random (seeded uniform "
+                               "(-0.5, 0.5)) or a constant", choices=INITIAL_STATES),
     "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (not with bidirectional); canonical "
                               "outputs stay in time order"),
+    "activation": FieldSpec(str, "tanh", "the cell's activation: of the candidate g and of c in h = o * act(c) "
+                            "(Keras activation, Flax activation_fn)", choices=ACTIVATIONS),
+    "recurrent_activation": FieldSpec(str, "sigmoid", "the gates' activation, of i, f and o (Keras "
+                                      "recurrent_activation, Flax gate_fn)", choices=ACTIVATIONS),
+    "input": FieldSpec(float, "random", "the input (B, T, F): random (seeded standard normal), arange (0, 1, 2, ... "
+                       "in (B, T, F) order, as Keras's own tests feed) or a constant", choices=INPUTS,
+                       readers="reference"),
+    "kernel_init": FieldSpec(float, "random", "the input kernel W: random (seeded uniform(-1/sqrt(H), 1/sqrt(H))) "
+                             "or a constant (Keras kernel_initializer=Constant(v))", choices=("random",),
+                             readers="reference"),
+    "recurrent_init": FieldSpec(float, "random", "the recurrent kernel U: random or a constant (Keras "
+                                "recurrent_initializer=Constant(v))", choices=("random",), readers="reference"),
+    "bias_init": FieldSpec(float, "random", "the bias b: random or a constant (Keras bias_initializer=Constant(v))",
+                           choices=("random",), readers="reference"),
+    "feed_input_size": FieldSpec(int, None, "features of the input fed to the call, where it is not input_size (the "
+                                 "layer is built for input_size first): a wrong input, which the canonical "
+                                 "semantics rejects", minimum=0, maximum=MAX_SIZE, nullable=True),
+    "feed_state_batch": FieldSpec(int, None, "batch of the initial states given, where it is not batch (needs "
+                                  "initial_state): a wrong state, which the canonical semantics rejects",
+                                  minimum=0, maximum=MAX_SIZE, nullable=True),
+    "unit_forget_bias": FieldSpec(bool, False, "the forget gate's bias is 1.0 whatever bias_init says (Keras "
+                                  "unit_forget_bias=True, its default; needs bias)", readers="reference"),
+    "native": FieldSpec(dict, (), "framework-only constructor keywords, per implementation id or glob, e.g. "
+                        "{tf-keras: {batch_input_shape: [8, 2, 10]}}: passed to the native constructor as they are, "
+                        "recorded in the construct and the repro", axis=False),
 }
+MAX_NATIVE_KEYWORDS = 32       # keywords for one implementation pattern (and patterns in `native`)
+MAX_NATIVE_TEXT = 200          # characters of a keyword's name, a pattern or a string value
 
-CHECKS = ("output_shape", "state_shapes", "state_order", "param_count", "values", "padding", "claims")
+CHECKS = ("accepts", "output_shape", "state_shapes", "state_order", "dtype", "param_count", "values", "padding", "claims")
 ROLES = ("output", "h", "c")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -100,9 +148,33 @@ class Config:
     lengths: tuple[int, ...] | None = None
     initial_state: str = "none"
     go_backwards: bool = False
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    input: str | float = "random"
+    kernel_init: str | float = "random"
+    recurrent_init: str | float = "random"
+    bias_init: str | float = "random"
+    feed_input_size: int | None = None
+    feed_state_batch: int | None = None
+    unit_forget_bias: bool = False
+    native: tuple = ()             # ((impl pattern, ((keyword, value), ...)), ...): see native_mapping
+
+    def __post_init__(self):
+        if isinstance(self.native, dict):           # as results and the worker's messages carry it
+            object.__setattr__(self, "native", freeze_native(self.native))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["native"] = native_mapping(self.native)
+        return d
+
+    def native_for(self, impl_id: str) -> dict:
+        """The native keywords the case gives ``impl_id`` (the patterns that match it, in order)."""
+        out: dict = {}
+        for pattern, keywords in self.native:
+            if fnmatch.fnmatchcase(impl_id, pattern):
+                out.update((k, thaw(v)) for k, v in keywords)
+        return out
 
     @property
     def directions(self) -> int:
@@ -114,15 +186,27 @@ assert [f.name for f in dataclasses.fields(Config)] == list(CONFIG_FIELDS)
 
 def check_value(name: str, value: Any, **loc) -> Any:
     spec = CONFIG_FIELDS[name]
+    if spec.type is dict:
+        return _check_native(value, **loc)
+    if spec.nullable and value is None:
+        return None
     if spec.type is tuple:
         if value is None:
             return None
         if not isinstance(value, list) or not value or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
             raise SpecError(f"expected {spec.describe_allowed()}, got {short(value)}", field=name, **loc)
         if spec.maximum is not None and max(value) > spec.maximum:
             raise SpecError(f"{short(max(value))} is too large; at most {spec.maximum}", field=name, **loc)
         return tuple(value)
+    if spec.type is float:     # one of the choices, or a finite number (YAML 1.1 reads 1e-2 as a string)
+        if isinstance(value, str) and value in (spec.choices or ()):
+            return value
+        number = as_number(value)
+        if number is None or not math.isfinite(number) or abs(number) > MAX_CONSTANT:
+            raise SpecError(f"expected {spec.describe_allowed()}, got {short(value)} ({kind_of(value)})",
+                            field=name, **loc)
+        return number
     # bool is an int in Python; YAML `true` must not pass as a size, nor `1` as a flag.
     if spec.type is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise SpecError(f"expected an integer, got {short(value)} ({kind_of(value)})", field=name, **loc)
@@ -138,6 +222,70 @@ def check_value(name: str, value: Any, **loc) -> Any:
     if spec.maximum is not None and value > spec.maximum:
         raise SpecError(f"{short(value)} is too large; at most {spec.maximum}", field=name, **loc)
     return value
+
+
+def freeze(value):
+    """A YAML value as a hashable one (lists become tuples)."""
+    return tuple(freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def thaw(value):
+    """The inverse of :func:`freeze`: tuples become lists again (as YAML and JSON have them)."""
+    return [thaw(v) for v in value] if isinstance(value, tuple) else value
+
+
+def freeze_native(mapping: dict) -> tuple:
+    return tuple((str(p), tuple((str(k), freeze(v)) for k, v in kw.items())) for p, kw in mapping.items())
+
+
+def native_mapping(native: tuple) -> dict:
+    return {p: {k: thaw(v) for k, v in kw} for p, kw in native}
+
+
+def _check_native(value: Any, **loc) -> tuple:
+    """``native``: {impl pattern: {keyword: value}}, values scalars or (nested) lists of scalars."""
+    if not isinstance(value, dict):
+        raise SpecError(f"expected {CONFIG_FIELDS['native'].describe_allowed()}, e.g. "
+                        "{tf-keras: {batch_input_shape: [8, 2, 10]}}; got " + f"{short(value)} ({kind_of(value)})",
+                        field="native", **loc)
+    if len(value) > MAX_NATIVE_KEYWORDS:
+        raise SpecError(f"{len(value)} implementation patterns; at most {MAX_NATIVE_KEYWORDS}", field="native", **loc)
+    for pattern, keywords in value.items():
+        where = f"native.{str(pattern)[:MAX_NATIVE_TEXT]}"
+        if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_NATIVE_TEXT:
+            raise SpecError("an implementation id or glob (a non-empty string of at most "
+                            f"{MAX_NATIVE_TEXT} characters) is expected here", field=where, **loc)
+        if not isinstance(keywords, dict) or not keywords or len(keywords) > MAX_NATIVE_KEYWORDS:
+            raise SpecError(f"expected a mapping of 1 to {MAX_NATIVE_KEYWORDS} keywords to values", field=where,
+                            **loc)
+        for name, item in keywords.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or len(name) > MAX_NATIVE_TEXT:
+                raise SpecError(f"{short(name)} is not a keyword argument name", field=where, **loc)
+            if not _plain(item):
+                raise SpecError(f"the value of {name} must be a number, a string, true/false, null or a list of "
+                                f"them (at most {MAX_LIST_ITEMS} items, strings of at most {MAX_NATIVE_TEXT} "
+                                f"characters); got {short(item)}", field=f"{where}.{name}", **loc)
+    return freeze_native(value)
+
+
+def _plain(item, depth: int = 0) -> bool:
+    if isinstance(item, list):
+        return depth < 4 and len(item) <= MAX_LIST_ITEMS and all(_plain(v, depth + 1) for v in item)
+    if isinstance(item, float):
+        return math.isfinite(item)
+    if isinstance(item, str):
+        return len(item) <= MAX_NATIVE_TEXT
+    return item is None or isinstance(item, (bool, int))
+
+
+def as_number(value) -> float | None:
+    """A YAML number; PyYAML (YAML 1.1) reads ``1e-4`` without a dot as a string, so accept that too."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value) if isinstance(value, (int, float, str)) else None
+    except (ValueError, OverflowError):   # not a number; an int too large for a float
+        return None
 
 
 def cross_check(values: dict, line_of, **loc) -> None:
@@ -162,6 +310,12 @@ def cross_check(values: dict, line_of, **loc) -> None:
     if values["go_backwards"] and values["bidirectional"]:
         raise SpecError("go_backwards is for one direction; bidirectional already has a backward direction",
                         field="go_backwards", line=line_of("go_backwards"), **loc)
+    if values["unit_forget_bias"] and not values["bias"]:
+        raise SpecError("unit_forget_bias sets the forget gate's bias, so it needs bias: true",
+                        field="unit_forget_bias", line=line_of("unit_forget_bias"), **loc)
+    if values["feed_state_batch"] is not None and values["initial_state"] == "none":
+        raise SpecError("feed_state_batch is the batch of the initial states given; set initial_state too",
+                        field="feed_state_batch", line=line_of("feed_state_batch"), **loc)
     if values["layout"] == "unbatched" and values["batch"] != 1:
         raise SpecError(f"layout unbatched has no batch axis, so batch must be 1 (got {values['batch']})",
                         field="batch", line=line_of("batch"), **loc)

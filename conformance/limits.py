@@ -59,6 +59,7 @@ MAX_RECORD_TEXT = 16 * 1024    # characters of a run record's reason and traceba
 # and 3 dimensions per claimed shape, and one pattern per list.
 MAX_CLAIMS = 16                # claims in one case
 MAX_CLAIM_TENSORS = 64         # a claim's `outputs` shapes, and its `roles`
+MAX_CLAIM_VALUES = 4096        # numbers in one claim's values
 MAX_CLAIM_DIMS = 8             # dimensions of one claimed shape
 MAX_LIST_ITEMS = 64            # patterns in an `impl`, `cases` or `devices` list; values of one `when`
                                # field; packages in `versions`

@@ -44,6 +44,9 @@ def axes_of(raw, cid: str, room: int, **loc) -> tuple[list[tuple[str, list, int]
         if key in raw:
             raise SpecError(f"'{key}' is set both in the case and in its matrix", field=f"matrix.{key}",
                             line=mline, **loc)
+        if not CONFIG_FIELDS[key].axis:
+            raise SpecError(f"'{key}' cannot be a matrix axis; set it in the case or the file's defaults",
+                            field=f"matrix.{key}", line=mline, **loc)
         if not isinstance(values, list) or not values:
             raise SpecError("expected a non-empty list of values", field=f"matrix.{key}", line=mline, **loc)
         axes.append((key, [check_value(key, v, line=mline, **loc) for v in values], mline))

@@ -132,11 +132,36 @@ def array_dtype(cfg: Config) -> str:
     return cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
 
 
+def fed_input_size(cfg: Config) -> int:
+    """The features of the input the call is given: ``input_size``, or the case's ``feed_input_size``."""
+    return cfg.input_size if cfg.feed_input_size is None else cfg.feed_input_size
+
+
+def rejects(cfg: Config) -> str | None:
+    """Why the canonical semantics refuses the call, or None: the input or the initial states the case
+    feeds do not fit the layer (``feed_input_size``, ``feed_state_batch``). Zero sizes are legal: an
+    empty batch gives empty outputs, zero time steps (or a sequence of length 0) leave the state as it
+    was given (zeros) and the output sequence empty (or zeros)."""
+    if fed_input_size(cfg) != cfg.input_size:
+        return (f"the input has {fed_input_size(cfg)} features, but the layer was built for input_size "
+                f"{cfg.input_size}")
+    if cfg.feed_state_batch is not None and cfg.feed_state_batch != cfg.batch:
+        return f"the initial states have a batch of {cfg.feed_state_batch}, but the input has {cfg.batch}"
+    return None
+
+
 def make_input(cfg: Config) -> np.ndarray:
-    """The canonical input (B, T, F), deterministic in the case's seed (see :func:`array_dtype`).
+    """The canonical input (B, T, F) of the case's ``input``: seeded standard normal (``random``, from the
+    case's seed), 0, 1, 2, ... in (B, T, F) order (``arange``) or a constant; see :func:`array_dtype`.
     With ``lengths``, steps past a sequence's length hold values too: an implementation must ignore them."""
-    rng = np.random.default_rng(cfg.seed)
-    return rng.standard_normal((cfg.batch, cfg.timesteps, cfg.input_size)).astype(array_dtype(cfg))
+    shape = (cfg.batch, cfg.timesteps, fed_input_size(cfg))
+    if cfg.input == "random":
+        x = np.random.default_rng(cfg.seed).standard_normal(shape)
+    elif cfg.input == "arange":
+        x = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    else:
+        x = np.full(shape, float(cfg.input))
+    return x.astype(array_dtype(cfg))
 
 
 # --------------------------------------------------------------------------------------
@@ -147,10 +172,24 @@ GATES = ("i", "f", "g", "o")
 
 def canonical_weights(cfg: Config) -> dict[str, np.ndarray]:
     """Canonical weights (names and shapes of :func:`canonical_params`, gate order i, f, g, o),
-    uniform in (-1/sqrt(H), 1/sqrt(H)) like torch's and Keras's defaults, from the case's seed."""
+    uniform in (-1/sqrt(H), 1/sqrt(H)) like torch's and Keras's defaults, from the case's seed; W, U
+    and b are constants where ``kernel_init``, ``recurrent_init`` or ``bias_init`` says so (the random
+    ones are drawn all the same, so the others do not change), and ``unit_forget_bias`` sets the
+    forget gate's block of b to 1.0 (Keras: ``[init(H), ones(H), init(2H)]``)."""
     rng = np.random.default_rng([cfg.seed, 1])
     k = 1.0 / np.sqrt(cfg.hidden_size)
-    return {name: rng.uniform(-k, k, shape) for name, shape in canonical_params(cfg)}
+    weights = {name: rng.uniform(-k, k, shape) for name, shape in canonical_params(cfg)}
+    H = cfg.hidden_size
+    for name, value in weights.items():
+        init = _INITS.get(name.rsplit("/", 1)[1])
+        if init and getattr(cfg, init) != "random":
+            value[...] = float(getattr(cfg, init))
+        if cfg.unit_forget_bias and name.endswith("/b"):
+            value[H:2 * H] = 1.0
+    return weights
+
+
+_INITS = {"W": "kernel_init", "U": "recurrent_init", "b": "bias_init"}   # canonical weight -> its field
 
 
 def initial_states(cfg: Config) -> list[tuple[np.ndarray, np.ndarray]] | None:
@@ -158,9 +197,10 @@ def initial_states(cfg: Config) -> list[tuple[np.ndarray, np.ndarray]] | None:
     if cfg.initial_state == "none":
         return None
     rng = np.random.default_rng([cfg.seed, 2])
-    B, H, Hp = cfg.batch, cfg.hidden_size, hidden_out(cfg)
-    make = (lambda shape: np.zeros(shape)) if cfg.initial_state == "zeros" else \
-        (lambda shape: rng.uniform(-0.5, 0.5, shape))
+    B, H, Hp = cfg.batch if cfg.feed_state_batch is None else cfg.feed_state_batch, cfg.hidden_size, hidden_out(cfg)
+    constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
+    make = (lambda shape: rng.uniform(-0.5, 0.5, shape)) if constant == "random" else \
+        (lambda shape: np.full(shape, float(constant)))
     return [(make((B, Hp)), make((B, H))) for _ in range(cfg.num_layers) for _ in range(cfg.directions)]
 
 
@@ -190,6 +230,15 @@ class Forward:
         return [None] * (layers - 1) + [self.top_outputs]
 
 
+ACTIVATIONS = {                                   # the cell options' named functions, in float64
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "hard_sigmoid": lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0),
+    "relu": lambda z: np.maximum(z, 0.0),
+    "linear": lambda z: np.array(z, copy=True),   # (a new array: h = o * act(c) is computed in place)
+}
+
+
 def _sigmoid_(z: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-z))``, in place."""
     np.negative(z, out=z)
@@ -213,6 +262,8 @@ def _direction(cfg, x, mask, w, init, backward: bool, out: np.ndarray, out_batch
         h, c = np.array(init[0], np.float64), np.array(init[1], np.float64)
     W, U, b, R = w["W"], w["U"], w.get("b"), w.get("R")
     z, zh = np.empty((B, 4 * H)), np.empty((B, 4 * H))
+    plain = cfg.activation == "tanh" and cfg.recurrent_activation == "sigmoid"   # in place, the common case
+    act, gate = ACTIVATIONS[cfg.activation], ACTIVATIONS[cfg.recurrent_activation]
     every = mask.all(axis=0)                     # (T,) steps where every sequence is valid
     for t in (range(T - 1, -1, -1) if backward else range(T)):
         if deadline is not None and time.monotonic() > deadline:
@@ -222,13 +273,18 @@ def _direction(cfg, x, mask, w, init, backward: bool, out: np.ndarray, out_batch
         z += zh
         if b is not None:
             z += b
-        _sigmoid_(z[:, :2 * H])                  # i, f
-        np.tanh(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])   # g
-        _sigmoid_(z[:, 3 * H:])                  # o
+        if plain:
+            _sigmoid_(z[:, :2 * H])              # i, f
+            np.tanh(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])   # g
+            _sigmoid_(z[:, 3 * H:])              # o
+        else:
+            z[:, :2 * H] = gate(z[:, :2 * H])
+            z[:, 2 * H:3 * H] = act(z[:, 2 * H:3 * H])
+            z[:, 3 * H:] = gate(z[:, 3 * H:])
         i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         c_new = f * c
         c_new += i * g
-        h_new = np.tanh(c_new)
+        h_new = np.tanh(c_new) if plain else act(c_new)
         h_new *= o
         if R is not None:
             h_new = h_new @ R
@@ -334,7 +390,7 @@ def to_native_layout(cfg: Config, x: np.ndarray) -> np.ndarray:
 
 
 def native_input_shape(cfg: Config) -> tuple[int, ...]:
-    B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+    B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
     return {"batch_major": (B, T, F), "time_major": (T, B, F), "unbatched": (T, F)}[cfg.layout]
 
 
@@ -348,4 +404,5 @@ def summary(cfg: Config) -> dict:
         "param_count": param_count(cfg),
         "params": [[n, list(s)] for n, s in canonical_params(cfg)],
         "input_shape": list(native_input_shape(cfg)),
+        "rejects": rejects(cfg),
     }

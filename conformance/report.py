@@ -300,6 +300,10 @@ def _check_note(name: str, chk: dict) -> str:
             note = f"observed {d.get('observed')}, expected {d.get('expected')}"
         elif name == "state_order":
             note = "; ".join(map(str, d.get("problems") or []))
+        elif name == "accepts":
+            note = f"{d.get('native')} (canonical: {d.get('canonical')})"
+        elif name == "dtype":
+            note = f"case {d.get('expected')}: " + "; ".join(map(str, d.get("wrong") or []))
         elif name == "param_count":
             note = f"native {d.get('observed')}, canonical {d.get('canonical')}, documented {d.get('documented')}"
         elif name == "values":

@@ -55,7 +55,7 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
     for chk in run_checks.values():
         if chk.get("divergence"):
             chk["divergence"] = {**chk["divergence"], "file": display_path(chk["divergence"]["file"], root)}
-    if obs.status == "ok":
+    if obs.status in ("ok", "rejected"):
         verdict = checks.worst(c["verdict"] for c in run_checks.values())
     else:
         verdict = {"unsupported": checks.UNSUPPORTED, "skipped": checks.SKIPPED}.get(obs.status, checks.ERROR)
@@ -66,12 +66,13 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
         "config": case.config.to_dict(),
         "reference": reference.summary(case.config),
         "native": {"construct": obs.construct, "returns": obs.returns, "params": obs.params,
-                   "param_count": obs.param_count, "normalization": obs.normalization, "repro": repro},
+                   "param_count": obs.param_count, "normalization": obs.normalization, "repro": repro,
+                   "rejection": obs.rejection},
         "canonical": {"output_shape": _shape(obs.output),
                       "state_shapes": None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]},
         "versions": info.get("versions", {}),
         "device_name": info.get("device_names", {}).get(device, device),
-        "worker_pid": info.get("pid") if obs.status == "ok" else None,
+        "worker_pid": info.get("pid") if obs.status in ("ok", "rejected") else None,
         "timings": obs.timings,
         "fault": obs.fault,
     }
@@ -95,7 +96,7 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
         obs = pool.run(impl_id, case.id, case.config, device)
     run_checks = {}
     info = pool.infos.get(impl_id, {})
-    if obs.status == "ok":
+    if obs.status in ("ok", "rejected"):
         try:
             run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences,
                                          info.get("versions"), timeout=pool.run_timeout)

@@ -29,7 +29,7 @@ from .claims import CLAIM_FIELDS, Claim, parse_claim
 from .errors import (SpecError, check_count, check_length, kind_of, optional_text, require_str, short,
                      str_or_list, unknown_field)
 from .fields import (CHECKS, CONFIG_FIELDS, DTYPES, ID_RE, INITIAL_STATES, LAYOUTS, MERGE_MODES, ROLES, Config,
-                     FieldSpec, check_value, cross_check)
+                     FieldSpec, as_number, check_value, cross_check)
 from .limits import (MAX_CASE_COST, MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS, MAX_CLAIMS, MAX_DEPTH,
                      MAX_FILE_BYTES, MAX_FILE_CASES, MAX_ID_CHARS, MAX_LAYERS, MAX_LIST_ITEMS, MAX_MATRIX,
                      MAX_NODES, MAX_RECORD_TEXT, MAX_SEED, MAX_SIZE, MAX_TEXT_CHARS, MAX_TIMESTEPS, case_cost,
@@ -156,6 +156,9 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
     for key, val in when.items():
         if key not in CONFIG_FIELDS:
             raise unknown_field(key, CONFIG_FIELDS, line=when.line_of(key), **dloc)
+        if not CONFIG_FIELDS[key].axis:
+            raise SpecError(f"'{key}' cannot be a `when` condition; scope the declaration with `cases:`",
+                            field=f"when.{key}", line=when.line_of(key), **dloc)
         vals = val if isinstance(val, list) else [val]
         if not vals:
             raise SpecError("expected a value or a non-empty list of values", field=f"when.{key}",
@@ -193,22 +196,12 @@ def _parse_tolerance(raw: _LineDict, **loc) -> dict:
     for key, value in tol.items():
         if key not in TOLERANCE_KEYS:
             raise unknown_field(f"tolerance.{key}", [f"tolerance.{k}" for k in TOLERANCE_KEYS], line=line, **loc)
-        number = _number(value)
+        number = as_number(value)
         if number is None or not math.isfinite(number) or number < 0:
             raise SpecError(f"expected a finite number >= 0, got {short(value)}", field=f"tolerance.{key}",
                             line=line, **loc)
         tol[key] = number
     return dict(tol)
-
-
-def _number(value) -> float | None:
-    """A YAML number; PyYAML (YAML 1.1) reads ``1e-4`` without a dot as a string, so accept that too."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value) if isinstance(value, (int, float, str)) else None
-    except (ValueError, OverflowError):   # not a number; an int too large for a float
-        return None
 
 
 def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, room: int = MAX_FILE_CASES

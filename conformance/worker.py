@@ -194,7 +194,8 @@ def _send(conn: Connection, obs) -> None:
 
 def serve(impl_id: str, conn: Connection) -> None:
     from . import impls
-    from .impls.base import Observation
+    from .impls.base import Observation, Rejected
+    from .limits import clip_text
     from .reference import canonical_weights, initial_states, make_input
     from .spec import Config
 
@@ -236,6 +237,9 @@ def serve(impl_id: str, conn: Connection) -> None:
             _inject_fault(case_id)
             weights = _mapping_fault(case_id, canonical_weights(cfg))
             obs = impl.run(cfg, msg["device"], make_input(cfg), weights, initial_states(cfg))
+        except Rejected as exc:      # the framework refused what it was given: a native fact
+            obs = Observation(status="rejected", reason=clip_text(str(exc)), rejection=exc.info,
+                              traceback=clip_text("".join(traceback.format_exception(exc.__cause__))))
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a framework error is a verdict, not a crash
             obs = _error(exc)
         if not isinstance(obs, Observation):

@@ -31,8 +31,36 @@ def test_torch_shapes_state_order_and_values_agree_with_the_reference(pool):
     case, obs = torch_run(pool, num_layers=2, bidirectional=True, return_state=True)
     result = evaluate(case, obs, [DOUBLE_BIAS])
     assert {k: v["verdict"] for k, v in result.items()} == {
-        "output_shape": "agree", "state_shapes": "agree", "state_order": "agree", "param_count": "known-divergence",
-        "values": "agree"}
+        "output_shape": "agree", "state_shapes": "agree", "state_order": "agree", "dtype": "agree",
+        "param_count": "known-divergence", "values": "agree"}
+
+
+def test_a_returned_tensor_in_another_dtype_than_the_case_s_diverges(pool):
+    case, obs = torch_run(pool, return_state=True)
+    other = copy.deepcopy(obs)
+    other.returns[2]["dtype"] = "float64"                       # c_n, as if computed in float64
+    result = evaluate(case, other, [DOUBLE_BIAS])
+    assert evaluate(case, obs, [DOUBLE_BIAS])["dtype"]["verdict"] == "agree"
+    assert result["dtype"]["verdict"] == "diverge"
+    assert result["dtype"]["details"]["wrong"] == ["[1][1] (c): float64"]
+
+
+def test_the_dtype_check_reads_every_output_and_state_torch_returns_and_nothing_else(pool):
+    case, obs = torch_run(pool, lengths=[5, 2], return_sequences=True)
+    details = evaluate(case, obs, [DOUBLE_BIAS])["dtype"]["details"]
+    assert [t["role"] for t in details["tensors"]] == ["output", "output", "h", "c"]   # packed data, padded, h_n, c_n
+    assert details["observed"] == ["float32"]                   # batch_sizes (int64) is not an output
+
+
+def test_states_torch_returns_unasked_are_compared_with_the_reference(pool):
+    case, obs = torch_run(pool, num_layers=2)                    # return_state false: torch returns (h_n, c_n) anyway
+    result = evaluate(case, obs, [DOUBLE_BIAS])
+    assert result["state_shapes"]["verdict"] == "agree" and result["state_shapes"]["details"]["unrequested"]
+    assert [t["tensor"] for t in result["values"]["details"]["tensors"]] == [
+        "output", "layer0/forward/h", "layer0/forward/c", "layer1/forward/h", "layer1/forward/c"]
+    wrong = copy.copy(obs)
+    wrong.states = [(h, c + 0.5) for h, c in obs.states]
+    assert evaluate(case, wrong, [DOUBLE_BIAS])["values"]["verdict"] == "diverge"
 
 
 def test_an_undeclared_parameter_count_difference_diverges(pool):
@@ -220,3 +248,38 @@ def test_the_right_mapping_agrees_on_values(pool):
     result = evaluate(case, obs, [DOUBLE_BIAS])
     assert result["values"]["verdict"] == "agree"
     assert max(t["max_abs"] for t in result["values"]["details"]["tensors"]) < 1e-5
+
+
+def claim_result(pool, claim_kw, **cfg_kw):
+    case, obs = torch_run(pool, **cfg_kw)
+    claim = Claim(source="doc", impl=("torch",), **claim_kw)
+    (detail,) = evaluate(case_of(case.config, [claim]), obs, [DOUBLE_BIAS])["claims"]["details"]["claims"]
+    return detail, obs
+
+
+def test_a_values_claim_is_true_within_its_tolerance_of_the_canonical_tensor(pool):
+    _, obs = claim_result(pool, {"values": (("output", [[0.0]]),)})
+    right, _ = claim_result(pool, {"values": (("output", (obs.output + 5e-7).tolist()),)})
+    wrong, _ = claim_result(pool, {"values": (("output", (obs.output + 1e-3).tolist()),)})
+    assert right["true"] and not wrong["true"]
+    assert wrong["real"]["values"]["output"] == np.asarray(obs.output, np.float64).tolist()
+
+
+def test_a_values_claim_of_a_state_reads_that_layer_and_direction(pool):
+    _, obs = claim_result(pool, {"values": (("output", [[0.0]]),)}, bidirectional=True, return_state=True)
+    backward_c = obs.states[1][1].tolist()
+    right, _ = claim_result(pool, {"values": (("layer0/backward/c", backward_c),)}, bidirectional=True,
+                            return_state=True)
+    swapped, _ = claim_result(pool, {"values": (("layer0/forward/c", backward_c),)}, bidirectional=True,
+                              return_state=True)
+    assert right["true"] and not swapped["true"]
+
+
+def test_dtype_path_and_parameter_claims_compare_with_the_native_returns_and_parameters(pool):
+    detail, _ = claim_result(pool, {"dtypes": ("float32",) * 3, "paths": ("[0]", "[1][0]", "[1][1]"),
+                                    "params": (("weight_ih_l0", (16, 3)), ("weight_hh_l0", (16, 4)),
+                                               ("bias_ih_l0", (16,)), ("bias_hh_l0", (16,)))})
+    assert detail["true"], detail
+    wrong, _ = claim_result(pool, {"params": (("weight_ih_l0", (16, 3)), ("weight_hh_l0", (16, 4)),
+                                              ("bias_l0", (16,)))})
+    assert not wrong["true"] and "bias_hh_l0" in wrong["real"]["params"]

@@ -146,6 +146,9 @@ def test_a_non_editable_install_runs_its_shipped_cases_from_another_directory(tm
     (wheel,) = wheel_dir.glob("*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
+    shipped = {p.relative_to(repo / "cases").as_posix() for p in (repo / "cases").rglob("*.yaml")}
+    assert {p.relative_to(target / "conformance" / "cases").as_posix()
+            for p in (target / "conformance" / "cases").rglob("*.yaml")} == shipped   # upstream/ included
     code = ("import sys, conformance; assert conformance.__file__.startswith(sys.argv[1]), conformance.__file__; "
             "from conformance.cli import main; sys.exit(main(sys.argv[2:]))")
     proc = subprocess.run([sys.executable, "-c", code, str(target), "run", "--impl", "torch", "-k", "return-flags",

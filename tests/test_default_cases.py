@@ -26,7 +26,7 @@ def test_the_default_case_set_is_green(results):
 
 
 def test_every_case_ran_on_every_implementation(results):
-    cases = {c.id for f in sorted((REPO / "cases").glob("*.yaml")) for c in spec.load_file(f).cases}
+    cases = {c.id for f in sorted((REPO / "cases").rglob("*.yaml")) for c in spec.load_file(f).cases}
     ran = {(r["case"], r["impl"]) for r in results["runs"]}
     assert ran == {(c, i) for c in cases for i in impls.ids()}
     assert not [r for r in results["runs"] if r["verdict"] == "skipped"], "an implementation is not installed"

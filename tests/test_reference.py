@@ -223,3 +223,57 @@ def test_only_the_top_layer_s_outputs_are_kept_per_direction():
     forward, backward = ref.layer_outputs[2]
     np.testing.assert_array_equal(ref.output, forward + backward)
     assert forward.shape == (2, 5, 4)
+
+
+def test_arange_input_counts_up_in_batch_time_feature_order_and_a_constant_input_is_constant():
+    x = reference.make_input(Config(input_size=4, hidden_size=3, batch=3, timesteps=6, input="arange"))
+    assert x.shape == (3, 6, 4) and x[0, 0, 1] == 1 and x[0, 1, 0] == 4 and x[1, 0, 0] == 24 and x[-1, -1, -1] == 71
+    assert np.all(reference.make_input(Config(input_size=2, hidden_size=3, input=0.5)) == 0.5)
+
+
+def test_constant_initializers_replace_only_their_own_weight_and_random_ones_do_not_move():
+    base = reference.canonical_weights(Config(input_size=3, hidden_size=4))
+    w = reference.canonical_weights(Config(input_size=3, hidden_size=4, kernel_init=0.01, bias_init=0.03))
+    assert np.all(w["layer0/forward/W"] == 0.01) and np.all(w["layer0/forward/b"] == 0.03)
+    assert np.array_equal(w["layer0/forward/U"], base["layer0/forward/U"])
+
+
+def test_unit_forget_bias_sets_the_forget_block_of_the_bias_to_one():
+    w = reference.canonical_weights(Config(input_size=3, hidden_size=4, bias_init=0.03, unit_forget_bias=True))
+    b = w["layer0/forward/b"]                                # gate order i, f, g, o: f is the second block
+    assert np.all(b[4:8] == 1.0) and np.all(b[:4] == 0.03) and np.all(b[8:] == 0.03)
+
+
+def test_initial_states_of_ones_or_a_constant_fill_every_layer_and_direction():
+    for given, value in (("ones", 1.0), (-0.25, -0.25)):
+        states = reference.initial_states(Config(input_size=3, hidden_size=4, num_layers=2, bidirectional=True,
+                                                 initial_state=given))
+        assert len(states) == 4 and all(np.all(h == value) and np.all(c == value) for h, c in states)
+
+
+def test_keras_s_hard_coded_correctness_values_follow_from_the_lstm_equations():
+    # keras/src/layers/rnn/lstm_test.py::LSTMTest::test_correctness: Constant(0.01), Constant(0.02),
+    # Constant(0.03) with unit_forget_bias, on np.arange(72).reshape((3, 6, 4)); Keras's float32 numbers.
+    cfg = Config(input_size=4, hidden_size=3, batch=3, timesteps=6, input="arange", kernel_init=0.01,
+                 recurrent_init=0.02, bias_init=0.03, unit_forget_bias=True)
+    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg), None)
+    np.testing.assert_allclose(ref.output[:, 0], [0.6288687, 0.86899155, 0.9460773], atol=1e-6)
+
+
+@pytest.mark.parametrize("activation, recurrent_activation, act, gate", [
+    ("relu", "sigmoid", lambda z: np.maximum(z, 0), lambda z: 1 / (1 + np.exp(-z))),
+    ("linear", "hard_sigmoid", lambda z: z, lambda z: np.clip(z / 6 + 0.5, 0, 1)),
+    ("tanh", "tanh", np.tanh, np.tanh),
+])
+def test_two_steps_follow_the_lstm_equations_with_the_case_s_activations(activation, recurrent_activation, act, gate):
+    cfg, x, ref = run_ref(timesteps=2, return_state=True, activation=activation,
+                          recurrent_activation=recurrent_activation)
+    w = reference.canonical_weights(cfg)
+    W, U, b = w["layer0/forward/W"], w["layer0/forward/U"], w["layer0/forward/b"]
+    h = c = np.zeros((cfg.batch, cfg.hidden_size))
+    for t in range(2):
+        i, f, g, o = np.split(x[:, t] @ W + h @ U + b, 4, axis=-1)
+        c = gate(f) * c + gate(i) * act(g)
+        h = gate(o) * act(c)
+    np.testing.assert_allclose(ref.states[0][1], c, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref.states[0][0], h, rtol=1e-12, atol=1e-15)

@@ -265,11 +265,18 @@ def test_the_default_case_set_loads(tmp_path):
 @pytest.mark.parametrize("fields, field, words", [
     ({"lengths": "[3]"}, "lengths", "lengths has 1 entries but batch is 2"),
     ({"lengths": "[3, 9]"}, "lengths", "longer than timesteps"),
-    ({"lengths": "[3, 0]"}, "lengths", "a list of integers >= 1"),
-    ({"lengths": "3"}, "lengths", "a list of integers >= 1"),
+    ({"lengths": "[3, -1]"}, "lengths", "a list of integers >= 0"),
+    ({"lengths": "3"}, "lengths", "a list of integers >= 0"),
+    ({"batch": "-1"}, "batch", "must be >= 0"),
+    ({"feed_input_size": "three"}, "feed_input_size", "expected an integer"),
+    ({"feed_state_batch": "1"}, "feed_state_batch", "set initial_state too"),
     ({"layout": "unbatched", "batch": "1", "lengths": "[2]"}, "lengths", "layout unbatched has none"),
     ({"go_backwards": "true", "bidirectional": "true"}, "go_backwards", "bidirectional already has a backward"),
-    ({"initial_state": "ones"}, "initial_state", "none | zeros | random"),
+    ({"initial_state": "twos"}, "initial_state", "none | zeros | ones | random, or a number"),
+    ({"initial_state": ".inf"}, "initial_state", "or a number from -1e+06 to 1e+06"),
+    ({"input": "ones"}, "input", "random | arange, or a number"),
+    ({"kernel_init": "[1, 2]"}, "kernel_init", "random, or a number"),
+    ({"unit_forget_bias": "true", "bias": "false"}, "unit_forget_bias", "needs bias: true"),
     ({"dtype": "float8"}, "dtype", "float32 | float64 | float16 | bfloat16"),
 ])
 def test_lengths_initial_states_and_direction_are_validated(tmp_path, fields, field, words):
@@ -280,6 +287,33 @@ def test_lengths_initial_states_and_direction_are_validated(tmp_path, fields, fi
             input_size: 3
             hidden_size: 4
             timesteps: 4{body}
+        """)
+    assert err.field == field and words in str(err), str(err)
+    assert "case 'bad'" in str(err)
+
+
+@pytest.mark.parametrize("claim, field, words", [
+    ("{values: {output: [[1, 2], [3]]}}", "claims.values", "rectangular nested list of finite numbers"),
+    ("{values: {layer0/sideways/h: [1]}}", "claims.values", "not a canonical tensor"),
+    ("{values: {output: [.nan]}}", "claims.values", "finite numbers"),
+    ("{roles: [output], atol: 1e-3}", "claims.atol", "this claim states no values"),
+    ("{values: {output: [1]}, rtol: -1}", "claims.rtol", "a finite number >= 0"),
+    ("{dtypes: [float8]}", "claims.dtypes", "not a dtype this suite knows"),
+    ("{paths: [1, 2]}", "claims.paths", "a list of strings"),
+    ("{params: {w: [3, x]}}", "claims.params", "parameter name to its shape"),
+    ("{raises: {type: 'Runtime Error'}}", "claims.raises", "not an exception class name"),
+    ("{raises: {match: '(unclosed'}}", "claims.raises", "not a regular expression"),
+    ("{raises: {kind: RuntimeError}}", "claims.raises", "type (an exception class name"),
+    ("{says: nothing}", "claims", "at least one of outputs, roles, param_count, dtypes, paths, params, values, raises"),
+])
+def test_each_claim_statement_is_validated_with_its_field_named(tmp_path, claim, field, words):
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4
+            claims:
+              - {{source: doc, impl: torch, {claim[1:-1]}}}
         """)
     assert err.field == field and words in str(err), str(err)
     assert "case 'bad'" in str(err)
@@ -720,3 +754,47 @@ def test_a_session_with_a_named_pipe_among_its_cases_or_as_its_catalogue_ends(tm
     else:
         assert done.returncode == 0 and "cases/one.yaml::one[torch-cpu]" in done.stdout
         assert "p.yaml" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("native, field, words", [
+    ("[batch_input_shape]", "native", "a mapping of implementation id (or glob) to a mapping of keyword to value"),
+    ("{tf-keras: []}", "native.tf-keras", "a mapping of 1 to 32 keywords"),
+    ("{tf-keras: {2x: 1}}", "native.tf-keras", "not a keyword argument name"),
+    ("{tf-keras: {shape: {a: 1}}}", "native.tf-keras.shape", "a list of them"),
+])
+def test_native_keywords_are_validated_with_their_place_named(tmp_path, native, field, words):
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4
+            native: {native}
+        """)
+    assert err.field == field and words in str(err), str(err)
+
+
+def test_native_keywords_are_neither_a_matrix_axis_nor_a_when_condition(tmp_path):
+    err = load_error(tmp_path, """
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4
+            matrix: {native: [{torch: {dropout: 0.0}}]}
+        """)
+    assert err.field == "matrix.native" and "cannot be a matrix axis" in str(err)
+
+
+def test_native_keywords_travel_as_a_mapping_and_come_back_frozen(tmp_path):
+    (case,) = spec.load_file(write(tmp_path, """
+        cases:
+          - id: ok
+            input_size: 3
+            hidden_size: 4
+            native: {"keras-*": {batch_input_shape: [8, 2, 10]}, keras-jax: {unroll: true}}
+        """)).cases
+    d = case.config.to_dict()
+    assert d["native"] == {"keras-*": {"batch_input_shape": [8, 2, 10]}, "keras-jax": {"unroll": True}}
+    again = spec.Config(**d)
+    assert again == case.config and hash(again) == hash(case.config)
+    assert again.native_for("keras-jax") == {"batch_input_shape": [8, 2, 10], "unroll": True}
+    assert again.native_for("torch") == {}

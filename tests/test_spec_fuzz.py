@@ -111,6 +111,9 @@ def config_value(name: str):
     f = spec.CONFIG_FIELDS[name]
     if f.type is bool:
         plausible = st.booleans()
+    elif f.type is float:        # a choice, or a number (constant inputs, weights, initial states)
+        plausible = st.one_of(st.sampled_from(f.choices), st.floats(allow_nan=True, allow_infinity=True),
+                              st.sampled_from(["1e-2", "-0.5", "1e7"]))
     elif f.choices:
         plausible = st.sampled_from(f.choices)
     elif f.type is tuple:
@@ -125,7 +128,15 @@ claim = with_extra_keys(st.fixed_dictionaries({}, optional={
     "source": st.one_of(st.text(max_size=5), any_value), "impl": st.one_of(st.sampled_from(CHOICE_VALUES), any_value),
     "says": any_value, "outputs": st.one_of(st.lists(st.lists(st.integers(-1, 9), max_size=3), max_size=3), any_value),
     "roles": st.one_of(st.lists(st.sampled_from(spec.ROLES + ("?", "x")), max_size=4), any_value),
-    "param_count": st.one_of(st.integers(-1, 10**20), any_value), "holds": any_value, "note": any_value}))
+    "param_count": st.one_of(st.integers(-1, 10**20), any_value), "holds": any_value, "note": any_value,
+    "dtypes": st.one_of(st.lists(st.sampled_from(["float32", "float64", "int8", ""]), max_size=3), any_value),
+    "paths": st.one_of(st.lists(st.sampled_from(["[0]", "[1][0]", ""]), max_size=3), any_value),
+    "params": st.one_of(st.dictionaries(st.text(max_size=4), st.lists(st.integers(-1, 9), max_size=3), max_size=2),
+                        any_value),
+    "values": st.one_of(st.dictionaries(st.sampled_from(["output", "layer0/forward/h", "layer9/backward/c", "x"]),
+                                        st.lists(st.lists(st.floats(), max_size=3), max_size=3), max_size=2),
+                        any_value),
+    "atol": any_value, "rtol": any_value}))
 case = with_extra_keys(st.builds(lambda base, extra: {**base, **extra}, st.fixed_dictionaries({}, optional={
     "id": st.one_of(st.sampled_from(["a", "b", "c{seed}", "d-{hidden_size}", "{", "bad id"]), any_value),
     "description": any_value,

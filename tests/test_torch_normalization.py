@@ -1,5 +1,7 @@
 """torch.nn.LSTM's native results map to the canonical form (run on real torch)."""
 
+import dataclasses
+
 import numpy as np
 
 from conformance import reference
@@ -55,9 +57,10 @@ def test_projection_gives_h_of_proj_size_and_c_of_hidden_size(pool):
     assert [(h.shape, c.shape) for h, c in obs.states] == reference.state_shapes(cfg)
 
 
-def test_states_are_dropped_canonically_without_return_state(pool):
-    _, obs = run(pool)
-    assert obs.states is None
+def test_states_torch_always_returns_are_kept_without_return_state(pool):
+    cfg, obs = run(pool)
+    assert [(h.shape, c.shape) for h, c in obs.states] == reference.state_shapes(
+        dataclasses.replace(cfg, return_state=True))
 
 
 def test_merge_modes_other_than_concat_are_unsupported_with_a_reason():

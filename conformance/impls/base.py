@@ -10,7 +10,10 @@ imported once and reused.
 from __future__ import annotations
 
 import importlib.util
+import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,7 @@ from ..spec import Config
 class Observation:
     """What one run produced: native facts, the canonical form they map to, and how."""
 
-    status: str = "ok"                 # ok | unsupported | error | skipped
+    status: str = "ok"                 # ok | rejected | unsupported | error | skipped
     reason: str = ""                   # why unsupported / skipped, or the error message
     traceback: str = ""
     returns: list[dict] = field(default_factory=list)   # native returned tensors, in native order
@@ -45,12 +48,52 @@ class Observation:
     # process's side of a run that failed gives "phase": "reference" (the float64 reference), "checks",
     # or "suite" (anything else of the suite's own).
     fault: dict | None = None
+    # The framework refused the configuration or the input at run time (status "rejected"): {"type": the
+    # exception's class name, "types": its classes' names (MRO), "message": its message, "phase": "build"
+    # or "call"}. A native fact, compared with what the canonical semantics accepts (check ``accepts``).
+    rejection: dict | None = None
+
+
+class Rejected(Exception):
+    """A framework's own exception, raised inside :func:`native` (the framework refused what it was
+    given): the worker makes it a ``rejected`` observation instead of an ``error``."""
+
+    def __init__(self, exc: BaseException, phase: str):
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.info = {"type": type(exc).__name__, "types": [t.__name__ for t in type(exc).__mro__[:-1]],
+                     "message": str(exc), "phase": phase}
+
+
+_OWN_CODE = str(Path(__file__).resolve().parent.parent)     # the conformance package
+
+
+@contextmanager
+def native(phase: str):
+    """Around an adapter's calls into its framework (``phase``: "build" the construct, or "call" it): an
+    exception the framework raises is a :class:`Rejected`, a native fact. One raised by the suite's own
+    code in the block (its innermost frame in the conformance package) stays an error: a bug of ours is
+    never reported as the framework's refusal."""
+    try:
+        yield
+    except Exception as exc:   # noqa: BLE001 - classified below, re-raised either way
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames and not str(Path(frames[-1].filename).resolve()).startswith(_OWN_CODE):
+            raise Rejected(exc, phase) from exc
+        raise
+
+
+def dtype_name(dtype) -> str:
+    """A framework's dtype by NumPy's name for it (``float32``, ``bfloat16``): NumPy and JAX dtypes and
+    TensorFlow's ``DType`` have a ``name``; torch's print as ``torch.float32``."""
+    name = getattr(dtype, "name", None)
+    return (name if isinstance(name, str) else str(dtype)).removeprefix("torch.")
 
 
 def returned(path: str, role: str, array, *, top: bool = True, layer: int | None = None,
              direction: str | None = None) -> dict:
-    """Describe one native returned tensor (role from spec.ROLES)."""
-    return {"path": path, "role": role, "shape": [int(d) for d in array.shape], "dtype": str(array.dtype),
+    """Describe one native returned tensor (role from spec.ROLES, or the name of another part such as a
+    PackedSequence's ``batch_sizes``), its dtype by :func:`dtype_name`, as returned (before any widening)."""
+    return {"path": path, "role": role, "shape": [int(d) for d in array.shape], "dtype": dtype_name(array.dtype),
             "top": top, "layer": layer, "direction": direction}
 
 
@@ -95,8 +138,26 @@ class Impl:
                     pass
         return out
 
+    # Native keywords the adapter itself sets from the case's fields: a case's `native:` may not set them
+    # (the field says what they are); None: this adapter does not take native keywords yet.
+    own_keywords: tuple[str, ...] | None = None
+
     def unsupported(self, cfg: Config) -> str | None:
         """Why this framework cannot express ``cfg`` (None if it can). Never approximate."""
+        return self.native_conflict(cfg)
+
+    def native_conflict(self, cfg: Config) -> str | None:
+        """Why the case's native keywords for this implementation cannot be passed, or None."""
+        given = cfg.native_for(self.id)
+        if not given:
+            return None
+        if self.own_keywords is None:
+            return (f"the {self.id} adapter does not pass native keywords yet (the case gives "
+                    f"{', '.join(sorted(given))})")
+        clash = sorted(set(given) & set(self.own_keywords))
+        if clash:
+            return (f"native keyword{'s' if len(clash) > 1 else ''} {', '.join(clash)}: the {self.id} adapter sets "
+                    "them from the case's fields; set those fields instead")
         return None
 
     def repro(self, cfg: Config) -> str:

@@ -43,7 +43,7 @@ import numpy as np
 from ..reference import array_dtype, direction_names, to_native_layout
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, returned
+from .base import Impl, Observation, native as native_call, returned
 
 # cell choice -> the flax.linen cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -65,7 +65,40 @@ def _model_key(cfg: Config, device: str) -> tuple:
     jitted apply, so configurations that differ only there share one jitted function (jit retraces
     per new shape or argument structure)."""
     return (cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.merge_mode if cfg.bidirectional else None,
-            cfg.layout == "time_major", cfg.dtype, cfg.go_backwards, device)
+            cfg.layout == "time_major", cfg.dtype, cfg.go_backwards, cfg.native, cfg.activation,
+            cfg.recurrent_activation, device)
+
+
+# the case's activations -> jax.nn's functions (by name; linear is the identity); defaults not written
+_JAX_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "hard_sigmoid": "hard_sigmoid", "relu": "relu",
+                    "linear": None}
+
+
+def cell_functions(cfg: Config) -> dict:
+    """The cell's gate_fn / activation_fn for ``cfg`` (only where not flax's defaults), as functions."""
+    import jax
+
+    out = {}
+    for field, key, default in (("recurrent_activation", "gate_fn", "sigmoid"), ("activation", "activation_fn", "tanh")):
+        name = getattr(cfg, field)
+        if name != default:
+            out[key] = (lambda x: x) if _JAX_ACTIVATIONS[name] is None else getattr(jax.nn, _JAX_ACTIVATIONS[name])
+    return out
+
+
+def cell_functions_src(cfg: Config, module: str = "jax.nn") -> str:
+    """:func:`cell_functions` as source after the cell's other arguments."""
+    out = ""
+    for field, key, default in (("recurrent_activation", "gate_fn", "sigmoid"), ("activation", "activation_fn", "tanh")):
+        name = getattr(cfg, field)
+        if name != default:
+            out += f", {key}=" + ("lambda x: x" if _JAX_ACTIVATIONS[name] is None else f"{module}.{_JAX_ACTIVATIONS[name]}")
+    return out
+
+
+def native_src(cfg: Config, impl_id: str) -> str:
+    """The case's native keywords for this implementation's RNN constructor, as source after its own."""
+    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items())
 
 
 class FlaxLinen(Impl):
@@ -85,6 +118,10 @@ class FlaxLinen(Impl):
         self._shapes: dict = {}   # (_model_key, input_size) -> flax's own abstract variables (eval_shape)
 
     # ---- static half ----
+    # the RNN keywords the adapter sets (go_backwards is reverse=True with keep_order=True; the cell is built
+    # from the case's fields); a case's other `native:` keywords go to the RNN constructor
+    own_keywords = ("cell", "return_carry", "time_major", "reverse", "keep_order")   # (gate_fn, activation_fn: fields)
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.proj_size:
             return (f"flax.linen.{self.cell_cls} has no projection (proj_size={cfg.proj_size}): its h is always "
@@ -92,7 +129,7 @@ class FlaxLinen(Impl):
         if not cfg.bias:
             return (f"flax.linen.{self.cell_cls} has no use_bias switch: its hidden Dense layers hi/hf/hg/ho always "
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
-        return None
+        return self.native_conflict(cfg)
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
@@ -109,7 +146,9 @@ class FlaxLinen(Impl):
 
         def rnn_src(param_dtype: str) -> str:
             return (f"nn.RNN(nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
-                    f"param_dtype=jnp.{param_dtype}), return_carry=True, time_major={tm}{backwards})")
+                    f"param_dtype=jnp.{param_dtype}{cell_functions_src(cfg, 'nn')}), return_carry=True, "
+                    f"time_major={tm}{backwards}"
+                    f"{native_src(cfg, self.id)})")
 
         rnn = rnn_src(cfg.dtype)
         half = cfg.dtype in ("float16", "bfloat16")
@@ -235,8 +274,8 @@ class FlaxLinen(Impl):
         cell_cls = getattr(nn, self.cell_cls)
 
         def rnn():
-            return nn.RNN(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype),
-                          return_carry=True, time_major=time_major, **backwards)
+            return nn.RNN(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype, **cell_functions(cfg)),
+                          return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
 
         if cfg.bidirectional:
             merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
@@ -366,8 +405,9 @@ class FlaxLinen(Impl):
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
-        rnn = (f"nn.RNN(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}), "
-               f"return_carry=True, time_major={time_major}{backwards})")
+        rnn = (f"nn.RNN(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
+               f"{cell_functions_src(cfg, 'nn')}), "
+               f"return_carry=True, time_major={time_major}{backwards}{native_src(cfg, self.id)})")
         if cfg.bidirectional:
             merge = "" if cfg.merge_mode == "concat" else f", merge_fn=<{cfg.merge_mode}>"
             layer = f"nn.Bidirectional({rnn}, {rnn}{merge}, return_carry=True, time_major={time_major})"
@@ -390,14 +430,15 @@ class FlaxLinen(Impl):
         jax = self._jax
         dev = self._device(device)
         t0 = time.perf_counter()
-        native = self.load_weights(cfg, device, weights)
+        with native_call("build"):
+            native = self.load_weights(cfg, device, weights)
         ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
         xin = jax.device_put(to_native_layout(cfg, x).astype(ndtype), dev)
         seq_lengths = None if cfg.lengths is None else jax.device_put(np.asarray(cfg.lengths, np.int32), dev)
         carries0 = None if init is None else self._initial_carries(cfg, init, dev)
         jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
-        with jax.default_device(dev):
+        with jax.default_device(dev), native_call("call"):
             carries, out = jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, carries0))
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
@@ -468,9 +509,9 @@ class FlaxLinen(Impl):
                          + (" (for the backward direction that is outputs at time 0, not outputs[:, -1])"
                             if D == 2 or cfg.go_backwards else "")
                          + (" (with lengths: the state at each sequence's last valid step)" if cfg.lengths else ""))
-        if cfg.return_state:
-            obs.states = [(per_dir[l][d][1], per_dir[l][d][0]) for l in range(L) for d in range(D)]
-            notes.append("states: carries[l][d] = (c, h) -> (h, c), layers then directions (forward, backward)")
-        else:
-            notes.append("return_carry=True: the carries are always returned; dropped canonically")
+        obs.states = [(per_dir[l][d][1], per_dir[l][d][0]) for l in range(L) for d in range(D)]
+        notes.append("states: carries[l][d] = (c, h) -> (h, c), layers then directions (forward, backward)"
+                     + ("" if cfg.return_state else " (the construct returns its carries with return_carry=True "
+                                                    "always, so they are compared although the case did not ask "
+                                                    "for them)"))
         return obs

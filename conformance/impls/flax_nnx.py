@@ -53,7 +53,7 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, layer_input_size
 from ..spec import Config
-from .flax_linen import _GATES, _RNN_NAMES, FlaxLinen
+from .flax_linen import _GATES, _RNN_NAMES, FlaxLinen, cell_functions, cell_functions_src, native_src
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -70,7 +70,7 @@ def _model_key(cfg: Config, device: str) -> tuple:
     """What the nnx module depends on: like linen's, plus the input size (nnx cells take in_features)."""
     return (cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional,
             cfg.merge_mode if cfg.bidirectional else None, cfg.layout == "time_major", cfg.dtype,
-            cfg.go_backwards, device)
+            cfg.go_backwards, cfg.native, cfg.activation, cfg.recurrent_activation, device)
 
 
 class FlaxNnx(FlaxLinen):
@@ -96,7 +96,7 @@ class FlaxNnx(FlaxLinen):
             layers = "hi/hf/hg/ho" if self.cell == "plain" else "dense_h (H, 4H)"
             return (f"flax.nnx.{self.cell_cls} has no use_bias switch: its hidden Linear layer(s) {layers} always "
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
-        return None
+        return self.native_conflict(cfg)
 
     def _half_init(self, cfg: Config) -> bool:
         """Whether an *eager* build (the repro snippet) needs recurrent_kernel_init=modified_orthogonal: the
@@ -133,7 +133,7 @@ class FlaxNnx(FlaxLinen):
 
         def rnn(n_in: int) -> str:
             return (f"nnx.RNN(nnx.{self.cell_cls}({n_in}, {H}, dtype=jnp.{cfg.dtype}, param_dtype=jnp.{cfg.dtype}"
-                    f"{half}, rngs=rngs), return_carry=True, time_major={tm}{backwards})")
+                    f"{half}{cell_functions_src(cfg, 'nnx')}, rngs=rngs), return_carry=True, time_major={tm}{backwards}{native_src(cfg, self.id)})")
 
         layers = []
         for l in range(cfg.num_layers):
@@ -200,8 +200,9 @@ class FlaxNnx(FlaxLinen):
         cell_cls = getattr(nnx, self.cell_cls)
 
         def rnn(n_in, rngs):
-            return nnx.RNN(cell_cls(n_in, cfg.hidden_size, dtype=dtype, param_dtype=dtype, rngs=rngs),
-                           return_carry=True, time_major=time_major, **backwards)
+            return nnx.RNN(cell_cls(n_in, cfg.hidden_size, dtype=dtype, param_dtype=dtype, rngs=rngs,
+                                    **cell_functions(cfg)),
+                           return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
 
         merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
             "sum": lambda a, b: a + b, "mul": lambda a, b: a * b, "ave": lambda a, b: (a + b) / 2}[cfg.merge_mode]}
@@ -340,7 +341,9 @@ class FlaxNnx(FlaxLinen):
         time_major = cfg.layout == "time_major"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
         rnn = (f"nnx.RNN(nnx.{self.cell_cls}(in_features, {cfg.hidden_size}, dtype={cfg.dtype}, "
-               f"param_dtype={cfg.dtype}, rngs=rngs), return_carry=True, time_major={time_major}{backwards})")
+               f"param_dtype={cfg.dtype}{cell_functions_src(cfg, 'nnx')}, rngs=rngs), return_carry=True, "
+               f"time_major={time_major}{backwards}"
+               f"{native_src(cfg, self.id)})")
         if cfg.bidirectional:
             merge = "" if cfg.merge_mode == "concat" else f", merge_fn=<{cfg.merge_mode}>"
             layer = f"nnx.Bidirectional({rnn}, {rnn}{merge}, return_carry=True, time_major={time_major})"

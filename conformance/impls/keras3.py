@@ -66,7 +66,7 @@ import numpy as np
 from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, returned
+from .base import Impl, Observation, native, returned
 
 # Environment per backend: select it, keep its logging quiet, and keep it from grabbing all GPU memory
 # (several frameworks' workers may share one GPU).
@@ -120,6 +120,11 @@ class Keras3(Impl):
         self._jitted: OrderedDict = OrderedDict()   # keras-jax: structure key -> (layers, jitted forward)
 
     # ---- static half: no framework imports ----
+    # set from the case's fields (the initializers: the canonical weights are loaded over them)
+    own_keywords = ("units", "return_sequences", "return_state", "use_bias", "go_backwards", "time_major", "dtype",
+                    "activation", "recurrent_activation",
+                    "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias")
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.proj_size:
             return (f"keras.layers.LSTM has no projection (torch's proj_size); proj_size={cfg.proj_size} "
@@ -130,16 +135,18 @@ class Keras3(Impl):
         if cfg.layout == "unbatched":
             return ("Keras RNN layers require 3-D input (InputSpec(ndim=3)); unbatched (T, F) input is "
                     "rejected with 'expected ndim=3, found ndim=2'")
-        return None
+        return self.native_conflict(cfg)
 
     def _lstm_kwargs(self, cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
         """The LSTM constructor's arguments after ``units``, as (name, value), in the order written."""
         kw = [("return_sequences", return_sequences), ("return_state", cfg.return_state), ("use_bias", cfg.bias)]
         if cfg.go_backwards:
             kw.append(("go_backwards", True))
+        kw += [(name, getattr(cfg, name)) for name, default in (("activation", "tanh"), ("recurrent_activation", "sigmoid"))
+               if getattr(cfg, name) != default]
         if cfg.dtype in _NO_QR_DTYPES[self.backend]:
             kw += list(_INIT_WITHOUT_QR.items())
-        return kw + [("dtype", cfg.dtype)]
+        return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
     def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
         args = ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}"
@@ -261,6 +268,9 @@ class Keras3(Impl):
         d.pop("seed")
         d["lengths"] = cfg.lengths is not None
         d["initial_state"] = cfg.initial_state != "none"
+        d["native"] = cfg.native                      # (hashable: the frozen form)
+        for numbers in ("input", "kernel_init", "recurrent_init", "bias_init", "unit_forget_bias"):
+            d.pop(numbers)                            # the input's and the weights' numbers: inputs of the call
         return (device, *sorted(d.items()))
 
     def _build(self, cfg: Config, device: str) -> list:
@@ -349,7 +359,8 @@ class Keras3(Impl):
         L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
         t0 = time.perf_counter()
         compiled = self.backend == "jax" and self._structure(cfg, device) in self._jitted
-        layers = self.load_weights(cfg, device, weights)
+        with native("build"):
+            layers = self.load_weights(cfg, device, weights)
         with keras.device(self._keras_device(device)):
             xin = keras.ops.convert_to_tensor(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), dtype=cfg.dtype)
             mask = (None if cfg.lengths is None else keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool"))
@@ -357,15 +368,16 @@ class Keras3(Impl):
                 [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
-            if self.backend == "jax":
-                native = self._jitted[self._structure(cfg, device)][1](xin, mask, initial)
-            elif self.backend == "torch":
-                with self._backend_mod.no_grad():
-                    native = self._stack(cfg, layers, xin, mask, initial)
-            else:
-                native = self._stack(cfg, layers, xin, mask, initial)
-            native = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
-                      else keras.ops.convert_to_numpy(r) for r in native]   # waits for the device
+            with native("call"):
+                if self.backend == "jax":
+                    returned_ = self._jitted[self._structure(cfg, device)][1](xin, mask, initial)
+                elif self.backend == "torch":
+                    with self._backend_mod.no_grad():
+                        returned_ = self._stack(cfg, layers, xin, mask, initial)
+                else:
+                    returned_ = self._stack(cfg, layers, xin, mask, initial)
+                returned_ = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
+                             else keras.ops.convert_to_numpy(r) for r in returned_]   # waits for the device
         t2 = time.perf_counter()
 
         calls = []
@@ -396,9 +408,9 @@ class Keras3(Impl):
                             "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)"))
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
-        states = record_stack_returns(native, dirs, obs.returns)
+        states = record_stack_returns(returned_, dirs, obs.returns)
 
-        top = native[-1]
+        top = returned_[-1]
         obs.output = top[0] if isinstance(top, list) else top
         notes.append("canonical weights W, U, b -> each LSTM cell's kernel (in, 4H), recurrent_kernel (H, 4H), "
                      "bias (4H) as they are: same layout and gate order (i, f, c, o)"

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
-from .base import Impl, Observation
+from .base import Impl, Observation, native
 from .keras3 import record_stack_returns, stack_snippet
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
@@ -74,6 +74,11 @@ class TfKeras2(Impl):
     env = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
     # ---- static half: no framework imports ----
+    # set from the case's fields (the initializers: the canonical weights are loaded over them)
+    own_keywords = ("units", "return_sequences", "return_state", "use_bias", "go_backwards", "time_major", "dtype",
+                    "activation", "recurrent_activation",
+                    "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias")
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.proj_size:
             return (f"tf_keras.layers.LSTM has no projection (torch's proj_size): LSTM(proj_size=...) raises "
@@ -82,19 +87,20 @@ class TfKeras2(Impl):
         if cfg.layout == "unbatched":
             return ("tf_keras RNN layers require 3-D input (InputSpec(ndim=3)); unbatched (T, F) input is "
                     "rejected with 'expected ndim=3, found ndim=2'")
-        return None
+        return self.native_conflict(cfg)
 
-    @staticmethod
-    def _lstm_kwargs(cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
+    def _lstm_kwargs(self, cfg: Config, return_sequences: bool) -> list[tuple[str, object]]:
         """The LSTM constructor's arguments after ``units``, as (name, value), in the order written."""
         kw = [("return_sequences", return_sequences), ("return_state", cfg.return_state), ("use_bias", cfg.bias)]
         if cfg.layout == "time_major":
             kw.append(("time_major", True))
         if cfg.go_backwards:
             kw.append(("go_backwards", True))
+        kw += [(name, getattr(cfg, name)) for name, default in (("activation", "tanh"), ("recurrent_activation", "sigmoid"))
+               if getattr(cfg, name) != default]
         if cfg.dtype == "bfloat16":
             kw += list(_BF16_INIT.items())
-        return kw + [("dtype", cfg.dtype)]
+        return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
     def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
         args = ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}"
@@ -215,7 +221,8 @@ class TfKeras2(Impl):
         time_major = cfg.layout == "time_major"
         time_axis = 0 if time_major else 1
         t0 = time.perf_counter()
-        layers = self.load_weights(cfg, device, weights)
+        with native("build"):
+            layers = self.load_weights(cfg, device, weights)
         with self._device(device):
             xin = tf.cast(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), cfg.dtype)
             call = {}
@@ -226,15 +233,16 @@ class TfKeras2(Impl):
                 [tf.cast(np.asarray(s, array_dtype(cfg)), cfg.dtype)
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
-            native, h = [], xin
-            for l, layer in enumerate(layers):
-                r = layer(h, **call, **({} if initial is None else {"initial_state": initial[l]}))
-                native.append(r)
-                h = r[0] if isinstance(r, (tuple, list)) else r
-                if cfg.go_backwards and l < L - 1:
-                    h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
-            native = [[t.numpy() for t in r] if isinstance(r, (tuple, list)) else r.numpy()
-                      for r in native]   # waits for the device
+            returned_, h = [], xin
+            with native("call"):
+                for l, layer in enumerate(layers):
+                    r = layer(h, **call, **({} if initial is None else {"initial_state": initial[l]}))
+                    returned_.append(r)
+                    h = r[0] if isinstance(r, (tuple, list)) else r
+                    if cfg.go_backwards and l < L - 1:
+                        h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
+                returned_ = [[t.numpy() for t in r] if isinstance(r, (tuple, list)) else r.numpy()
+                             for r in returned_]   # waits for the device
         t2 = time.perf_counter()
 
         calls = []
@@ -255,9 +263,9 @@ class TfKeras2(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
-        states = record_stack_returns(native, dirs, obs.returns)
+        states = record_stack_returns(returned_, dirs, obs.returns)
 
-        top = native[-1]
+        top = returned_[-1]
         out = top[0] if isinstance(top, list) else top
         notes.append("canonical weights W, U, b -> each LSTM cell's kernel (in, 4H), recurrent_kernel (H, 4H), "
                      "bias (4H) as they are: same layout and gate order (i, f, c, o)"

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..reference import direction_names, hidden_out, to_native_layout
 from ..spec import Config
-from .base import Impl, Observation, returned
+from .base import Impl, Observation, native, returned
 
 # PackedSequence is a namedtuple (data, batch_sizes, sorted_indices, unsorted_indices)
 _PACKED_FIELDS = (("data", "output"), ("batch_sizes", "batch_sizes"), ("sorted_indices", "sorted_indices"),
@@ -44,6 +44,11 @@ def _return_paths(cfg: Config) -> list[tuple[str, str]]:
     return out + [("[1][0]", "h"), ("[1][1]", "c")]
 
 
+def _native_args(cfg: Config, impl_id: str) -> str:
+    """The case's native keywords for torch, as source after the adapter's own arguments."""
+    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items())
+
+
 def _native_name(kind: str, layer: int, direction: int) -> str:
     return f"{kind}_l{layer}" + ("_reverse" if direction else "")
 
@@ -54,16 +59,23 @@ class TorchLSTM(Impl):
     install_hint = "pip install 'lstm-conformance[torch]'"
     param_formula = "torch"
 
+    own_keywords = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "proj_size",
+                    "device", "dtype")     # set from the case's fields
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.merge_mode != "concat":
             return (f"torch.nn.LSTM always concatenates the two directions; merge_mode={cfg.merge_mode!r} "
                     "has no native equivalent")
+        if cfg.activation != "tanh" or cfg.recurrent_activation != "sigmoid":
+            return ("torch.nn.LSTM has no activation options: its cell is fixed to sigmoid gates and tanh "
+                    f"(activation={cfg.activation!r}, recurrent_activation={cfg.recurrent_activation!r} have no "
+                    "native equivalent)")
         if cfg.go_backwards:
             return ("torch.nn.LSTM has no go_backwards / reverse option (its constructor takes input_size, "
                     "hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size, device, dtype; "
                     "go_backwards=True raises TypeError: unexpected keyword argument): a lone backward "
                     "direction exists only inside bidirectional=True")
-        return None
+        return self.native_conflict(cfg)
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
@@ -83,7 +95,7 @@ class TorchLSTM(Impl):
             f"torch.manual_seed({cfg.seed})",
             f"lstm = torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
             f"bias={cfg.bias}, batch_first={batch_first}, bidirectional={cfg.bidirectional}, "
-            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype})",
+            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}{_native_args(cfg, self.id)})",
             f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")",
         ]
         lines += layout.splitlines()
@@ -134,7 +146,8 @@ class TorchLSTM(Impl):
         dtype = getattr(torch, cfg.dtype)
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
                                batch_first=cfg.layout == "batch_major", bidirectional=cfg.bidirectional,
-                               proj_size=cfg.proj_size, device=self._device(device), dtype=dtype)
+                               proj_size=cfg.proj_size, device=self._device(device), dtype=dtype,
+                               **cfg.native_for(self.id))
         params = dict(module.named_parameters())
         native = {}
         for layer in range(cfg.num_layers):
@@ -187,14 +200,16 @@ class TorchLSTM(Impl):
         L, D, Hp, H, T = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size, cfg.timesteps
         notes: list[str] = []
         t0 = time.perf_counter()
-        module = self.load_weights(cfg, device, weights)
+        with native("build"):
+            module = self.load_weights(cfg, device, weights)
         xin = torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
         if cfg.dtype != str(x.dtype):
             notes.append(f"input travels as {x.dtype} and is cast to torch.{cfg.dtype} before the call")
         if cfg.lengths is not None:
             # lengths must be a CPU int64 tensor (or a list); torch sorts internally with enforce_sorted=False
-            xin = rnn_utils.pack_padded_sequence(xin, torch.tensor(cfg.lengths, dtype=torch.int64),
-                                                 batch_first=batch_first, enforce_sorted=False)
+            with native("call"):
+                xin = rnn_utils.pack_padded_sequence(xin, torch.tensor(cfg.lengths, dtype=torch.int64),
+                                                     batch_first=batch_first, enforce_sorted=False)
             notes.append(f"lengths: input packed with torch.nn.utils.rnn.pack_padded_sequence(x, "
                          f"lengths={list(cfg.lengths)}, batch_first={batch_first}, enforce_sorted=False)")
         args = (xin,)
@@ -209,16 +224,14 @@ class TorchLSTM(Impl):
                          f"stacked on a first axis of L*D (index layer*D + direction) to {tuple(h0.shape)} and "
                          f"{tuple(c0.shape)}")
         t1 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), native("call"):
             out, (h_n, c_n) = module(*args)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
 
         def record(path, role, tensor, top=True):
-            r = returned(path, role, tensor, top=top)
-            r["dtype"] = str(tensor.dtype).removeprefix("torch.")
-            return r
+            return returned(path, role, tensor, top=top)
 
         if cfg.lengths is not None:
             returns = [record(f"[0].{name}", role, getattr(out, name)) for name, role in _PACKED_FIELDS]
@@ -248,7 +261,8 @@ class TorchLSTM(Impl):
         obs = Observation(
             construct=(f"torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
                        f"bias={cfg.bias}, batch_first={batch_first}, "
-                       f"bidirectional={cfg.bidirectional}, proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype})"
+                       f"bidirectional={cfg.bidirectional}, proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}"
+                       f"{_native_args(cfg, self.id)})"
                        + (" on a PackedSequence" if cfg.lengths is not None else "")
                        + (" with (h_0, c_0)" if init is not None else "")),
             returns=returns,
@@ -272,9 +286,8 @@ class TorchLSTM(Impl):
             notes.append("no return_sequences switch: output = h_n.view(L, D, B, H')[-1] with directions "
                          "concatenated (the top layer's final hidden state per direction; for the backward "
                          "direction that is not output[:, -1])")
-        if cfg.return_state:
-            obs.states = [(h[l, d], c[l, d]) for l in range(L) for d in range(D)]
-            notes.append("states: h_n.view(L, D, B, H')[l, d], c_n.view(L, D, B, H)[l, d]")
-        else:
-            notes.append("no return_state switch: h_n and c_n are always returned; dropped canonically")
+        obs.states = [(h[l, d], c[l, d]) for l in range(L) for d in range(D)]
+        notes.append("states: h_n.view(L, D, B, H')[l, d], c_n.view(L, D, B, H)[l, d]"
+                     + ("" if cfg.return_state else " (no return_state switch: h_n and c_n are always returned, "
+                                                    "so they are compared although the case did not ask for them)"))
         return obs

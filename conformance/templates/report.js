@@ -9,8 +9,8 @@
   // a case's implementation panels, most in need of a look first
   const PANEL_ORDER = {diverge: 0, error: 1, stale: 2, "known-divergence": 3, agree: 4, unsupported: 5, skipped: 6};
   // the checks in the order their marks appear, each with its letter; a check not listed here gets its initial
-  const CHECK_ORDER = ["output_shape", "state_shapes", "state_order", "param_count", "values", "padding", "claims"];
-  const LETTER = {output_shape: "O", state_shapes: "S", state_order: "R", param_count: "P", values: "V", padding: "M",
+  const CHECK_ORDER = ["accepts", "output_shape", "state_shapes", "state_order", "dtype", "param_count", "values", "padding", "claims"];
+  const LETTER = {accepts: "A", output_shape: "O", state_shapes: "S", state_order: "R", dtype: "D", param_count: "P", values: "V", padding: "M",
                   claims: "C"};
   // a mark is its check's letter and, unless the check agrees, a symbol for the verdict (readable without colour)
   const SYMBOL = {agree: "", "known-divergence": "≈", diverge: "✗", stale: "?", error: "!", unsupported: "–", skipped: "–"};
@@ -247,7 +247,11 @@
     const d = chk.details || {};
     const list = (x) => Array.isArray(x) ? x : [];
     try {
-      if (name === "output_shape" || name === "state_shapes") return `observed ${fmt(d.observed)}, expected ${fmt(d.expected)}`;
+      if (name === "output_shape" || name === "state_shapes") return `observed ${fmt(d.observed)}, expected ${fmt(d.expected)}` +
+        (d.unrequested ? " (returned although the case did not ask for states: compared all the same)" : "");
+      if (name === "accepts") return `${fmt(d.native)} (canonical: ${fmt(d.canonical)})`;
+      if (name === "dtype") return `returned ${list(d.observed).map(fmt).join(", ")}, case ${fmt(d.expected)}` +
+        (list(d.wrong).length ? ` — ${list(d.wrong).map(fmt).join("; ")}` : "");
       if (name === "state_order") return list(d.problems).map(fmt).join("; ") || "states are (h, c); top h is the output's final step";
       if (name === "param_count") return `native ${fmt(d.observed)}, canonical ${fmt(d.canonical)}, documented ${fmt(d.documented)}` +
         (d.problem ? ` — ${d.problem}` : "");
