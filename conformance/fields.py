@@ -37,10 +37,14 @@ class FieldSpec:
     def describe_allowed(self) -> str:
         if self.type is dict:
             return "a mapping of implementation id (or glob) to a mapping of keyword to value"
+        if self.type is float and not self.choices:
+            return f"a number from {self.minimum:g} to {self.maximum:g}"
         if self.type is float:
             return " | ".join(str(c) for c in self.choices or ()) + f", or a number from -{MAX_CONSTANT:g} to {MAX_CONSTANT:g}"
         if self.type is tuple:
             return "a list of integers >= 0, or null"
+        if self.type is list:
+            return "null, or a list of rows (one per sequence) of 0/1 or true/false (one per time step)"
         if self.nullable:
             return f"null, or an integer from {self.minimum} to {self.maximum}"
         if self.choices:
@@ -88,6 +92,12 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                       maximum=MAX_SEED),
     "lengths": FieldSpec(tuple, None, "valid time steps per sequence (right padding), one per batch element; "
                          "null = every sequence is timesteps long", maximum=MAX_TIMESTEPS),
+    "mask": FieldSpec(list, None, "which steps of each sequence are real, any pattern (left padding, gaps): one "
+                      "row of 0/1 per sequence, one entry per time step; a masked step keeps the state and is not "
+                      "an output (what a framework puts there is the padding check's); null = lengths decide. Right "
+                      "padding is written as lengths", maximum=MAX_TIMESTEPS, axis=False),
+    "zero_output_for_mask": FieldSpec(bool, False, "ask for zeros as the output at masked steps (Keras "
+                                      "zero_output_for_mask=True; needs lengths or mask)"),
     "initial_state": FieldSpec(float, "none", "initial (h, c): none (not given: the framework's default, zeros), "
                                "or given in each framework's native form: zeros, ones, random (seeded uniform "
                                "(-0.5, 0.5)) or a constant", choices=INITIAL_STATES),
@@ -115,6 +125,14 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                                   minimum=0, maximum=MAX_SIZE, nullable=True),
     "unit_forget_bias": FieldSpec(bool, False, "the forget gate's bias is 1.0 whatever bias_init says (Keras "
                                   "unit_forget_bias=True, its default; needs bias)", readers="reference"),
+    "dropout": FieldSpec(float, 0.0, "fraction of the cell's input dropped in training (Keras dropout; torch's "
+                         "dropout is layer_dropout); a no-op in inference", minimum=0, maximum=1),
+    "recurrent_dropout": FieldSpec(float, 0.0, "fraction of the recurrent input h dropped in training (Keras "
+                                   "recurrent_dropout); a no-op in inference", minimum=0, maximum=1),
+    "layer_dropout": FieldSpec(float, 0.0, "fraction of each layer's output dropped before the next layer reads it, "
+                               "in training (torch nn.LSTM dropout); a no-op in inference", minimum=0, maximum=1),
+    "training": FieldSpec(bool, False, "call in training mode (Keras training=True, torch module.train()); with a "
+                          "dropout the values are drawn at random, so values and padding are not compared"),
     "native": FieldSpec(dict, (), "framework-only constructor keywords, per implementation id or glob, e.g. "
                         "{tf-keras: {batch_input_shape: [8, 2, 10]}}: passed to the native constructor as they are, "
                         "recorded in the construct and the repro", axis=False),
@@ -146,6 +164,8 @@ class Config:
     dtype: str = "float32"
     seed: int = 0
     lengths: tuple[int, ...] | None = None
+    mask: tuple[tuple[bool, ...], ...] | None = None
+    zero_output_for_mask: bool = False
     initial_state: str = "none"
     go_backwards: bool = False
     activation: str = "tanh"
@@ -157,11 +177,24 @@ class Config:
     feed_input_size: int | None = None
     feed_state_batch: int | None = None
     unit_forget_bias: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    layer_dropout: float = 0.0
+    training: bool = False
     native: tuple = ()             # ((impl pattern, ((keyword, value), ...)), ...): see native_mapping
 
     def __post_init__(self):
         if isinstance(self.native, dict):           # as results and the worker's messages carry it
             object.__setattr__(self, "native", freeze_native(self.native))
+        if isinstance(self.mask, list) or isinstance(self.lengths, list):     # as JSON gives them back
+            object.__setattr__(self, "mask", None if self.mask is None else
+                               tuple(tuple(bool(v) for v in row) for row in self.mask))
+            object.__setattr__(self, "lengths", None if self.lengths is None else tuple(self.lengths))
+
+    @property
+    def masked(self) -> bool:
+        """Some steps are not real: lengths or mask given."""
+        return self.lengths is not None or self.mask is not None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -190,6 +223,8 @@ def check_value(name: str, value: Any, **loc) -> Any:
         return _check_native(value, **loc)
     if spec.nullable and value is None:
         return None
+    if spec.type is list:
+        return _check_mask(value, **loc)
     if spec.type is tuple:
         if value is None:
             return None
@@ -203,7 +238,8 @@ def check_value(name: str, value: Any, **loc) -> Any:
         if isinstance(value, str) and value in (spec.choices or ()):
             return value
         number = as_number(value)
-        if number is None or not math.isfinite(number) or abs(number) > MAX_CONSTANT:
+        bounded = spec.minimum is not None and number is not None and not spec.minimum <= number <= spec.maximum
+        if number is None or not math.isfinite(number) or abs(number) > MAX_CONSTANT or bounded:
             raise SpecError(f"expected {spec.describe_allowed()}, got {short(value)} ({kind_of(value)})",
                             field=name, **loc)
         return number
@@ -222,6 +258,20 @@ def check_value(name: str, value: Any, **loc) -> Any:
     if spec.maximum is not None and value > spec.maximum:
         raise SpecError(f"{short(value)} is too large; at most {spec.maximum}", field=name, **loc)
     return value
+
+
+def _check_mask(value, **loc):
+    """``mask``: null, or rows of 0/1 (or true/false), as a tuple of tuples of bools. The rows' number
+    and length are checked against batch and timesteps in :func:`cross_check`."""
+    if value is None:
+        return None
+    rows_ok = isinstance(value, list) and value and len(value) <= MAX_SIZE and all(
+        isinstance(r, list) and len(r) <= MAX_TIMESTEPS and all(v in (0, 1) and (isinstance(v, (int, bool))) for v in r)
+        for r in value)
+    if not rows_ok:
+        raise SpecError(f"expected {CONFIG_FIELDS['mask'].describe_allowed()}, e.g. [[0, 1, 1], [1, 1, 0]]; got "
+                        f"{short(value)}", field="mask", **loc)
+    return tuple(tuple(bool(v) for v in r) for r in value)
 
 
 def freeze(value):
@@ -278,6 +328,24 @@ def _plain(item, depth: int = 0) -> bool:
     return item is None or isinstance(item, (bool, int))
 
 
+def _cross_check_mask(values: dict, line_of, **loc) -> None:
+    mask, at = values["mask"], {"field": "mask", "line": line_of("mask"), **loc}
+    if values["lengths"] is not None:
+        raise SpecError("give lengths or mask, not both (lengths is right padding, mask any pattern)", **at)
+    if values["layout"] == "unbatched":
+        raise SpecError("a mask needs a batch axis; layout unbatched has none", **at)
+    if len(mask) != values["batch"]:
+        raise SpecError(f"mask has {len(mask)} rows but batch is {values['batch']} (one row per sequence)", **at)
+    wrong = next((i for i, row in enumerate(mask) if len(row) != values["timesteps"]), None)
+    if wrong is not None:
+        raise SpecError(f"mask row {wrong} has {len(mask[wrong])} entries but timesteps is {values['timesteps']} "
+                        "(one per time step)", **at)
+    lengths = [sum(row) for row in mask]
+    if all(row == tuple(t < n for t in range(len(row))) for row, n in zip(mask, lengths)):
+        raise SpecError(f"this mask is right padding: write it as lengths: {lengths} (one spelling per "
+                        "configuration; every framework expresses lengths)", **at)
+
+
 def as_number(value) -> float | None:
     """A YAML number; PyYAML (YAML 1.1) reads ``1e-4`` without a dot as a string, so accept that too."""
     if isinstance(value, bool):
@@ -307,6 +375,11 @@ def cross_check(values: dict, line_of, **loc) -> None:
         if max(lengths) > values["timesteps"]:
             raise SpecError(f"a length ({max(lengths)}) is longer than timesteps ({values['timesteps']})",
                             field="lengths", line=line_of("lengths"), **loc)
+    if values["mask"] is not None:
+        _cross_check_mask(values, line_of, **loc)
+    if values["zero_output_for_mask"] and values["lengths"] is None and values["mask"] is None:
+        raise SpecError("zero_output_for_mask is about masked steps: set lengths or mask too",
+                        field="zero_output_for_mask", line=line_of("zero_output_for_mask"), **loc)
     if values["go_backwards"] and values["bidirectional"]:
         raise SpecError("go_backwards is for one direction; bidirectional already has a backward direction",
                         field="go_backwards", line=line_of("go_backwards"), **loc)

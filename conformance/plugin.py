@@ -245,7 +245,7 @@ class ConformanceSession:
     def pool(self):
         if self._pool is None:
             from .runner import WorkerPool
-            self._pool = WorkerPool(run_timeout=self.run_timeout)
+            self._pool = WorkerPool(run_timeout=self.run_timeout, stop_requested=lambda: self.stop_signal)
         return self._pool
 
     def close(self) -> None:
@@ -652,6 +652,8 @@ class CaseItem(pytest.Item):
         from .results import display_path, dumps, execute, failed_record
 
         sess: ConformanceSession = self.config.stash[_KEY]
+        if sess.stop_signal:        # its KeyboardInterrupt was lost (raised inside a finalizer): stop here
+            raise KeyboardInterrupt(sess.stop_signal)
         try:
             self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences,
                                   root=self.config.rootpath)

@@ -205,9 +205,32 @@ def initial_states(cfg: Config) -> list[tuple[np.ndarray, np.ndarray]] | None:
 
 
 def valid_mask(cfg: Config) -> np.ndarray:
-    """(B, T) booleans: which steps of each sequence are real (all of them without ``lengths``)."""
+    """(B, T) booleans: which steps of each sequence are real (``mask``, or ``lengths``' right padding; all of
+    them without either)."""
+    if cfg.mask is not None:
+        return np.array(cfg.mask, dtype=bool).reshape(cfg.batch, cfg.timesteps)
     lengths = cfg.lengths or (cfg.timesteps,) * cfg.batch
     return np.arange(cfg.timesteps)[None, :] < np.asarray(lengths)[:, None]
+
+
+def drawn_at_random(cfg: Config) -> str | None:
+    """Why the outputs are not a function of the case (dropout in training draws random masks), or None."""
+    rates = {n: getattr(cfg, n) for n in ("dropout", "recurrent_dropout", "layer_dropout") if getattr(cfg, n)}
+    if cfg.training and rates:
+        return ("training with " + ", ".join(f"{n} {v:g}" for n, v in rates.items()) + ": each framework draws "
+                "its own random dropout masks, so the values are not comparable (shapes, dtypes and states are)")
+    return None
+
+
+def first_and_last_valid(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence, its first and last real step (-1 for a sequence with none): where a forward
+    direction's final output is (the last), and a backward one's (the first)."""
+    mask = valid_mask(cfg)
+    T = cfg.timesteps
+    if T == 0:
+        return np.full(cfg.batch, -1), np.full(cfg.batch, -1)
+    none = ~mask.any(axis=1)
+    return np.where(none, -1, mask.argmax(axis=1)), np.where(none, -1, T - 1 - mask[:, ::-1].argmax(axis=1))
 
 
 @dataclass
@@ -317,8 +340,9 @@ def forward(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
     """The canonical LSTM (DESIGN.md, "Canonical semantics") in float64, on canonical input (B, T, F).
 
     The backward direction (and ``go_backwards``) reads each sequence's valid steps in reverse and
-    puts its outputs back in time order; with ``lengths`` a sequence's state stops at its last valid
-    step and its outputs past it are zeros; layer l > 0 reads layer l-1's merged output.
+    puts its outputs back in time order; with ``lengths`` or ``mask`` a masked step keeps the state as it
+    was and its output is zeros (so a sequence's state is the one after its last real step, in reading
+    order); layer l > 0 reads layer l-1's merged output.
 
     Memory is streamed: besides ``weights``, it holds the layer's input sequence (the float64 input,
     then the layer below's merged output) and the layer's output sequence, never more layers than

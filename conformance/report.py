@@ -477,7 +477,7 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
     padding: dict[str, Counter] = defaultdict(Counter)       # column -> what it puts at padded steps
     for _ci, col, _v, _chk, detail, *_ in runs:
         pad = detail.get("checks", {}).get("padding")
-        if pad:
+        if pad and "behaviour" in pad.get("details", {}):
             padding[cols[col]["key"]][(pad["details"]["behaviour"], pad["verdict"])] += 1
     param_rows, formulas = _param_rows(cases, runs, cols)
     check_names = sorted({n for run in runs for n in run[3]})

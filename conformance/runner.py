@@ -48,6 +48,9 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 RESTART_AFTER = ("MemoryError", "SystemExit")
 # environment variables that belong to the run that happens to start a worker, not to the worker
 PER_RUN_ENV = ("PYTEST_CURRENT_TEST",)
+# waiting for a worker wakes this often to see whether a stop signal came that raised nothing: Python
+# swallows an exception a signal handler raises while a finalizer (``__del__``) runs
+POLL_SLICE_S = 0.5
 
 
 class WorkerError(RuntimeError):
@@ -76,8 +79,10 @@ def describe_exit(code: int | None) -> tuple[str, dict]:
 
 
 class Worker:
-    def __init__(self, impl_id: str, start_timeout: float, run_timeout: float, env: dict | None = None):
+    def __init__(self, impl_id: str, start_timeout: float, run_timeout: float, env: dict | None = None,
+                 stop_requested=None):
         self.impl_id = impl_id
+        self.stop_requested = stop_requested or (lambda: None)
         self.start_timeout = start_timeout
         self.run_timeout = run_timeout
         self.env = dict(env or {})
@@ -164,10 +169,18 @@ class Worker:
             last = size
 
     def _receive(self, timeout: float, doing: str, limit: str):
-        try:
-            ready = self.conn.poll(timeout)
-        except (OSError, ValueError):
-            ready = True                            # a broken connection: recv says how
+        ready, deadline = False, time.monotonic() + timeout
+        while not ready:
+            stop = self.stop_requested()
+            if stop:      # a stop signal whose KeyboardInterrupt was lost (raised inside a finalizer) still stops
+                raise KeyboardInterrupt(stop)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                ready = self.conn.poll(min(left, POLL_SLICE_S))
+            except (OSError, ValueError):
+                ready = True                        # a broken connection: recv says how
         if not ready:
             self._dump_stacks()
             tail = self._last_output()
@@ -220,8 +233,10 @@ class WorkerPool:
     (``run(timeout=...)`` overrides it for one run); ``env`` is added to the workers' environment.
     """
 
-    def __init__(self, start_timeout: float = 600.0, run_timeout: float = 120.0, env: dict | None = None):
+    def __init__(self, start_timeout: float = 600.0, run_timeout: float = 120.0, env: dict | None = None,
+                 stop_requested=None):
         self.start_timeout, self.run_timeout = start_timeout, run_timeout
+        self.stop_requested = stop_requested      # () -> the stop signal's name once one came, else None
         self.env = dict(env or {})
         self.workers: dict[str, Worker] = {}
         self.infos: dict[str, dict] = {}
@@ -234,7 +249,8 @@ class WorkerPool:
                               f"again): {failed}", {**(failed.fault or {}), "repeated": True})
         w = self.workers.get(impl_id)
         if w is None:
-            w = self.workers[impl_id] = Worker(impl_id, self.start_timeout, self.run_timeout, self.env)
+            w = self.workers[impl_id] = Worker(impl_id, self.start_timeout, self.run_timeout, self.env,
+                                                  self.stop_requested)
         if not w.alive():
             try:
                 self.infos[impl_id] = w.start()

@@ -212,6 +212,28 @@ def test_padding_says_what_an_implementation_puts_at_padded_steps(fill, behaviou
     assert out.details["padded_steps"] == 3
 
 
+GAPS = ((True, False, True, False, True), (False, True, True, False, False))
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_padding_with_a_mask_repeats_the_latest_real_output_in_reading_order(go_backwards):
+    case, obs, ref = reference_run(mask=GAPS, return_sequences=True, go_backwards=go_backwards)
+    out = obs.output
+    if go_backwards:     # read from the end: a masked step repeats the next real step's output (the initial zeros after the last)
+        out[0, 1], out[0, 3], out[1, 0], out[1, 3], out[1, 4] = out[0, 2], out[0, 4], out[1, 1], 0.0, 0.0
+    else:
+        out[0, 1], out[0, 3], out[1, 0], out[1, 3], out[1, 4] = out[0, 0], out[0, 2], 0.0, out[1, 2], out[1, 2]
+    padding = checks.check_padding(case, obs)
+    assert padding.details == {**padding.details, "behaviour": "the last valid output, repeated", "padded_steps": 5}
+    assert not padding.ok and padding.conclusive
+
+
+def test_a_sequence_with_no_real_step_keeps_its_random_initial_state_without_looking_swapped():
+    case, obs, ref = reference_run(mask=(GAPS[0], (False,) * 5), return_sequences=True, return_state=True,
+                                   initial_state="random")
+    assert checks.check_state_order(case, obs).ok
+
+
 def test_padding_is_not_checked_without_lengths_or_without_sequences():
     assert checks.check_padding(*reference_run(return_sequences=True)[:2]) is None
     assert checks.check_padding(*reference_run(lengths=(5, 2))[:2]) is None

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from conformance import checks, impls
 from conformance.results import record
-from conformance.runner import Worker, WorkerPool
+from conformance.runner import POLL_SLICE_S, Worker, WorkerPool
 from conformance.spec import Case, Config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,6 +137,21 @@ def test_the_pools_run_timeout_applies_when_a_run_gives_none(faulty, monkeypatch
     monkeypatch.setattr(faulty, "run_timeout", 1.5)
     obs = run(faulty, "f-hang")
     assert obs.fault == {"kind": "timeout", "seconds": 1.5}
+
+
+def test_a_stop_signal_that_raised_nothing_still_ends_the_wait_for_a_hung_run_within_a_second():
+    stop = []                  # the session's stop_signal, set as if its KeyboardInterrupt had been swallowed
+    pool = WorkerPool(run_timeout=120, env={"CONFORMANCE_FAULT": "hang:f-hang"}, stop_requested=lambda: stop and stop[0])
+    try:
+        assert run(pool, "plain").status == "ok"
+        threading.Timer(1.0, stop.append, ["SIGINT"]).start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+            run(pool, "f-hang")
+        assert time.monotonic() - t0 < 1.0 + 2 * POLL_SLICE_S
+    finally:
+        pool.close()
+    assert not pool.workers
 
 
 def test_a_crash_in_one_impl_leaves_another_impls_worker_and_runs_alone(faulty):

@@ -11,10 +11,13 @@ BASE = {"input_size": 3, "hidden_size": 4, "batch": 2, "timesteps": 3}
 
 
 def test_torch_gets_the_case_s_native_keywords_in_its_constructor_and_repro(pool):
-    cfg = Config(**BASE, native={"torch": {"dropout": 0.0}})
+    # every keyword of nn.LSTM is set from a field (dropout: layer_dropout), so a native one is one it refuses:
+    # RNN's nonlinearity, which LSTM does not take
+    cfg = Config(**BASE, native={"torch": {"nonlinearity": "relu"}})
     obs = pool.run("torch", "n", cfg, "cpu")
-    assert obs.status == "ok" and "dropout=0.0" in obs.construct
-    assert "dropout=0.0)" in impls.get("torch").repro(cfg)
+    assert obs.status == "rejected" and obs.rejection["phase"] == "build"
+    assert "unexpected keyword argument 'nonlinearity'" in obs.rejection["message"]
+    assert "nonlinearity='relu')" in impls.get("torch").repro(cfg)
 
 
 def test_only_the_implementations_a_pattern_names_get_its_keywords():

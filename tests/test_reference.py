@@ -154,6 +154,26 @@ def test_a_sequence_with_a_length_ends_where_the_same_sequence_truncated_ends():
     assert np.all(ref.output[1, 2:] == 0)                                  # padded steps: zeros
 
 
+def test_a_sequence_with_masked_steps_ends_where_the_sequence_of_its_real_steps_alone_ends():
+    mask = ((True, True, True, True, True), (False, True, False, True, True))
+    cfg, x, ref = run_ref(batch=2, mask=mask, bidirectional=True, return_sequences=True, return_state=True)
+    real = [1, 3, 4]                                                       # sequence 1's real steps
+    short = Config(3, 4, batch=1, timesteps=3, bidirectional=True, return_sequences=True, return_state=True)
+    cut = reference.forward(short, x[1:, real], reference.canonical_weights(cfg))
+    np.testing.assert_allclose(ref.output[1:, real], cut.output, rtol=1e-12, atol=1e-15)
+    for (h, c), (ch, cc) in zip(ref.states, cut.states):
+        np.testing.assert_allclose(h[1:], ch, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(c[1:], cc, rtol=1e-12, atol=1e-15)
+    assert np.all(ref.output[1, [0, 2]] == 0)                             # masked steps: zeros
+
+
+def test_first_and_last_real_steps_of_each_sequence_and_minus_one_for_none():
+    cfg = Config(3, 4, batch=3, timesteps=4, mask=((False, True, True, False), (False,) * 4, (True, False, False, True)))
+    first, last = reference.first_and_last_valid(cfg)
+    assert first.tolist() == [1, -1, 0] and last.tolist() == [2, -1, 3]
+    assert [a.tolist() for a in reference.first_and_last_valid(Config(3, 4, batch=2, timesteps=0))] == [[-1, -1]] * 2
+
+
 def test_padding_values_do_not_change_the_result():
     cfg, x, ref = run_ref(lengths=(5, 3), return_sequences=True, return_state=True)
     x2 = x.copy()

@@ -112,12 +112,14 @@ def config_value(name: str):
     if f.type is bool:
         plausible = st.booleans()
     elif f.type is float:        # a choice, or a number (constant inputs, weights, initial states)
-        plausible = st.one_of(st.sampled_from(f.choices), st.floats(allow_nan=True, allow_infinity=True),
+        plausible = st.one_of(st.sampled_from(f.choices or (0.5, 1.5, -0.1)), st.floats(allow_nan=True, allow_infinity=True),
                               st.sampled_from(["1e-2", "-0.5", "1e7"]))
     elif f.choices:
         plausible = st.sampled_from(f.choices)
     elif f.type is tuple:
         plausible = st.one_of(st.none(), st.lists(st.integers(0, 6), max_size=4))
+    elif f.type is list:         # mask: rows of 0/1
+        plausible = st.one_of(st.none(), st.lists(st.lists(st.sampled_from([0, 1, True, 2]), max_size=5), max_size=4))
     else:
         plausible = st.one_of(st.integers(0, 9), st.sampled_from([f.maximum or 0, (f.maximum or 0) + 1, 10**100]))
     return st.one_of(plausible, plausible, any_value)

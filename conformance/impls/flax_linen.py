@@ -86,6 +86,21 @@ def cell_functions(cfg: Config) -> dict:
     return out
 
 
+def padding_unsupported(cfg: Config, api: str) -> str | None:
+    """Why flax's ``api`` (``flax.linen.RNN``, ``flax.nnx.RNN``) cannot express the case's masking, or None."""
+    rates = [n for n in ("dropout", "recurrent_dropout", "layer_dropout") if getattr(cfg, n)]
+    if rates or cfg.training:
+        return (f"{api} and its LSTM cells have no dropout and no training mode (no deterministic flag): "
+                + (", ".join(rates) if rates else "training") + " has no native equivalent")
+    if cfg.mask is not None:
+        return (f"{api} takes variable lengths only as seq_lengths (each sequence's real steps a prefix, "
+                "right padding); a mask with left padding or gaps has no native form")
+    if cfg.zero_output_for_mask:
+        return (f"{api} has no option to zero its outputs at padded steps: they are computed from the padding "
+                "(\"The output elements corresponding to padding elements are NOT zeroed out\", google/flax#2604)")
+    return None
+
+
 def cell_functions_src(cfg: Config, module: str = "jax.nn") -> str:
     """:func:`cell_functions` as source after the cell's other arguments."""
     out = ""
@@ -129,7 +144,7 @@ class FlaxLinen(Impl):
         if not cfg.bias:
             return (f"flax.linen.{self.cell_cls} has no use_bias switch: its hidden Dense layers hi/hf/hg/ho always "
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
-        return self.native_conflict(cfg)
+        return padding_unsupported(cfg, "flax.linen.RNN") or self.native_conflict(cfg)
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)

@@ -123,9 +123,13 @@ class Keras3(Impl):
     # set from the case's fields (the initializers: the canonical weights are loaded over them)
     own_keywords = ("units", "return_sequences", "return_state", "use_bias", "go_backwards", "time_major", "dtype",
                     "activation", "recurrent_activation",
-                    "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias")
+                    "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias",
+                    "zero_output_for_mask", "dropout", "recurrent_dropout")
 
     def unsupported(self, cfg: Config) -> str | None:
+        if cfg.layer_dropout:
+            return ("keras.layers.LSTM has no dropout between stacked layers (torch's dropout; Keras's own dropout "
+                    "is on each cell's input, the field dropout)")
         if cfg.proj_size:
             return (f"keras.layers.LSTM has no projection (torch's proj_size); proj_size={cfg.proj_size} "
                     "has no native equivalent")
@@ -144,6 +148,9 @@ class Keras3(Impl):
             kw.append(("go_backwards", True))
         kw += [(name, getattr(cfg, name)) for name, default in (("activation", "tanh"), ("recurrent_activation", "sigmoid"))
                if getattr(cfg, name) != default]
+        if cfg.zero_output_for_mask:
+            kw.append(("zero_output_for_mask", True))
+        kw += [(name, getattr(cfg, name)) for name in ("dropout", "recurrent_dropout") if getattr(cfg, name)]
         if cfg.dtype in _NO_QR_DTYPES[self.backend]:
             kw += list(_INIT_WITHOUT_QR.items())
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
@@ -266,7 +273,8 @@ class Keras3(Impl):
         an input of the call (the seed's numbers, the lengths' values, which initial states)."""
         d = cfg.to_dict()
         d.pop("seed")
-        d["lengths"] = cfg.lengths is not None
+        d["lengths"] = cfg.masked                    # lengths or mask: the same (B, T) boolean input
+        d.pop("mask")
         d["initial_state"] = cfg.initial_state != "none"
         d["native"] = cfg.native                      # (hashable: the frozen form)
         for numbers in ("input", "kernel_init", "recurrent_init", "bias_init", "unit_forget_bias"):
@@ -332,6 +340,8 @@ class Keras3(Impl):
         native, h = [], x
         for l, layer in enumerate(layers):
             kw = {} if mask is None else {"mask": mask}
+            if cfg.training:
+                kw["training"] = True
             if initial is not None:
                 kw["initial_state"] = initial[l]
             r = layer(h, **kw)
@@ -363,7 +373,7 @@ class Keras3(Impl):
             layers = self.load_weights(cfg, device, weights)
         with keras.device(self._keras_device(device)):
             xin = keras.ops.convert_to_tensor(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), dtype=cfg.dtype)
-            mask = (None if cfg.lengths is None else keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool"))
+            mask = keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool") if cfg.masked else None
             initial = None if init is None else [
                 [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
@@ -381,10 +391,12 @@ class Keras3(Impl):
         t2 = time.perf_counter()
 
         calls = []
-        if cfg.lengths is not None:
+        if cfg.masked:
             calls.append("mask=<(B, T) bool, True at valid steps>")
         if init is not None:
             calls.append("initial_state=" + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"))
+        if cfg.training:
+            calls.append("training=True")
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
         between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
                    "layer reads it" if cfg.go_backwards and L > 1 else "")
@@ -425,6 +437,9 @@ class Keras3(Impl):
                          "mask= to every layer's call (Keras's own mechanism: what Masking or "
                          "Embedding(mask_zero=True) attach); the native return structure is unchanged, and the outputs "
                          "at padded steps are left as returned")
+        if cfg.mask is not None:
+            notes.append("mask (B, T) passed as mask= to every layer's call, True at the real steps (Keras's own "
+                         "mechanism); the outputs at masked steps are left as returned")
         if init is not None:
             notes.append("initial states (h0, c0) per layer and direction -> initial_state="
                          + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw] (Bidirectional gives the first half to "
@@ -507,6 +522,10 @@ def stack_snippet(cfg: Config, construct, tensor: str, flip: str, mask_layout: s
     if cfg.lengths is not None:
         setup += (f"mask = np.arange({T})[None, :] < np.array({list(cfg.lengths)})[:, None]"
                   "  # (B, T): True at the valid steps of each sequence (right padding)\n" + mask_layout)
+        call.append("mask=mask")
+    elif cfg.mask is not None:
+        setup += (f"mask = np.array({[[int(v) for v in row] for row in cfg.mask]}, dtype=bool)"
+                  "  # (B, T): True at the real steps of each sequence\n" + mask_layout)
         call.append("mask=mask")
     if cfg.initial_state != "none":
         make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"

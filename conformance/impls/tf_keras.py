@@ -77,9 +77,13 @@ class TfKeras2(Impl):
     # set from the case's fields (the initializers: the canonical weights are loaded over them)
     own_keywords = ("units", "return_sequences", "return_state", "use_bias", "go_backwards", "time_major", "dtype",
                     "activation", "recurrent_activation",
-                    "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias")
+                    "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias",
+                    "zero_output_for_mask", "dropout", "recurrent_dropout")
 
     def unsupported(self, cfg: Config) -> str | None:
+        if cfg.layer_dropout:
+            return ("tf_keras.layers.LSTM has no dropout between stacked layers (torch's dropout; Keras's own "
+                    "dropout is on each cell's input, the field dropout)")
         if cfg.proj_size:
             return (f"tf_keras.layers.LSTM has no projection (torch's proj_size): LSTM(proj_size=...) raises "
                     f"TypeError ('Keyword argument not understood:', 'proj_size'); proj_size={cfg.proj_size} has "
@@ -98,6 +102,9 @@ class TfKeras2(Impl):
             kw.append(("go_backwards", True))
         kw += [(name, getattr(cfg, name)) for name, default in (("activation", "tanh"), ("recurrent_activation", "sigmoid"))
                if getattr(cfg, name) != default]
+        if cfg.zero_output_for_mask:
+            kw.append(("zero_output_for_mask", True))
+        kw += [(name, getattr(cfg, name)) for name in ("dropout", "recurrent_dropout") if getattr(cfg, name)]
         if cfg.dtype == "bfloat16":
             kw += list(_BF16_INIT.items())
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
@@ -225,8 +232,8 @@ class TfKeras2(Impl):
             layers = self.load_weights(cfg, device, weights)
         with self._device(device):
             xin = tf.cast(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), cfg.dtype)
-            call = {}
-            if cfg.lengths is not None:
+            call = {"training": True} if cfg.training else {}
+            if cfg.masked:
                 mask = valid_mask(cfg)
                 call["mask"] = tf.constant(mask.T if time_major else mask)
             initial = None if init is None else [
@@ -246,10 +253,12 @@ class TfKeras2(Impl):
         t2 = time.perf_counter()
 
         calls = []
-        if cfg.lengths is not None:
+        if cfg.masked:
             calls.append("mask=<" + ("(T, B)" if time_major else "(B, T)") + " bool, True at valid steps>")
         if init is not None:
             calls.append("initial_state=" + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"))
+        if cfg.training:
+            calls.append("training=True")
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
         between = (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
                    "next layer reads it" if cfg.go_backwards and L > 1 else "")
@@ -287,6 +296,10 @@ class TfKeras2(Impl):
                          + ", True at steps t < length, passed as mask= to every layer's call (Keras's own "
                          "mechanism: what Masking or Embedding(mask_zero=True) attach); the native return structure "
                          "is unchanged, and the outputs at padded steps are left as returned")
+        if cfg.mask is not None:
+            notes.append("mask -> a boolean tensor " + ("(T, B) (time_major=True)" if time_major else "(B, T)")
+                         + ", True at the real steps, passed as mask= to every layer's call (Keras's own mechanism); "
+                         "the outputs at masked steps are left as returned")
         if init is not None:
             notes.append("initial states (h0, c0) per layer and direction -> initial_state="
                          + ("[h0, c0]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw] (Bidirectional gives the first half to "

@@ -60,7 +60,7 @@ class TorchLSTM(Impl):
     param_formula = "torch"
 
     own_keywords = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "proj_size",
-                    "device", "dtype")     # set from the case's fields
+                    "device", "dtype", "dropout")     # set from the case's fields
 
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.merge_mode != "concat":
@@ -75,6 +75,14 @@ class TorchLSTM(Impl):
                     "hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size, device, dtype; "
                     "go_backwards=True raises TypeError: unexpected keyword argument): a lone backward "
                     "direction exists only inside bidirectional=True")
+        if cfg.dropout or cfg.recurrent_dropout:
+            return ("torch.nn.LSTM drops nothing inside a layer: its only dropout is between stacked layers (the "
+                    "field layer_dropout); dropout and recurrent_dropout (Keras's, on each cell's input and on h) "
+                    "have no native equivalent")
+        if cfg.mask is not None:
+            return ("torch.nn.LSTM takes variable lengths only as a PackedSequence (pack_padded_sequence), which "
+                    "holds a prefix of each sequence (right padding): a mask with left padding or gaps has no "
+                    "native form")
         return self.native_conflict(cfg)
 
     def repro(self, cfg: Config) -> str:
@@ -95,9 +103,13 @@ class TorchLSTM(Impl):
             f"torch.manual_seed({cfg.seed})",
             f"lstm = torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
             f"bias={cfg.bias}, batch_first={batch_first}, bidirectional={cfg.bidirectional}, "
-            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}{_native_args(cfg, self.id)})",
+            f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}"
+            + (f", dropout={cfg.layer_dropout}" if cfg.layer_dropout else "") + f"{_native_args(cfg, self.id)})",
             f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")",
         ]
+        if cfg.layer_dropout or cfg.training:
+            lines.append(f"lstm.train({cfg.training})  # training mode: dropout between layers is active"
+                         if cfg.training else "lstm.eval()  # inference: no dropout")
         lines += layout.splitlines()
         lines.append(f"x = torch.from_numpy(x).to(torch.{cfg.dtype})")
         if cfg.lengths is not None:
@@ -147,7 +159,9 @@ class TorchLSTM(Impl):
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
                                batch_first=cfg.layout == "batch_major", bidirectional=cfg.bidirectional,
                                proj_size=cfg.proj_size, device=self._device(device), dtype=dtype,
+                               **({"dropout": cfg.layer_dropout} if cfg.layer_dropout else {}),
                                **cfg.native_for(self.id))
+        module.train(cfg.training)
         params = dict(module.named_parameters())
         native = {}
         for layer in range(cfg.num_layers):
