@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError, kind_of, short
-from .limits import MAX_LAYERS, MAX_LIST_ITEMS, MAX_SEED, MAX_SIZE, MAX_TIMESTEPS
+from .limits import MAX_CALLS, MAX_LAYERS, MAX_LIST_ITEMS, MAX_SEED, MAX_SIZE, MAX_TIMESTEPS
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                                "in training (torch nn.LSTM dropout); a no-op in inference", minimum=0, maximum=1),
     "training": FieldSpec(bool, False, "call in training mode (Keras training=True, torch module.train()); with a "
                           "dropout the values are drawn at random, so values and padding are not compared"),
+    "calls": FieldSpec(int, 1, "consecutive calls on the input, each starting from the state the previous one ended "
+                       "with, in each framework's own way (Keras stateful=True, torch's (h_n, c_n) fed back, Flax's "
+                       "carry); the output and states compared are the last call's", minimum=1, maximum=MAX_CALLS),
     "native": FieldSpec(dict, (), "framework-only constructor keywords, per implementation id or glob, e.g. "
                         "{tf-keras: {batch_input_shape: [8, 2, 10]}}: passed to the native constructor as they are, "
                         "recorded in the construct and the repro", axis=False),
@@ -181,6 +184,7 @@ class Config:
     recurrent_dropout: float = 0.0
     layer_dropout: float = 0.0
     training: bool = False
+    calls: int = 1
     native: tuple = ()             # ((impl pattern, ((keyword, value), ...)), ...): see native_mapping
 
     def __post_init__(self):

@@ -45,6 +45,7 @@ MAX_FILE_CASES = 10_000        # cases one file may make in all (and the most ma
 MAX_SIZE = 4096                # input_size, hidden_size, proj_size, batch
 MAX_TIMESTEPS = 10_000
 MAX_LAYERS = 64
+MAX_CALLS = 16                 # consecutive calls of one run (the field calls)
 MAX_SEED = 2**32 - 1
 MAX_CLAIM_INT = 2**63 - 1      # a claimed dimension or parameter count
 MAX_CASE_COST = 2**27          # float64 elements one run holds in the test process (1 GiB), see case_cost

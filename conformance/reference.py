@@ -337,6 +337,16 @@ def _merge_into(cfg, outs: list[np.ndarray], keep: bool) -> np.ndarray:
 
 def forward(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
             init: list[tuple[np.ndarray, np.ndarray]] | None = None, deadline: float | None = None) -> Forward:
+    """The case's ``calls`` consecutive calls on ``x``, each starting from the states the previous one
+    ended with (the first from ``init``): the last call's output and states (see :func:`forward_once`)."""
+    for _ in range(cfg.calls):
+        result = forward_once(cfg, x, weights, init, deadline)
+        init = result.states
+    return result
+
+
+def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
+                 init: list[tuple[np.ndarray, np.ndarray]] | None = None, deadline: float | None = None) -> Forward:
     """The canonical LSTM (DESIGN.md, "Canonical semantics") in float64, on canonical input (B, T, F).
 
     The backward direction (and ``go_backwards``) reads each sequence's valid steps in reverse and

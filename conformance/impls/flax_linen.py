@@ -454,7 +454,9 @@ class FlaxLinen(Impl):
         jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
         with jax.default_device(dev), native_call("call"):
-            carries, out = jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, carries0))
+            for _ in range(cfg.calls):                   # each call continues from the previous one's carry
+                carries, out = jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, carries0))
+                carries0 = carries
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
 
@@ -484,6 +486,9 @@ class FlaxLinen(Impl):
             obs.returns += carry_returns(f"layers[{l}]", l, False)
 
         notes = obs.normalization
+        if cfg.calls > 1:
+            notes.append(f"{cfg.calls} calls on the same input, each given the previous call's carries as "
+                         "initial_carry (flax's own way to continue a sequence); the last call's returns are compared")
         notes.append("no stacking switch: layer l's carry is StackedRNN's carries[l]; the native return of the "
                      "top layer is (carry, outputs)")
         notes += self._cell_notes(cfg)

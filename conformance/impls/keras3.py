@@ -124,7 +124,7 @@ class Keras3(Impl):
     own_keywords = ("units", "return_sequences", "return_state", "use_bias", "go_backwards", "time_major", "dtype",
                     "activation", "recurrent_activation",
                     "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias",
-                    "zero_output_for_mask", "dropout", "recurrent_dropout")
+                    "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.layer_dropout:
@@ -151,6 +151,8 @@ class Keras3(Impl):
         if cfg.zero_output_for_mask:
             kw.append(("zero_output_for_mask", True))
         kw += [(name, getattr(cfg, name)) for name in ("dropout", "recurrent_dropout") if getattr(cfg, name)]
+        if cfg.calls > 1:
+            kw.append(("stateful", True))
         if cfg.dtype in _NO_QR_DTYPES[self.backend]:
             kw += list(_INIT_WITHOUT_QR.items())
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
@@ -304,7 +306,7 @@ class Keras3(Impl):
         recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``). keras-jax reuses the
         layers of a compiled stack of the same structure (see ``_structure``)."""
         keras = self._keras
-        if self.backend == "jax":
+        if self.backend == "jax" and cfg.calls == 1:      # (stateful layers hold states: never reused)
             key = self._structure(cfg, device)
             if key not in self._jitted:
                 layers = self._build(cfg, device)
@@ -368,7 +370,7 @@ class Keras3(Impl):
         keras = self._keras
         L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
         t0 = time.perf_counter()
-        compiled = self.backend == "jax" and self._structure(cfg, device) in self._jitted
+        compiled = self.backend == "jax" and cfg.calls == 1 and self._structure(cfg, device) in self._jitted
         with native("build"):
             layers = self.load_weights(cfg, device, weights)
         with keras.device(self._keras_device(device)):
@@ -379,13 +381,15 @@ class Keras3(Impl):
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
             with native("call"):
-                if self.backend == "jax":
-                    returned_ = self._jitted[self._structure(cfg, device)][1](xin, mask, initial)
-                elif self.backend == "torch":
-                    with self._backend_mod.no_grad():
-                        returned_ = self._stack(cfg, layers, xin, mask, initial)
-                else:
-                    returned_ = self._stack(cfg, layers, xin, mask, initial)
+                for call in range(cfg.calls):      # stateful: each call starts from the state the last one left
+                    first = initial if call == 0 else None
+                    if self.backend == "jax" and cfg.calls == 1:
+                        returned_ = self._jitted[self._structure(cfg, device)][1](xin, mask, first)
+                    elif self.backend == "torch":
+                        with self._backend_mod.no_grad():
+                            returned_ = self._stack(cfg, layers, xin, mask, first)
+                    else:   # (keras-jax stateful: eager, as a jitted StatelessScope would not keep the states)
+                        returned_ = self._stack(cfg, layers, xin, mask, first)
                 returned_ = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
                              else keras.ops.convert_to_numpy(r) for r in returned_]   # waits for the device
         t2 = time.perf_counter()
@@ -401,8 +405,14 @@ class Keras3(Impl):
         between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
                    "layer reads it" if cfg.go_backwards and L > 1 else "")
         between += {"jax": "; the whole call jitted: jax.jit of the layers' __call__ in a keras.StatelessScope "
-                           "holding their variables' values",
+                           "holding their variables' values" if cfg.calls == 1 else "",
                     "torch": "; under torch.no_grad()", "tensorflow": ""}[self.backend]
+        if cfg.calls > 1:
+            between += (f"; called {cfg.calls} times on the same input (stateful=True: each call starts from the "
+                        "states the previous one left in the layers" + ("; initial_state only in the first call"
+                                                                          if init is not None else "")
+                        + (", eagerly: a jitted StatelessScope would not keep them" if self.backend == "jax" else "")
+                        + "); the last call's returns are compared")
         obs = Observation(
             construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else
                         f"{self._construct(cfg, True)}{f' x {L - 1}' if L > 2 else ''} then "
@@ -415,9 +425,11 @@ class Keras3(Impl):
         notes = obs.normalization
         if self.backend == "jax":
             obs.timings["jit_compiled_before"] = float(compiled)
-            notes.append("Keras on JAX, x64 mode on (float64 exists only there); the stack is one jax.jit program "
+            notes.append("Keras on JAX, x64 mode on (float64 exists only there); " + (
+                "stateful calls run eagerly (a jitted StatelessScope would not keep the layers' states)"
+                if cfg.calls > 1 else "the stack is one jax.jit program "
                          + ("compiled by an earlier run of the same structure (its layers reused, the weights "
-                            "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)"))
+                            "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)")))
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
         states = record_stack_returns(returned_, dirs, obs.returns)

@@ -31,9 +31,9 @@ fails in ``SelectV2``, although the call docstring says ``[batch, timesteps]``);
 ``go_backwards`` is ``LSTM(go_backwards=True)``, which returns its output sequence in processing order.
 
 ``batch_input_shape`` (another Keras 2 option Keras 3 dropped) only fixes the batch axis of a
-model's symbolic input, which matters for ``stateful=True`` RNNs; the case language has no stateful
-RNNs and the layers here are built with ``layer.build(native input shape)`` and called eagerly, so it
-changes nothing a case can observe and is not used.
+model's symbolic input, which matters for ``stateful=True`` RNNs (``calls`` > 1); the layers here are
+built with ``layer.build(native input shape)``, which fixes the batch of their state variables, and
+called eagerly, so it is not used.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class TfKeras2(Impl):
     own_keywords = ("units", "return_sequences", "return_state", "use_bias", "go_backwards", "time_major", "dtype",
                     "activation", "recurrent_activation",
                     "kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias",
-                    "zero_output_for_mask", "dropout", "recurrent_dropout")
+                    "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.layer_dropout:
@@ -105,6 +105,8 @@ class TfKeras2(Impl):
         if cfg.zero_output_for_mask:
             kw.append(("zero_output_for_mask", True))
         kw += [(name, getattr(cfg, name)) for name in ("dropout", "recurrent_dropout") if getattr(cfg, name)]
+        if cfg.calls > 1:
+            kw.append(("stateful", True))
         if cfg.dtype == "bfloat16":
             kw += list(_BF16_INIT.items())
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
@@ -242,12 +244,15 @@ class TfKeras2(Impl):
             t1 = time.perf_counter()
             returned_, h = [], xin
             with native("call"):
-                for l, layer in enumerate(layers):
-                    r = layer(h, **call, **({} if initial is None else {"initial_state": initial[l]}))
-                    returned_.append(r)
-                    h = r[0] if isinstance(r, (tuple, list)) else r
-                    if cfg.go_backwards and l < L - 1:
-                        h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
+                for k in range(cfg.calls):     # stateful: each call starts from the state the last one left
+                    returned_, h = [], xin
+                    for l, layer in enumerate(layers):
+                        first = {} if initial is None or k else {"initial_state": initial[l]}
+                        r = layer(h, **call, **first)
+                        returned_.append(r)
+                        h = r[0] if isinstance(r, (tuple, list)) else r
+                        if cfg.go_backwards and l < L - 1:
+                            h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
                 returned_ = [[t.numpy() for t in r] if isinstance(r, (tuple, list)) else r.numpy()
                              for r in returned_]   # waits for the device
         t2 = time.perf_counter()
@@ -260,7 +265,9 @@ class TfKeras2(Impl):
         if cfg.training:
             calls.append("training=True")
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
-        between = (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
+        between = (f"; called {cfg.calls} times on the same input (stateful=True: each call starts from the states "
+                   "the previous one left in the layers); the last call's returns are compared" if cfg.calls > 1 else "")
+        between += (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
                    "next layer reads it" if cfg.go_backwards and L > 1 else "")
         obs = Observation(
             construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else

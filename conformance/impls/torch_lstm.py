@@ -239,7 +239,12 @@ class TorchLSTM(Impl):
                          f"{tuple(c0.shape)}")
         t1 = time.perf_counter()
         with torch.no_grad(), native("call"):
-            out, (h_n, c_n) = module(*args)
+            for _ in range(cfg.calls):                     # each call continues from the previous one's (h_n, c_n)
+                out, (h_n, c_n) = module(*args)
+                args = (xin, (h_n, c_n))
+        if cfg.calls > 1:
+            notes.append(f"{cfg.calls} calls on the same input, each given the previous call's (h_n, c_n) as its "
+                         "initial state (torch's own way to continue a sequence); the last call's returns are compared")
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
