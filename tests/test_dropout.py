@@ -49,3 +49,16 @@ def test_training_without_a_dropout_changes_nothing(pool):
 def test_a_dropout_a_framework_does_not_have_is_unsupported_and_says_so(field, impl, words):
     from conformance import impls
     assert words in impls.get(impl).unsupported(Config(3, 4, **{field: 0.5}))
+
+
+def test_a_run_whose_values_were_skipped_is_valid_results_and_reads_back(pool, tmp_path):
+    import json
+
+    from conformance.results import document, dumps, execute, validate
+    cfg = Config(input_size=3, hidden_size=4, num_layers=2, layer_dropout=0.5, training=True)
+    record = execute(Case(id="c", config=cfg, file="cases/x.yaml", line=1), "torch", "cpu", pool, [], root=tmp_path)
+    doc = json.loads(dumps(document([record], argv=["pytest"])))
+    assert validate(doc)["runs"][0]["checks"]["values"]["verdict"] == "skipped"
+    doc["runs"][0]["checks"]["values"]["details"] = {}           # neither a reason nor the comparison
+    with pytest.raises(Exception, match="must contain"):
+        validate(doc)

@@ -247,6 +247,7 @@
     const d = chk.details || {};
     const list = (x) => Array.isArray(x) ? x : [];
     try {
+      if (chk.verdict === "skipped" && typeof d.reason === "string") return `skipped: ${d.reason}`;
       if (name === "output_shape" || name === "state_shapes") return `observed ${fmt(d.observed)}, expected ${fmt(d.expected)}` +
         (d.unrequested ? " (returned although the case did not ask for states: compared all the same)" : "");
       if (name === "accepts") return `${fmt(d.native)} (canonical: ${fmt(d.canonical)})`;
