@@ -121,7 +121,7 @@ def check_state_order(case: Case, obs: Observation) -> Outcome | None:
     D, Hp, L = cfg.directions, reference.hidden_out(cfg), cfg.num_layers
     tops = [np.asarray(obs.states[(L - 1) * D + d][0]) for d in range(D)]
     out = np.asarray(obs.output)
-    if cfg.merge_mode == "concat":
+    if reference.side_by_side(cfg) or D == 1:
         first_valid, last_valid = reference.first_and_last_valid(cfg)
         if cfg.return_sequences and (cfg.timesteps == 0 or (last_valid < 0).any()):
             finals, where = [], ""     # a sequence with no step has no final output to compare with its h
@@ -229,7 +229,7 @@ def _first_divergence(cfg, obs: Observation, ref: reference.Forward, atol, rtol)
     for layer in range(L):
         if layer == L - 1 and cfg.return_sequences and obs.output is not None:
             Hp = reference.hidden_out(cfg)
-            split = cfg.merge_mode == "concat"
+            split = reference.side_by_side(cfg) or len(names) == 1
             for d, name in enumerate(names if split else ("merged",)):
                 cols = slice(d * Hp, (d + 1) * Hp) if split else slice(None)
                 bad = _compare(obs.output, ref.output, atol, rtol, rows=mask, cols=cols)[2].reshape(mask.shape)
@@ -302,7 +302,7 @@ def _previous_outputs(cfg, output) -> np.ndarray:
     def backwards(m, o):
         return held(m[:, ::-1], o[:, ::-1])[:, ::-1]
 
-    if cfg.bidirectional and cfg.merge_mode == "concat":
+    if reference.side_by_side(cfg):
         Hp = reference.hidden_out(cfg)
         return np.concatenate([held(mask, out[..., :Hp]), backwards(mask, out[..., Hp:])], axis=-1)
     return backwards(mask, out) if cfg.go_backwards else held(mask, out)

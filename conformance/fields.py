@@ -59,7 +59,7 @@ class FieldSpec:
 
 
 LAYOUTS = ("batch_major", "time_major", "unbatched")
-MERGE_MODES = ("concat", "sum", "mul", "ave")
+MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 INITIAL_STATES = ("none", "zeros", "ones", "random")
 INPUTS = ("random", "arange")
@@ -75,8 +75,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                              required=True, maximum=MAX_SIZE),
     "num_layers": FieldSpec(int, 1, "stacked layers", minimum=1, maximum=MAX_LAYERS),
     "bidirectional": FieldSpec(bool, False, "run a backward direction too"),
-    "merge_mode": FieldSpec(str, "concat", "how the two directions' outputs are combined "
-                            "(needs bidirectional)", choices=MERGE_MODES),
+    "merge_mode": FieldSpec(str, "concat", "how the two directions' outputs are combined (needs bidirectional); "
+                            "none: returned apart (Keras merge_mode=None), canonically side by side as concat",
+                            choices=MERGE_MODES),
     "proj_size": FieldSpec(int, 0, "LSTM projection size P (torch `proj_size`); 0 = none; "
                            "must be < hidden_size", minimum=0, maximum=MAX_SIZE),
     "bias": FieldSpec(bool, True, "use bias vectors"),
@@ -133,6 +134,8 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                                "in training (torch nn.LSTM dropout); a no-op in inference", minimum=0, maximum=1),
     "training": FieldSpec(bool, False, "call in training mode (Keras training=True, torch module.train()); with a "
                           "dropout the values are drawn at random, so values and padding are not compared"),
+    "cell_api": FieldSpec(bool, False, "build it from the cell-level API: torch nn.LSTMCell stepped by hand over "
+                          "the time steps (and layer after layer), Keras RNN(LSTMCell); the same semantics"),
     "calls": FieldSpec(int, 1, "consecutive calls on the input, each starting from the state the previous one ended "
                        "with, in each framework's own way (Keras stateful=True, torch's (h_n, c_n) fed back, Flax's "
                        "carry); the output and states compared are the last call's", minimum=1, maximum=MAX_CALLS),
@@ -184,6 +187,7 @@ class Config:
     recurrent_dropout: float = 0.0
     layer_dropout: float = 0.0
     training: bool = False
+    cell_api: bool = False
     calls: int = 1
     native: tuple = ()             # ((impl pattern, ((keyword, value), ...)), ...): see native_mapping
 
@@ -367,6 +371,10 @@ def cross_check(values: dict, line_of, **loc) -> None:
                         f"({values['hidden_size']})", field="proj_size", line=line_of("proj_size"), **loc)
     if values["merge_mode"] != "concat" and not values["bidirectional"]:
         raise SpecError("merge_mode only applies when bidirectional is true", field="merge_mode",
+                        line=line_of("merge_mode"), **loc)
+    if values["merge_mode"] == "none" and values["num_layers"] > 1:
+        raise SpecError("merge_mode none returns the two directions' outputs apart: a layer above could not read "
+                        "them (Keras cannot stack it either); num_layers must be 1", field="merge_mode",
                         line=line_of("merge_mode"), **loc)
     if values["lengths"] is not None:
         lengths = values["lengths"]

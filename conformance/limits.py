@@ -104,7 +104,7 @@ def case_cost(cfg: "Config") -> dict[str, int]:
     loaded 2-core machine, one (B, 4H) step at a time.
     """
     H, Hp, D, B, T = cfg.hidden_size, cfg.proj_size or cfg.hidden_size, cfg.directions, cfg.batch, cfg.timesteps
-    merged = D * Hp if cfg.merge_mode == "concat" else Hp
+    merged = D * Hp if cfg.merge_mode in ("concat", "none") else Hp
     per_layer = [D * (4 * H * (n_in + Hp) + (4 * H if cfg.bias else 0) + H * cfg.proj_size)
                  for n_in in (cfg.input_size, merged)]
     parts = {"weights": per_layer[0] + (cfg.num_layers - 1) * per_layer[1],

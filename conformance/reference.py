@@ -21,9 +21,15 @@ def hidden_out(cfg: Config) -> int:
     return cfg.proj_size or cfg.hidden_size
 
 
+def side_by_side(cfg: Config) -> bool:
+    """The directions' outputs sit side by side in the canonical output (forward first): concat, and none
+    (returned apart natively)."""
+    return cfg.bidirectional and cfg.merge_mode in ("concat", "none")
+
+
 def output_features(cfg: Config) -> int:
     """Width of a layer's output after merging directions."""
-    if cfg.bidirectional and cfg.merge_mode == "concat":
+    if side_by_side(cfg):
         return 2 * hidden_out(cfg)
     return hidden_out(cfg)
 
@@ -377,7 +383,7 @@ def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
         seq[~mask.T] = 0.0
     states: list[tuple[np.ndarray, np.ndarray]] = []
     outs: list[np.ndarray] = []
-    concat = D == 2 and cfg.merge_mode == "concat"
+    concat = side_by_side(cfg)
     for layer in range(L):
         top = layer == L - 1                     # writes (B, T, .), the canonical layout; the others (T, B, .)
         shape = (B, T) if top else (T, B)

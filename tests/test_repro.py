@@ -27,6 +27,8 @@ CONFIGS = {
         "unbatched-2layer-state": Config(5, 4, num_layers=2, layout="unbatched", batch=1, return_state=True),
         "proj-bi-state": Config(5, 6, bidirectional=True, proj_size=4, return_state=True),
         "float64-nobias": Config(5, 4, bias=False, dtype="float64"),
+        "cells-2layer-sequences": Config(5, 4, num_layers=2, cell_api=True, return_sequences=True),
+        "cells-time-major-initial": Config(5, 4, cell_api=True, layout="time_major", initial_state="random"),
     },
     "keras-tensorflow": {
         "uni": Config(5, 4),
@@ -38,6 +40,9 @@ CONFIGS = {
                                          return_state=True),
         "bi-float64-nobias-state": Config(5, 4, bidirectional=True, bias=False, dtype="float64",
                                           return_state=True),
+        "cells-bi-state": Config(5, 4, bidirectional=True, cell_api=True, return_state=True),
+        "merge-none-sequences-state": Config(5, 4, bidirectional=True, merge_mode="none", return_sequences=True,
+                                             return_state=True),
     },
     "flax-linen": {
         "unbatched": Config(5, 4, layout="unbatched", batch=1),

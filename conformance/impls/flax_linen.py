@@ -86,8 +86,15 @@ def cell_functions(cfg: Config) -> dict:
     return out
 
 
-def padding_unsupported(cfg: Config, api: str) -> str | None:
-    """Why flax's ``api`` (``flax.linen.RNN``, ``flax.nnx.RNN``) cannot express the case's masking, or None."""
+def flax_unsupported(cfg: Config, api: str) -> str | None:
+    """Why flax's ``api`` (``flax.linen.RNN``, ``flax.nnx.RNN``) cannot express the case's masking or
+    dropout, or the adapter does not yet express its merge_mode none or cell_api, or None."""
+    if cfg.cell_api:
+        return ("cell_api: this adapter does not step the cell by hand yet (it runs the same LSTMCell inside "
+                f"{api}, whose scan steps it)")
+    if cfg.merge_mode == "none":
+        return ("merge_mode none: this adapter does not express it yet (flax's Bidirectional would, with "
+                "merge_fn=lambda a, b: (a, b) returning the two outputs apart)")
     rates = [n for n in ("dropout", "recurrent_dropout", "layer_dropout") if getattr(cfg, n)]
     if rates or cfg.training:
         return (f"{api} and its LSTM cells have no dropout and no training mode (no deterministic flag): "
@@ -144,7 +151,7 @@ class FlaxLinen(Impl):
         if not cfg.bias:
             return (f"flax.linen.{self.cell_cls} has no use_bias switch: its hidden Dense layers hi/hf/hg/ho always "
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
-        return padding_unsupported(cfg, "flax.linen.RNN") or self.native_conflict(cfg)
+        return flax_unsupported(cfg, "flax.linen.RNN") or self.native_conflict(cfg)
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)

@@ -54,7 +54,7 @@ import numpy as np
 from ..reference import array_dtype, direction_names, layer_input_size
 from ..spec import Config
 from .flax_linen import (_GATES, _RNN_NAMES, FlaxLinen, cell_functions, cell_functions_src, native_src,
-                         padding_unsupported)
+                         flax_unsupported)
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -97,7 +97,7 @@ class FlaxNnx(FlaxLinen):
             layers = "hi/hf/hg/ho" if self.cell == "plain" else "dense_h (H, 4H)"
             return (f"flax.nnx.{self.cell_cls} has no use_bias switch: its hidden Linear layer(s) {layers} always "
                     "have a bias (use_bias=True is hard-coded), so bias=False has no native equivalent")
-        return padding_unsupported(cfg, "flax.nnx.RNN") or self.native_conflict(cfg)
+        return flax_unsupported(cfg, "flax.nnx.RNN") or self.native_conflict(cfg)
 
     def _half_init(self, cfg: Config) -> bool:
         """Whether an *eager* build (the repro snippet) needs recurrent_kernel_init=modified_orthogonal: the

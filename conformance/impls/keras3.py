@@ -158,22 +158,20 @@ class Keras3(Impl):
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
     def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
-        args = ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}"
-                         for k, v in self._lstm_kwargs(cfg, return_sequences))
-        lstm = f"keras.layers.LSTM({cfg.hidden_size}, {args})"
-        return (f"keras.layers.Bidirectional({lstm}, merge_mode={quote}{cfg.merge_mode}{quote})"
+        lstm = lstm_src("keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote)
+        return (f"keras.layers.Bidirectional({lstm}, merge_mode={merge_src(cfg, quote)})"
                 if cfg.bidirectional else lstm)
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        D, B, T, F = cfg.directions, cfg.batch, cfg.timesteps, cfg.input_size
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
         setup, build, count = stack_snippet(
             cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)),
             tensor='keras.ops.convert_to_tensor({}, dtype="%s")' % cfg.dtype, flip="keras.ops.flip(h, axis=1)")
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
-        paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
+        paths = returned_paths(cfg)
         x64 = ('os.environ["JAX_ENABLE_X64"] = "true"  # else JAX makes float64 variables float32\n'
                if self.backend == "jax" else "")
         return (
@@ -294,9 +292,9 @@ class Keras3(Impl):
         layers = []
         with keras.device(self._keras_device(device)):
             for l in range(L):
-                lstm = keras.layers.LSTM(cfg.hidden_size,
-                                         **dict(self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True)))
-                layer = keras.layers.Bidirectional(lstm, merge_mode=cfg.merge_mode) if cfg.bidirectional else lstm
+                lstm = lstm_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True))
+                layer = (keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
+                         else lstm)
                 layer.build((cfg.batch, cfg.timesteps, layer_input_size(cfg, l)))   # else built on first call
                 layers.append(layer)
         return layers
@@ -432,10 +430,12 @@ class Keras3(Impl):
                             "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)")))
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
-        states = record_stack_returns(returned_, dirs, obs.returns)
+        states = record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg))
 
-        top = returned_[-1]
-        obs.output = top[0] if isinstance(top, list) else top
+        obs.output = canonical_output(cfg, returned_[-1])
+        if outputs_of(cfg) == 2:
+            notes.append("merge_mode=None returns the forward and the backward outputs apart (the backward one in time "
+                         "order): canonical output = the two side by side, forward first")
         notes.append("canonical weights W, U, b -> each LSTM cell's kernel (in, 4H), recurrent_kernel (H, 4H), "
                      "bias (4H) as they are: same layout and gate order (i, f, c, o)"
                      + ("; Bidirectional: forward_layer.cell <- forward, backward_layer.cell <- backward"
@@ -498,11 +498,67 @@ class Keras3(Impl):
         return obs
 
 
-def record_stack_returns(native: list, dirs, returns: list) -> list[tuple]:
+# cell_api: the keywords that go to LSTMCell; the others (and the case's native ones) go to the RNN layer
+_CELL_KEYWORDS = ("use_bias", "activation", "recurrent_activation", "dropout", "recurrent_dropout", "kernel_initializer",
+                  "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dtype")
+
+
+def lstm_layer(layers, cfg: Config, kw: list[tuple[str, object]]):
+    """The LSTM layer from ``layers`` (keras.layers or tf_keras.layers) with the keywords ``kw``:
+    ``LSTM(units, **kw)``, or with cell_api ``RNN(LSTMCell(units, **cell keywords), **the others)`` (the
+    dtype to both)."""
+    if not cfg.cell_api:
+        return layers.LSTM(cfg.hidden_size, **dict(kw))
+    cell = {k: v for k, v in kw if k in _CELL_KEYWORDS}
+    rnn = {k: v for k, v in kw if k not in _CELL_KEYWORDS or k == "dtype"}
+    return layers.RNN(layers.LSTMCell(cfg.hidden_size, **cell), **rnn)
+
+
+def lstm_src(prefix: str, cfg: Config, kw: list[tuple[str, object]], quote: str) -> str:
+    """The source of :func:`lstm_layer`'s layer, ``prefix`` the module (``keras.layers``)."""
+    def args(items):
+        return ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}" for k, v in items)
+    if not cfg.cell_api:
+        return f"{prefix}.LSTM({cfg.hidden_size}, {args(kw)})"
+    cell = [(k, v) for k, v in kw if k in _CELL_KEYWORDS]
+    rnn = [(k, v) for k, v in kw if k not in _CELL_KEYWORDS or k == "dtype"]
+    return f"{prefix}.RNN({prefix}.LSTMCell({cfg.hidden_size}, {args(cell)}), {args(rnn)})"
+
+
+def native_merge_mode(cfg: Config):
+    """Keras's merge_mode for the case: the same name, and None for none (outputs returned apart)."""
+    return None if cfg.merge_mode == "none" else cfg.merge_mode
+
+
+def merge_src(cfg: Config, quote: str) -> str:
+    return "None" if cfg.merge_mode == "none" else f"{quote}{cfg.merge_mode}{quote}"
+
+
+def outputs_of(cfg: Config) -> int:
+    """How many output tensors a layer returns before its states: 2 for a Bidirectional with merge_mode=None."""
+    return 2 if cfg.bidirectional and cfg.merge_mode == "none" else 1
+
+
+def returned_paths(cfg: Config) -> list[str]:
+    """The paths of what the top layer returns, in native order (``out`` alone, or ``out[i]``)."""
+    n = outputs_of(cfg) + (2 * cfg.directions if cfg.return_state else 0)
+    return [f"[{i}]" for i in range(n)] if n > 1 else [""]
+
+
+def canonical_output(cfg: Config, top):
+    """The canonical output from the top layer's return: its output, or (merge_mode=None) the forward and
+    backward outputs side by side, forward first."""
+    if outputs_of(cfg) == 2:
+        return np.concatenate([np.asarray(top[0]), np.asarray(top[1])], axis=-1)
+    return top[0] if isinstance(top, list) else top
+
+
+def record_stack_returns(native: list, dirs, returns: list, n_out: int = 1) -> list[tuple]:
     """What a stack of Keras LSTM layers returned (Keras 3 and Keras 2 alike: each layer's return as
     a list ``[output, h, c]`` or ``[output, h_fw, c_fw, h_bw, c_bw]`` with return_state, else the
-    output): appended to ``returns`` (the top layer's first, in native order, then the lower layers'
-    states), and the (h, c) pairs per layer, then direction."""
+    output; with merge_mode=None ``n_out`` = 2 outputs, forward then backward, come first): appended to
+    ``returns`` (the top layer's first, in native order, then the lower layers' states), and the (h, c)
+    pairs per layer, then direction."""
     L = len(native)
     roles = ["h", "c"] * len(dirs)
     directions = [d for d in dirs for _ in range(2)]
@@ -512,11 +568,15 @@ def record_stack_returns(native: list, dirs, returns: list) -> list[tuple]:
         into = returns if top else lower
         if isinstance(r, list):
             if top:
-                into.append(returned("[0]", "output", r[0], layer=l))
-            for i, (role, d) in enumerate(zip(roles, directions), start=1):
+                for i in range(n_out):
+                    into.append(returned(f"[{i}]", "output", r[i], layer=l,
+                                         direction=dirs[i] if n_out == 2 else None))
+            if len(r) == n_out:                   # merge_mode=None without return_state: the outputs alone
+                continue
+            for i, (role, d) in enumerate(zip(roles, directions), start=n_out):
                 path = f"[{i}]" if top else f"layers[{l}][{i}]"
                 into.append(returned(path, role, r[i], top=top, layer=l, direction=d))
-            states += [(r[1 + 2 * k], r[2 + 2 * k]) for k in range(len(dirs))]
+            states += [(r[n_out + 2 * k], r[n_out + 1 + 2 * k]) for k in range(len(dirs))]
         elif top:
             into.append(returned("", "output", r, layer=l))
     returns += lower

@@ -46,7 +46,8 @@ import numpy as np
 from ..reference import array_dtype, direction_names, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
 from .base import Impl, Observation, native
-from .keras3 import record_stack_returns, stack_snippet
+from .keras3 import (canonical_output, lstm_layer, lstm_src, merge_src, native_merge_mode, outputs_of,
+                     record_stack_returns, returned_paths, stack_snippet)
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -112,17 +113,15 @@ class TfKeras2(Impl):
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
     def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
-        args = ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}"
-                         for k, v in self._lstm_kwargs(cfg, return_sequences))
-        lstm = f"tf_keras.layers.LSTM({cfg.hidden_size}, {args})"
-        return (f"tf_keras.layers.Bidirectional({lstm}, merge_mode={quote}{cfg.merge_mode}{quote})"
+        lstm = lstm_src("tf_keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote)
+        return (f"tf_keras.layers.Bidirectional({lstm}, merge_mode={merge_src(cfg, quote)})"
                 if cfg.bidirectional else lstm)
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        D, B, T, F = cfg.directions, cfg.batch, cfg.timesteps, cfg.input_size
+        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
         time_major = cfg.layout == "time_major"
         setup, build, count = stack_snippet(
             cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)), tensor='tf.cast({}, "%s")' % cfg.dtype,
@@ -131,7 +130,7 @@ class TfKeras2(Impl):
         if time_major:
             setup = "x = tf.transpose(x, [1, 0, 2])  # time_major=True: (T, B, F)\n" + setup
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
-        paths = [f"[{i}]" for i in range(1 + 2 * D)] if cfg.return_state else [""]
+        paths = returned_paths(cfg)
         return (
             "import os\n"
             "os.environ[\"TF_USE_LEGACY_KERAS\"] = \"1\"  # tf.keras = Keras 2 too; Keras 3 is never imported\n"
@@ -201,9 +200,10 @@ class TfKeras2(Impl):
         layers = []
         with self._device(device):
             for l in range(L):
-                kwargs = dict(self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True))
-                lstm = tf_keras.layers.LSTM(cfg.hidden_size, **kwargs)
-                layer = tf_keras.layers.Bidirectional(lstm, merge_mode=cfg.merge_mode) if cfg.bidirectional else lstm
+                lstm = lstm_layer(tf_keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1
+                                                                          else True))
+                layer = (tf_keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
+                         else lstm)
                 layer.build(self._native_shape(cfg, l))       # else built on first call
                 for d, sub in zip(dirs, self._directions(layer)):
                     for name, attr in _VARIABLES:
@@ -279,10 +279,12 @@ class TfKeras2(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
-        states = record_stack_returns(returned_, dirs, obs.returns)
+        states = record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg))
 
-        top = returned_[-1]
-        out = top[0] if isinstance(top, list) else top
+        out = canonical_output(cfg, returned_[-1])
+        if outputs_of(cfg) == 2:
+            notes.append("merge_mode=None returns the forward and the backward outputs apart (the backward one in time "
+                         "order): canonical output = the two side by side, forward first")
         notes.append("canonical weights W, U, b -> each LSTM cell's kernel (in, 4H), recurrent_kernel (H, 4H), "
                      "bias (4H) as they are: same layout and gate order (i, f, c, o)"
                      + ("; Bidirectional: forward_layer.cell <- forward, backward_layer.cell <- backward"

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from ..reference import direction_names, hidden_out, to_native_layout
+from ..reference import direction_names, hidden_out, layer_input_size, to_native_layout
 from ..spec import Config
 from .base import Impl, Observation, native, returned
 
@@ -53,6 +53,11 @@ def _native_name(kind: str, layer: int, direction: int) -> str:
     return f"{kind}_l{layer}" + ("_reverse" if direction else "")
 
 
+def _cell_name(kind: str, layer: int, direction: int) -> str:
+    """cell_api: the parameters of layer ``layer``'s ``nn.LSTMCell`` in the ``nn.ModuleList`` of cells."""
+    return f"{layer}.{kind}"
+
+
 class TorchLSTM(Impl):
     id = "torch"
     requires = ("torch",)
@@ -75,6 +80,14 @@ class TorchLSTM(Impl):
                     "hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size, device, dtype; "
                     "go_backwards=True raises TypeError: unexpected keyword argument): a lone backward "
                     "direction exists only inside bidirectional=True")
+        if cfg.cell_api:
+            why = [name for name, on in (("bidirectional", cfg.bidirectional), ("proj_size", cfg.proj_size),
+                                         ("lengths", cfg.lengths is not None), ("mask", cfg.mask is not None),
+                                         ("layer_dropout", cfg.layer_dropout), ("training", cfg.training))
+                   if on]
+            if why:
+                return (f"cell_api: torch.nn.LSTMCell stepped by hand has no {', '.join(why)} (no directions, "
+                        "projection, packed lengths or dropout: a cell is one step)")
         if cfg.dropout or cfg.recurrent_dropout:
             return ("torch.nn.LSTM drops nothing inside a layer: its only dropout is between stacked layers (the "
                     "field layer_dropout); dropout and recurrent_dropout (Keras's, on each cell's input and on h) "
@@ -85,10 +98,49 @@ class TorchLSTM(Impl):
                     "native form")
         return self.native_conflict(cfg)
 
+    def _cells_repro(self, cfg: Config) -> str:
+        B, T, F, H, L = cfg.batch, cfg.timesteps, cfg.input_size, cfg.hidden_size, cfg.num_layers
+        travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
+        ins = [F] + [H] * (L - 1)
+        step = {"batch_major": "x[:, t]", "time_major": "x[t]", "unbatched": "x[t]"}[cfg.layout]
+        layout = {"batch_major": "", "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major\n",
+                  "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
+        if cfg.initial_state == "none":
+            init = f"state = [None] * {L}\n"
+        else:
+            shape = "" if cfg.layout == "unbatched" else f"{B}, "
+            make = "torch.zeros" if cfg.initial_state == "zeros" else "-0.5 + torch.rand"
+            init = (f"state = [({make}({shape}{H}, dtype=torch.{cfg.dtype}), {make}({shape}{H}, "
+                    f"dtype=torch.{cfg.dtype})) for _ in range({L})]\n")
+        axis = 1 if cfg.layout == "batch_major" else 0
+        paths = (["[0]"] if T else []) + [f"[1][{l}][{i}]" for l in range(L) for i in range(2)
+                                         if T or cfg.initial_state != "none"]
+        return (
+            "import numpy as np\nimport torch\n\n"
+            f"torch.manual_seed({cfg.seed})\n"
+            f"cells = torch.nn.ModuleList(torch.nn.LSTMCell(n_in, {H}, bias={cfg.bias}, dtype=torch.{cfg.dtype}"
+            f"{_native_args(cfg, self.id)}) for n_in in {ins})\n"
+            f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")\n"
+            + layout + f"x = torch.from_numpy(x).to(torch.{cfg.dtype})\n" + init +
+            "with torch.no_grad():\n"
+            f"    for _ in range({cfg.calls}):  # each call continues from the states the last one left\n"
+            f"        seq = [{step} for t in range({T})]\n"
+            "        for l, cell in enumerate(cells):  # each layer over every step, then the next over its h_t\n"
+            "            outs = []\n"
+            "            for x_t in seq:\n"
+            "                state[l] = cell(x_t, state[l])  # (h, c)\n"
+            "                outs.append(state[l][0])\n"
+            "            seq = outs\n"
+            f"out = (torch.stack(seq, dim={axis}) if seq else None, state)  # (output sequence, (h, c) per layer)\n"
+            + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
+            + 'print("params", sum(p.numel() for p in cells.parameters()))\n')
+
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
+        if cfg.cell_api:
+            return self._cells_repro(cfg)
         B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
         L, D, H, Hp = cfg.num_layers, cfg.directions, cfg.hidden_size, hidden_out(cfg)
         batch_first = cfg.layout == "batch_major"
@@ -156,24 +208,34 @@ class TorchLSTM(Impl):
     def load_weights(self, cfg: Config, device: str, weights: dict):
         torch = self._torch
         dtype = getattr(torch, cfg.dtype)
+        if cfg.cell_api:
+            module = torch.nn.ModuleList(
+                torch.nn.LSTMCell(layer_input_size(cfg, l), cfg.hidden_size, bias=cfg.bias, device=self._device(device),
+                                  dtype=dtype, **cfg.native_for(self.id)) for l in range(cfg.num_layers))
+            return self._assign(cfg, module, weights, _cell_name, dtype)
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
                                batch_first=cfg.layout == "batch_major", bidirectional=cfg.bidirectional,
                                proj_size=cfg.proj_size, device=self._device(device), dtype=dtype,
                                **({"dropout": cfg.layer_dropout} if cfg.layer_dropout else {}),
                                **cfg.native_for(self.id))
         module.train(cfg.training)
+        return self._assign(cfg, module, weights, _native_name, dtype)
+
+    def _assign(self, cfg: Config, module, weights: dict, name_of, dtype):
+        """The canonical weights copied into ``module``'s parameters, named by ``name_of(kind, layer, d)``."""
+        torch = self._torch
         params = dict(module.named_parameters())
         native = {}
         for layer in range(cfg.num_layers):
             for d, dname in enumerate(direction_names(cfg)):
                 w = {k.rsplit("/", 1)[1]: v for k, v in weights.items() if k.startswith(f"layer{layer}/{dname}/")}
-                native[_native_name("weight_ih", layer, d)] = w["W"].T
-                native[_native_name("weight_hh", layer, d)] = w["U"].T
+                native[name_of("weight_ih", layer, d)] = w["W"].T
+                native[name_of("weight_hh", layer, d)] = w["U"].T
                 if cfg.bias:
-                    native[_native_name("bias_ih", layer, d)] = w["b"]
-                    native[_native_name("bias_hh", layer, d)] = np.zeros_like(w["b"])
+                    native[name_of("bias_ih", layer, d)] = w["b"]
+                    native[name_of("bias_hh", layer, d)] = np.zeros_like(w["b"])
                 if cfg.proj_size:
-                    native[_native_name("weight_hr", layer, d)] = w["R"].T
+                    native[name_of("weight_hr", layer, d)] = w["R"].T
         if set(native) != set(params):
             raise RuntimeError(f"weight mapping does not cover torch's parameters: unmapped "
                                f"{sorted(set(params) - set(native))}, unknown {sorted(set(native) - set(params))}")
@@ -190,22 +252,94 @@ class TorchLSTM(Impl):
         """Canonical float64 arrays (exact widening of the native values); b = bias_ih + bias_hh."""
         torch = self._torch
         params = {n: p.detach().cpu().to(torch.float64).numpy() for n, p in native.named_parameters()}
+        name_of = _cell_name if cfg.cell_api else _native_name
         out = {}
         for layer in range(cfg.num_layers):
             for d, dname in enumerate(direction_names(cfg)):
                 prefix = f"layer{layer}/{dname}/"
-                out[prefix + "W"] = params.pop(_native_name("weight_ih", layer, d)).T.copy()
-                out[prefix + "U"] = params.pop(_native_name("weight_hh", layer, d)).T.copy()
-                if _native_name("bias_ih", layer, d) in params:
-                    out[prefix + "b"] = (params.pop(_native_name("bias_ih", layer, d))
-                                         + params.pop(_native_name("bias_hh", layer, d)))
-                if _native_name("weight_hr", layer, d) in params:
-                    out[prefix + "R"] = params.pop(_native_name("weight_hr", layer, d)).T.copy()
+                out[prefix + "W"] = params.pop(name_of("weight_ih", layer, d)).T.copy()
+                out[prefix + "U"] = params.pop(name_of("weight_hh", layer, d)).T.copy()
+                if name_of("bias_ih", layer, d) in params:
+                    out[prefix + "b"] = (params.pop(name_of("bias_ih", layer, d))
+                                         + params.pop(name_of("bias_hh", layer, d)))
+                if name_of("weight_hr", layer, d) in params:
+                    out[prefix + "R"] = params.pop(name_of("weight_hr", layer, d)).T.copy()
         if params:
             raise RuntimeError(f"native parameters with no canonical counterpart: {sorted(params)}")
         return out
 
+    def _run_cells(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        """cell_api: one ``nn.LSTMCell`` per layer, stepped by hand over time (each layer over the whole
+        sequence, then the next layer over its outputs), as a torch user writes it."""
+        torch = self._torch
+        dev, dtype = self._device(device), getattr(torch, cfg.dtype)
+        L, T = cfg.num_layers, cfg.timesteps
+        t0 = time.perf_counter()
+        with native("build"):
+            cells = self.load_weights(cfg, device, weights)
+        xin = torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
+        steps = (lambda t: xin[:, t]) if cfg.layout == "batch_major" else (lambda t: xin[t])
+        state = [None] * L if init is None else [
+            tuple(torch.from_numpy(np.ascontiguousarray(s[0] if cfg.layout == "unbatched" else s)).to(dev, dtype)
+                  for s in pair) for pair in init]
+        t1 = time.perf_counter()
+        with torch.no_grad(), native("call"):
+            for _ in range(cfg.calls):                   # a later call continues from the states the last one left
+                seq = [steps(t) for t in range(T)]
+                for l, cell in enumerate(cells):
+                    outs = []
+                    for x_t in seq:
+                        state[l] = cell(x_t, state[l])   # (h, c)
+                        outs.append(state[l][0])
+                    seq = outs
+        t2 = time.perf_counter()
+        axis = 1 if cfg.layout == "batch_major" else 0
+        out = torch.stack(seq, dim=axis) if seq else None
+
+        def to_np(t):
+            t = t.detach().cpu()
+            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+        # the hand loop's result, as the repro builds it: (output sequence, [(h, c) of each layer's cell])
+        returns = [returned(f"[1][{l}][{i}]", role, state[l][i], layer=l, direction="forward")
+                   for l in range(L) for i, role in enumerate(("h", "c")) if state[l] is not None]
+        if out is not None:
+            returns.insert(0, returned("[0]", "output", out, layer=L - 1))
+        obs = Observation(
+            construct=(f"[torch.nn.LSTMCell(in, {cfg.hidden_size}, bias={cfg.bias}, dtype=torch.{cfg.dtype}"
+                       f"{_native_args(cfg, self.id)}) for each of {L} layer(s)] stepped by hand: each layer over every "
+                       "time step, cell(x_t, (h, c)) -> (h, c), the next layer over its h_t"
+                       + (" from the given (h_0, c_0)" if init is not None else "")
+                       + (f"; called {cfg.calls} times, each from the states the last call left" if cfg.calls > 1
+                          else "")),
+            returns=returns,
+            params=[{"name": n, "shape": list(p.shape)} for n, p in cells.named_parameters()],
+            param_count=sum(p.numel() for p in cells.parameters()),
+            timings={"build_s": t1 - t0, "run_s": t2 - t1},
+        )
+        notes = obs.normalization
+        notes.append("cell_api: the hand loop's result is (output, states): output = the top cell's h of every step, "
+                     f"stacked along time by the caller (torch.stack(dim={axis})), states = each layer's (h, c) after "
+                     "its last step (each cell returns (h, c) per step)")
+        h = [to_np(s[0]) for s in state] if T or init is not None else None
+        c = [to_np(s[1]) for s in state] if T or init is not None else None
+        if h is None:      # no step and no initial state: the cells never ran; their state is zeros
+            B = () if cfg.layout == "unbatched" else (cfg.batch,)
+            h = c = [np.zeros(B + (cfg.hidden_size,), np.float32 if cfg.dtype == "bfloat16" else cfg.dtype)] * L
+        out = np.zeros((cfg.batch, 0, cfg.hidden_size), h[0].dtype) if out is None else to_np(out)
+        if cfg.layout == "unbatched":
+            out, h, c = out[None], [a[None] for a in h], [a[None] for a in c]
+            notes.append("unbatched: add a batch axis of 1 to the output and the states")
+        elif cfg.layout == "time_major":
+            out = out.transpose(1, 0, 2)
+            notes.append("time-major steps stacked on axis 0: transpose to (B, T, H)")
+        obs.output = out if cfg.return_sequences else h[L - 1]
+        obs.states = list(zip(h, c))
+        return obs
+
     def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        if cfg.cell_api:
+            return self._run_cells(cfg, device, x, weights, init)
         torch = self._torch
         rnn_utils = torch.nn.utils.rnn
         dev = self._device(device)
