@@ -40,6 +40,12 @@ def test_torch_cell_weights_come_back_as_they_were_loaded(pool):
 
 @pytest.mark.parametrize("impl, field, words", [
     ("torch", {"bidirectional": True}, "nn.LSTMCell stepped by hand has no bidirectional"),
-    ("flax-linen", {}, "does not step the cell by hand yet")])
+    ("flax-linen", {"lengths": (3, 1)}, "the cell stepped by hand (cell(carry, x_t) per step) has no lengths")])
 def test_what_a_cell_api_cannot_express_is_unsupported_and_says_why(impl, field, words):
     assert words in impls.get(impl).unsupported(Config(**{**BASE, **field}))
+
+
+@pytest.mark.parametrize("impl", ["flax-linen", "flax-nnx-optimized"])
+def test_a_flax_cell_stepped_by_hand_gives_the_rnn_s_numbers(pool, impl):
+    obs = agree(pool, impl, Config(**BASE, num_layers=2, initial_state="random", layout="time_major"))
+    assert "stepped by hand" in obs.construct and all("/cell/" in p["name"] for p in obs.params)

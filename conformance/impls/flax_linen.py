@@ -66,7 +66,7 @@ def _model_key(cfg: Config, device: str) -> tuple:
     per new shape or argument structure)."""
     return (cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.merge_mode if cfg.bidirectional else None,
             cfg.layout == "time_major", cfg.dtype, cfg.go_backwards, cfg.native, cfg.activation,
-            cfg.recurrent_activation, device)
+            cfg.recurrent_activation, cfg.cell_api, device)
 
 
 # the case's activations -> jax.nn's functions (by name; linear is the identity); defaults not written
@@ -90,8 +90,12 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
     """Why flax's ``api`` (``flax.linen.RNN``, ``flax.nnx.RNN``) cannot express the case's masking or
     dropout, or the adapter does not yet express its merge_mode none or cell_api, or None."""
     if cfg.cell_api:
-        return ("cell_api: this adapter does not step the cell by hand yet (it runs the same LSTMCell inside "
-                f"{api}, whose scan steps it)")
+        why = [name for name, on in (("bidirectional", cfg.bidirectional), ("lengths", cfg.lengths is not None),
+                                     ("go_backwards", cfg.go_backwards), ("native keywords", cfg.native))
+               if on]
+        if why:
+            return (f"cell_api: the cell stepped by hand (cell(carry, x_t) per step) has no {', '.join(why)}: those "
+                    f"are {api}'s")
     if cfg.merge_mode == "none":
         return ("merge_mode none: this adapter does not express it yet (flax's Bidirectional would, with "
                 "merge_fn=lambda a, b: (a, b) returning the two outputs apart)")
@@ -106,6 +110,45 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
         return (f"{api} has no option to zero its outputs at padded steps: they are computed from the padding "
                 "(\"The output elements corresponding to padding elements are NOT zeroed out\", google/flax#2604)")
     return None
+
+
+def by_hand_src(cfg: Config, api: str) -> str:
+    """cell_api: the repro's ``ByHand`` module (``api``: ``nn`` or ``nnx``), which steps a cell by hand with
+    nn.RNN's call interface, as :func:`step_by_hand` does in the suite."""
+    axis = 0 if cfg.layout != "batch_major" else 1
+    step = "x[:, t]" if axis == 1 else "x[t]"
+    if api == "nn":
+        head = ("class ByHand(nn.Module):  # the cell stepped by hand: cell(carry, x_t) for every step\n"
+                "    cell: nn.Module\n\n")
+        make = "self.cell.initialize_carry(jax.random.PRNGKey(0), steps[0].shape)"
+    else:
+        head = ("class ByHand(nnx.Module):  # the cell stepped by hand: cell(carry, x_t) for every step\n"
+                "    def __init__(self, cell):\n        self.cell = cell\n\n")
+        make = "self.cell.initialize_carry(steps[0].shape, nnx.Rngs(0))"
+    return (head +
+            "    def __call__(self, x, initial_carry=None):\n"
+            f"        steps = [{step} for t in range(x.shape[{axis}])]\n"
+            f"        carry = initial_carry if initial_carry is not None else {make}\n"
+            "        outs = []\n"
+            "        for x_t in steps:\n"
+            "            carry, y = self.cell(carry, x_t)\n"
+            "            outs.append(y)\n"
+            f"        return carry, jnp.stack(outs, axis={axis})  # like RNN(return_carry=True)\n\n")
+
+
+def step_by_hand(cell, x, initial_carry, time_axis: int, initial_carry_of):
+    """cell_api: ``cell(carry, x_t)`` for every time step of ``x`` in a Python loop, as a flax user steps a
+    cell by hand: ``(final carry, outputs stacked on time_axis)``, like ``RNN(return_carry=True)``.
+    ``initial_carry_of(x_t)`` makes the carry when none is given (the cell's own initialize_carry)."""
+    import jax.numpy as jnp
+
+    steps = [x[:, t] if time_axis == 1 else x[t] for t in range(x.shape[time_axis])]
+    carry = initial_carry if initial_carry is not None else initial_carry_of(steps[0])
+    outs = []
+    for x_t in steps:
+        carry, y = cell(carry, x_t)
+        outs.append(y)
+    return carry, jnp.stack(outs, axis=time_axis)
 
 
 def cell_functions_src(cfg: Config, module: str = "jax.nn") -> str:
@@ -167,9 +210,11 @@ class FlaxLinen(Impl):
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
 
         def rnn_src(param_dtype: str) -> str:
-            return (f"nn.RNN(nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
-                    f"param_dtype=jnp.{param_dtype}{cell_functions_src(cfg, 'nn')}), return_carry=True, "
-                    f"time_major={tm}{backwards}"
+            cell = (f"nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
+                    f"param_dtype=jnp.{param_dtype}{cell_functions_src(cfg, 'nn')})")
+            if cfg.cell_api:
+                return f"ByHand({cell})"
+            return (f"nn.RNN({cell}, return_carry=True, time_major={tm}{backwards}"
                     f"{native_src(cfg, self.id)})")
 
         rnn = rnn_src(cfg.dtype)
@@ -239,7 +284,7 @@ class FlaxLinen(Impl):
             "\n"
             + ('jax.config.update("jax_enable_x64", True)\n' if cfg.dtype == "float64" else "")
             + f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{array_dtype(cfg)}\")\n"
-            + layout + build
+            + layout + (by_hand_src(cfg, "nn") if cfg.cell_api else "") + build
             + "".join(f'print("out{p}", tuple(out{p}.shape))\n' for p in paths)
             + params)
 
@@ -299,7 +344,20 @@ class FlaxLinen(Impl):
             return nn.RNN(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype, **cell_functions(cfg)),
                           return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
 
-        if cfg.bidirectional:
+        class CellByHand(nn.Module):
+            """cell_api: the cell stepped by hand over time (see step_by_hand); its parameters sit under
+            ``cell`` as in nn.RNN."""
+            cell: nn.Module
+
+            def __call__(self, x, seq_lengths=None, initial_carry=None):
+                axis = 0 if (time_major or x.ndim == 2) else 1
+                return step_by_hand(self.cell, x, initial_carry, axis,
+                                    lambda x_t: self.cell.initialize_carry(jax.random.PRNGKey(0), x_t.shape))
+
+        if cfg.cell_api:
+            layers = [CellByHand(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype,
+                                          **cell_functions(cfg))) for _ in range(cfg.num_layers)]
+        elif cfg.bidirectional:
             merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
                 "sum": lambda a, b: a + b, "mul": lambda a, b: a * b,
                 "ave": lambda a, b: (a + b) / 2}[cfg.merge_mode]}
@@ -430,7 +488,11 @@ class FlaxLinen(Impl):
         rnn = (f"nn.RNN(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
                f"{cell_functions_src(cfg, 'nn')}), "
                f"return_carry=True, time_major={time_major}{backwards}{native_src(cfg, self.id)})")
-        if cfg.bidirectional:
+        if cfg.cell_api:
+            layer = (f"ByHand(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
+                     f"{cell_functions_src(cfg, 'nn')})): the cell stepped by hand, carry, y = cell(carry, x_t) for "
+                     "every time step (carry from cell.initialize_carry unless given), the y stacked along time")
+        elif cfg.bidirectional:
             merge = "" if cfg.merge_mode == "concat" else f", merge_fn=<{cfg.merge_mode}>"
             layer = f"nn.Bidirectional({rnn}, {rnn}{merge}, return_carry=True, time_major={time_major})"
         else:

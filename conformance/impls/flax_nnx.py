@@ -53,8 +53,8 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, layer_input_size
 from ..spec import Config
-from .flax_linen import (_GATES, _RNN_NAMES, FlaxLinen, cell_functions, cell_functions_src, native_src,
-                         flax_unsupported)
+from .flax_linen import (_GATES, _RNN_NAMES, FlaxLinen, by_hand_src, cell_functions, cell_functions_src,
+                         flax_unsupported, native_src, step_by_hand)
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -71,7 +71,7 @@ def _model_key(cfg: Config, device: str) -> tuple:
     """What the nnx module depends on: like linen's, plus the input size (nnx cells take in_features)."""
     return (cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional,
             cfg.merge_mode if cfg.bidirectional else None, cfg.layout == "time_major", cfg.dtype,
-            cfg.go_backwards, cfg.native, cfg.activation, cfg.recurrent_activation, device)
+            cfg.go_backwards, cfg.native, cfg.activation, cfg.recurrent_activation, cfg.cell_api, device)
 
 
 class FlaxNnx(FlaxLinen):
@@ -133,8 +133,14 @@ class FlaxNnx(FlaxLinen):
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
 
         def rnn(n_in: int) -> str:
-            return (f"nnx.RNN(nnx.{self.cell_cls}({n_in}, {H}, dtype=jnp.{cfg.dtype}, param_dtype=jnp.{cfg.dtype}"
-                    f"{half}{cell_functions_src(cfg, 'nnx')}, rngs=rngs), return_carry=True, time_major={tm}{backwards}{native_src(cfg, self.id)})")
+            cell = (f"nnx.{self.cell_cls}({n_in}, {H}, dtype=jnp.{cfg.dtype}, param_dtype=jnp.{cfg.dtype}"
+                    f"{half}{cell_functions_src(cfg, 'nnx')}, rngs=rngs)")
+            if cfg.cell_api:
+                return f"ByHand({cell})"
+            return (f"nnx.RNN({cell}, return_carry=True, time_major={tm}{backwards}{native_src(cfg, self.id)})")
+
+        if cfg.cell_api:
+            lines.append(by_hand_src(cfg, "nnx").rstrip("\n"))
 
         layers = []
         for l in range(cfg.num_layers):
@@ -208,12 +214,27 @@ class FlaxNnx(FlaxLinen):
         merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
             "sum": lambda a, b: a + b, "mul": lambda a, b: a * b, "ave": lambda a, b: (a + b) / 2}[cfg.merge_mode]}
 
+        class CellByHand(nnx.Module):
+            """cell_api: the cell stepped by hand over time (see step_by_hand); its parameters sit under
+            ``cell`` as in nnx.RNN."""
+
+            def __init__(self, cell):
+                self.cell = cell
+
+            def __call__(self, x, seq_lengths=None, initial_carry=None):
+                axis = 0 if (time_major or x.ndim == 2) else 1
+                return step_by_hand(self.cell, x, initial_carry, axis,
+                                    lambda x_t: self.cell.initialize_carry(x_t.shape, nnx.Rngs(0)))
+
         def layers():
             rngs = nnx.Rngs(0)
             out = []
             for l in range(cfg.num_layers):
                 n_in = layer_input_size(cfg, l)
-                if cfg.bidirectional:
+                if cfg.cell_api:
+                    out.append(CellByHand(cell_cls(n_in, cfg.hidden_size, dtype=dtype, param_dtype=dtype, rngs=rngs,
+                                                   **cell_functions(cfg))))
+                elif cfg.bidirectional:
                     # Bidirectional passes its own time_major to both RNNs (overriding theirs): set it too.
                     out.append(nnx.Bidirectional(rnn(n_in, rngs), rnn(n_in, rngs), return_carry=True,
                                                  time_major=time_major, **merge))
@@ -345,7 +366,12 @@ class FlaxNnx(FlaxLinen):
                f"param_dtype={cfg.dtype}{cell_functions_src(cfg, 'nnx')}, rngs=rngs), return_carry=True, "
                f"time_major={time_major}{backwards}"
                f"{native_src(cfg, self.id)})")
-        if cfg.bidirectional:
+        if cfg.cell_api:
+            layer = (f"ByHand(nnx.{self.cell_cls}(in_features, {cfg.hidden_size}, dtype={cfg.dtype}, "
+                     f"param_dtype={cfg.dtype}{cell_functions_src(cfg, 'nnx')}, rngs=rngs)): the cell stepped by hand, "
+                     "carry, y = cell(carry, x_t) for every time step (carry from cell.initialize_carry unless given), "
+                     "the y stacked along time")
+        elif cfg.bidirectional:
             merge = "" if cfg.merge_mode == "concat" else f", merge_fn=<{cfg.merge_mode}>"
             layer = f"nnx.Bidirectional({rnn}, {rnn}{merge}, return_carry=True, time_major={time_major})"
         else:
