@@ -32,6 +32,11 @@ initial states are ``initial_carry=(c0, h0)`` per RNN and ``((c0_f, h0_f), (c0_b
 ``Bidirectional``; ``go_backwards`` is ``nn.RNN(reverse=True, keep_order=True)`` (reverse=True alone
 returns the outputs in reading order; keep_order=True flips them back to time order, as
 ``Bidirectional`` does for its backward RNN).
+
+``cell_api`` replaces each ``nn.RNN`` with a small module holding the same cell as ``cell`` (so the
+parameter tree is the same) that steps it by hand, ``carry, y = cell(carry, x_t)`` for every time step
+(:func:`step_by_hand`); ``calls`` > 1 feeds each call's carries back as ``initial_carry``. Flax's cells
+have no dropout and no training mode.
 """
 
 from __future__ import annotations

@@ -24,6 +24,12 @@ are ``initial_state=[h0, c0]`` for an LSTM and ``[h_fw, c_fw, h_bw, c_bw]`` for 
 ``Bidirectional`` (it gives the first half to its forward layer); ``go_backwards`` is
 ``LSTM(go_backwards=True)``, which returns its output sequence in processing order (reversed).
 
+``merge_mode: none`` is ``Bidirectional(merge_mode=None)``, which returns the forward and backward outputs
+apart (canonically side by side); ``cell_api`` builds ``RNN(LSTMCell(...))`` (the cell's keywords to the
+cell, the others to the RNN); ``calls`` > 1 builds the layers ``stateful=True`` and calls them again
+(initial states only in the first call; on JAX eagerly, as a jitted ``StatelessScope`` would not keep
+the states); ``training`` calls with ``training=True``.
+
 The backend is fixed when Keras is imported, from ``KERAS_BACKEND`` (set in ``env`` before the
 worker imports anything), so one adapter instance serves exactly one backend: ``keras-tensorflow``,
 ``keras-jax`` and ``keras-torch`` run the same layers and the same mapping, and where they differ the

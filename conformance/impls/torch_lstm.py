@@ -17,6 +17,11 @@ Variable lengths are torch's own mechanism: the input is packed with
 which writes its ``padding_value`` (default 0.0) at every step past a sequence's length. Initial
 states are the ``(h_0, c_0)`` argument, each stacked as ``(L*D, B, H')`` / ``(L*D, B, H)`` (unbatched:
 no batch axis). ``nn.LSTM`` has no option to read only one direction backwards (``go_backwards``).
+
+``calls`` > 1 gives each call the previous call's ``(h_n, c_n)``; ``layer_dropout`` is ``dropout=`` and
+``training`` ``module.train()`` (else ``eval()``). ``cell_api`` builds one ``nn.LSTMCell`` per layer in an
+``nn.ModuleList`` (parameters ``{l}.weight_ih`` etc., mapped as above without the suffix) and steps them by
+hand, each layer over every time step before the next.
 """
 
 from __future__ import annotations
