@@ -70,10 +70,13 @@ MAX_CONSTANT = 1e6     # a constant input, weight or initial state (larger: a ty
 
 
 CONFIG_FIELDS: dict[str, FieldSpec] = {
-    "input_size": FieldSpec(int, None, "features per time step", minimum=1, required=True, maximum=MAX_SIZE),
-    "hidden_size": FieldSpec(int, None, "hidden units H (Keras `units`, Flax `features`)", minimum=1,
+    "input_size": FieldSpec(int, None, "features per time step (0: an input of no features, which the canonical "
+                            "semantics accepts)", minimum=0, required=True, maximum=MAX_SIZE),
+    "hidden_size": FieldSpec(int, None, "hidden units H (Keras `units`, Flax `features`; 0: a layer of no units, "
+                             "which the canonical semantics accepts: outputs and states of width 0)", minimum=0,
                              required=True, maximum=MAX_SIZE),
-    "num_layers": FieldSpec(int, 1, "stacked layers", minimum=1, maximum=MAX_LAYERS),
+    "num_layers": FieldSpec(int, 1, "stacked layers (0: a stack of none, which the canonical semantics rejects; "
+                            "torch's num_layers=0)", minimum=0, maximum=MAX_LAYERS),
     "bidirectional": FieldSpec(bool, False, "run a backward direction too"),
     "merge_mode": FieldSpec(str, "concat", "how the two directions' outputs are combined (needs bidirectional); "
                             "none: returned apart (Keras merge_mode=None), canonically side by side as concat",
@@ -124,6 +127,16 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "feed_state_batch": FieldSpec(int, None, "batch of the initial states given, where it is not batch (needs "
                                   "initial_state): a wrong state, which the canonical semantics rejects",
                                   minimum=0, maximum=MAX_SIZE, nullable=True),
+    "feed_state_hidden": FieldSpec(int, None, "width of the initial states given, where it is not the layer's (h: "
+                                   "proj_size or hidden_size, c: hidden_size; needs initial_state): a wrong state, "
+                                   "which the canonical semantics rejects", minimum=0, maximum=MAX_SIZE,
+                                   nullable=True),
+    "feed_state_layers": FieldSpec(int, None, "how many (layer, direction) entries the initial states given have, "
+                                   "where it is not num_layers x directions (torch's h_0.size(0); needs "
+                                   "initial_state): a wrong state, which the canonical semantics rejects",
+                                   minimum=0, maximum=MAX_LAYERS * 2, nullable=True),
+    "feed_state_only": FieldSpec(str, "both", "which initial state the feed_state_* sizes apply to: both, h or c (the "
+                                 "other is as the layer wants it)", choices=("both", "h", "c")),
     "unit_forget_bias": FieldSpec(bool, False, "the forget gate's bias is 1.0 whatever bias_init says (Keras "
                                   "unit_forget_bias=True, its default; needs bias)", readers="reference"),
     "dropout": FieldSpec(float, 0.0, "fraction of the cell's input dropped in training (Keras dropout; torch's "
@@ -182,6 +195,9 @@ class Config:
     bias_init: str | float = "random"
     feed_input_size: int | None = None
     feed_state_batch: int | None = None
+    feed_state_hidden: int | None = None
+    feed_state_layers: int | None = None
+    feed_state_only: str = "both"
     unit_forget_bias: bool = False
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
@@ -398,9 +414,18 @@ def cross_check(values: dict, line_of, **loc) -> None:
     if values["unit_forget_bias"] and not values["bias"]:
         raise SpecError("unit_forget_bias sets the forget gate's bias, so it needs bias: true",
                         field="unit_forget_bias", line=line_of("unit_forget_bias"), **loc)
-    if values["feed_state_batch"] is not None and values["initial_state"] == "none":
-        raise SpecError("feed_state_batch is the batch of the initial states given; set initial_state too",
-                        field="feed_state_batch", line=line_of("feed_state_batch"), **loc)
+    feeds = [n for n in ("feed_state_batch", "feed_state_hidden", "feed_state_layers") if values[n] is not None]
+    for name in feeds:
+        if values["initial_state"] == "none":
+            raise SpecError(f"{name} is about the initial states given; set initial_state too", field=name,
+                            line=line_of(name), **loc)
+    if values["feed_state_batch"] is not None and values["layout"] == "unbatched":
+        raise SpecError("layout unbatched gives states without a batch axis; feed_state_batch needs batch_major or "
+                        "time_major", field="feed_state_batch", line=line_of("feed_state_batch"), **loc)
+    if values["feed_state_only"] != "both" and not feeds:
+        raise SpecError("feed_state_only says which state a feed_state_* size applies to; set feed_state_batch, "
+                        "feed_state_hidden or feed_state_layers too", field="feed_state_only",
+                        line=line_of("feed_state_only"), **loc)
     if values["layout"] == "unbatched" and values["batch"] != 1:
         raise SpecError(f"layout unbatched has no batch axis, so batch must be 1 (got {values['batch']})",
                         field="batch", line=line_of("batch"), **loc)

@@ -144,15 +144,29 @@ def fed_input_size(cfg: Config) -> int:
 
 
 def rejects(cfg: Config) -> str | None:
-    """Why the canonical semantics refuses the call, or None: the input or the initial states the case
-    feeds do not fit the layer (``feed_input_size``, ``feed_state_batch``). Zero sizes are legal: an
-    empty batch gives empty outputs, zero time steps (or a sequence of length 0) leave the state as it
-    was given (zeros) and the output sequence empty (or zeros)."""
+    """Why the canonical semantics refuses the case, or None: a stack of no layers, or an input or initial
+    states the case feeds that do not fit the layer (``feed_input_size``, ``feed_state_*``). Zero sizes are
+    legal: an empty batch gives empty outputs, zero time steps (or a sequence of length 0) leave the state
+    as it was given (zeros) and the output sequence empty (or zeros), and an input of no features or a
+    layer of no units compute as the equations say (empty products are zeros; outputs of width 0)."""
+    if cfg.num_layers == 0:
+        return "num_layers is 0: a stack of no layers is no LSTM"
     if fed_input_size(cfg) != cfg.input_size:
         return (f"the input has {fed_input_size(cfg)} features, but the layer was built for input_size "
                 f"{cfg.input_size}")
+    which = {"both": "the initial states have", "h": "the initial h has", "c": "the initial c has"}[cfg.feed_state_only]
     if cfg.feed_state_batch is not None and cfg.feed_state_batch != cfg.batch:
-        return f"the initial states have a batch of {cfg.feed_state_batch}, but the input has {cfg.batch}"
+        return f"{which} a batch of {cfg.feed_state_batch}, but the input has {cfg.batch}"
+    if cfg.feed_state_hidden is not None:
+        wants = {"h": hidden_out(cfg), "c": cfg.hidden_size}
+        wrong = [r for r in ("h", "c") if cfg.feed_state_only in ("both", r) and wants[r] != cfg.feed_state_hidden]
+        if wrong:
+            return (f"{which} width {cfg.feed_state_hidden}, but the layer's "
+                    + " and ".join(f"{r} has {wants[r]}" for r in wrong))
+    entries = cfg.num_layers * cfg.directions
+    if cfg.feed_state_layers is not None and cfg.feed_state_layers != entries:
+        return (f"{which} {cfg.feed_state_layers} (layer, direction) entries, but the layer has {entries} "
+                f"({cfg.num_layers} layer(s) x {cfg.directions} direction(s))")
     return None
 
 
@@ -183,7 +197,7 @@ def canonical_weights(cfg: Config) -> dict[str, np.ndarray]:
     ones are drawn all the same, so the others do not change), and ``unit_forget_bias`` sets the
     forget gate's block of b to 1.0 (Keras: ``[init(H), ones(H), init(2H)]``)."""
     rng = np.random.default_rng([cfg.seed, 1])
-    k = 1.0 / np.sqrt(cfg.hidden_size)
+    k = 1.0 / np.sqrt(max(cfg.hidden_size, 1))     # (no units: no weights to draw)
     weights = {name: rng.uniform(-k, k, shape) for name, shape in canonical_params(cfg)}
     H = cfg.hidden_size
     for name, value in weights.items():
@@ -198,16 +212,31 @@ def canonical_weights(cfg: Config) -> dict[str, np.ndarray]:
 _INITS = {"W": "kernel_init", "U": "recurrent_init", "b": "bias_init"}   # canonical weight -> its field
 
 
-def initial_states(cfg: Config) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """(h0 (B, H'), c0 (B, H)) per layer, then direction, when the case gives initial states."""
+def initial_states(cfg: Config) -> list[tuple[np.ndarray | None, np.ndarray | None]] | None:
+    """(h0 (B, H'), c0 (B, H)) per layer, then direction, when the case gives initial states. The
+    ``feed_state_*`` fields change the batch, width or number of entries of both or one of them
+    (``feed_state_only``); where h and c then have different numbers of entries, the shorter one's
+    missing entries are None (only an adapter that stacks h and c apart expresses that)."""
     if cfg.initial_state == "none":
         return None
     rng = np.random.default_rng([cfg.seed, 2])
-    B, H, Hp = cfg.batch if cfg.feed_state_batch is None else cfg.feed_state_batch, cfg.hidden_size, hidden_out(cfg)
     constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
     make = (lambda shape: rng.uniform(-0.5, 0.5, shape)) if constant == "random" else \
         (lambda shape: np.full(shape, float(constant)))
-    return [(make((B, Hp)), make((B, H))) for _ in range(cfg.num_layers) for _ in range(cfg.directions)]
+    fed = {role: fed_states(cfg, role) for role in ("h", "c")}
+    count = max(fed["h"][0], fed["c"][0])
+    return [tuple(make(fed[r][1:]) if k < fed[r][0] else None for r in ("h", "c")) for k in range(count)]
+
+
+def fed_states(cfg: Config, role: str) -> tuple[int, int, int]:
+    """(entries, batch, width) of the initial ``role`` ("h" or "c") the call is given: one entry per layer
+    and direction of (B, H') or (B, H), unless a ``feed_state_*`` field says otherwise for it."""
+    n, B, H = cfg.num_layers * cfg.directions, cfg.batch, hidden_out(cfg) if role == "h" else cfg.hidden_size
+    if cfg.feed_state_only in ("both", role):
+        n = n if cfg.feed_state_layers is None else cfg.feed_state_layers
+        B = B if cfg.feed_state_batch is None else cfg.feed_state_batch
+        H = H if cfg.feed_state_hidden is None else cfg.feed_state_hidden
+    return n, B, H
 
 
 def valid_mask(cfg: Config) -> np.ndarray:

@@ -29,6 +29,11 @@ CONFIGS = {
         "float64-nobias": Config(5, 4, bias=False, dtype="float64"),
         "cells-2layer-sequences": Config(5, 4, num_layers=2, cell_api=True, return_sequences=True),
         "cells-time-major-initial": Config(5, 4, cell_api=True, layout="time_major", initial_state="random"),
+        "unbatched-batch-first": Config(5, 4, layout="unbatched", batch=1, initial_state="random",
+                                        native={"torch": {"batch_first": True}}),
+        "refused-h-too-wide": Config(5, 4, initial_state="random", feed_state_hidden=7, feed_state_only="h"),
+        "refused-states-of-3-layers": Config(5, 4, num_layers=2, initial_state="random", feed_state_layers=3),
+        "refused-cells-wrong-features": Config(5, 4, cell_api=True, feed_input_size=6),
     },
     "keras-tensorflow": {
         "uni": Config(5, 4),
@@ -43,6 +48,7 @@ CONFIGS = {
         "cells-bi-state": Config(5, 4, bidirectional=True, cell_api=True, return_state=True),
         "merge-none-sequences-state": Config(5, 4, bidirectional=True, merge_mode="none", return_sequences=True,
                                              return_state=True),
+        "refused-c-of-another-batch": Config(5, 4, initial_state="ones", feed_state_batch=3, feed_state_only="c"),
     },
     "flax-linen": {
         "unbatched": Config(5, 4, layout="unbatched", batch=1),
@@ -50,12 +56,19 @@ CONFIGS = {
         "bi-ave-2layer-state": Config(5, 4, num_layers=2, bidirectional=True, merge_mode="ave", return_state=True),
         "time-major-sequences": Config(5, 4, layout="time_major", return_sequences=True),
         "cells-2layer-initial": Config(5, 4, num_layers=2, cell_api=True, initial_state="random"),
+        "refused-wrong-features-2layer": Config(5, 4, num_layers=2, feed_input_size=6),
+        "refused-h-too-wide": Config(5, 4, initial_state="zeros", feed_state_hidden=7, feed_state_only="h"),
     },
 }
-RUNS = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()]
+# "refused-*": configurations the framework refuses (a wrong input or state): the snippet must raise as the run did
+RUNS = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()
+        if not name.startswith("refused-")]
+REFUSED = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()
+           if name.startswith("refused-")]
 RUN_IDS = [f"{impl_id}-{name}" for impl_id, name, _ in RUNS]
 FRAMEWORKS = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras")
 MARKER = "@@@ repro snippet"
+RAISED = "@@@ raised"
 
 DRIVER = textwrap.dedent(f"""
     import runpy, sys, traceback
@@ -63,8 +76,9 @@ DRIVER = textwrap.dedent(f"""
         print({MARKER!r}, path, flush=True)
         try:
             runpy.run_path(path, run_name="__main__")
-        except BaseException:
+        except BaseException as exc:
             traceback.print_exc(file=sys.stdout)
+            print({RAISED!r}, type(exc).__name__)
         sys.stdout.flush()
 """)
 
@@ -145,7 +159,7 @@ def observe(pool):
         if (impl_id, name) not in cache:
             cache[impl_id, name] = pool.run(impl_id, f"repro-{name}", cfg, "cpu")
         obs = cache[impl_id, name]
-        assert obs.status == "ok", f"{obs.reason}\n{obs.traceback}"
+        assert obs.status == ("rejected" if name.startswith("refused-") else "ok"), f"{obs.reason}\n{obs.traceback}"
         return obs
     return observe
 
@@ -173,6 +187,16 @@ def test_snippet_prints_the_native_param_count(impl_id, name, cfg, snippets, obs
     assert parse(printed)[1] == obs.param_count, f"snippet printed:\n{printed}"
 
 
+@pytest.mark.parametrize("impl_id, name, cfg", REFUSED, ids=[f"{i}-{n}" for i, n, _ in REFUSED])
+def test_snippet_of_a_refused_configuration_raises_what_the_run_raised(impl_id, name, cfg, snippets, observe):
+    skip_if_missing(impl_id)
+    obs = observe(impl_id, name, cfg)
+    printed = snippets.output(impl_id, name)
+    raised = [line[len(RAISED):].strip() for line in printed.splitlines() if line.startswith(RAISED)]
+    assert raised == [obs.rejection["type"]], (
+        f"the run raised {obs.rejection['type']}: {obs.rejection['message'][:300]}\nthe snippet printed:\n{printed}")
+
+
 def test_repro_imports_no_framework():
     configs = {impl_id: [cfg.to_dict() for cfg in cfgs.values()] for impl_id, cfgs in CONFIGS.items()}
     code = textwrap.dedent(f"""
@@ -191,7 +215,7 @@ def test_repro_imports_no_framework():
     result = subprocess.run([sys.executable, "-c", code, json.dumps(configs)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["made", str(len(RUNS))]
+    assert result.stdout.split() == ["made", str(len(RUNS) + len(REFUSED))]
 
 
 @pytest.mark.parametrize("impl_id", list(CONFIGS))

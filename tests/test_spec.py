@@ -36,8 +36,8 @@ def test_misspelled_field_names_file_line_case_and_field(tmp_path):
 
 
 @pytest.mark.parametrize("field,value,words", [
-    ("hidden_size", 0, "must be >= 1"),
-    ("num_layers", -1, "must be >= 1"),
+    ("hidden_size", -1, "must be >= 0"),
+    ("num_layers", -1, "must be >= 0"),
     ("hidden_size", "4", "expected an integer"),
     ("hidden_size", True, "expected an integer"),
     ("bidirectional", 1, "expected true or false"),
@@ -137,9 +137,9 @@ def test_matrix_values_are_validated_like_fields(tmp_path):
           - id: m
             input_size: 3
             matrix:
-              hidden_size: [4, 0]
+              hidden_size: [4, -2]
         """)
-    assert err.field == "hidden_size" and err.line == 6 and "must be >= 1" in str(err)
+    assert err.field == "hidden_size" and err.line == 6 and "must be >= 0" in str(err)
 
 
 def test_matrix_generated_impossible_combination_names_the_generated_case(tmp_path):
@@ -280,6 +280,13 @@ def test_the_default_case_set_loads(tmp_path):
     ({"training": "1"}, "training", "expected true or false"),
     ({"feed_input_size": "three"}, "feed_input_size", "expected an integer"),
     ({"feed_state_batch": "1"}, "feed_state_batch", "set initial_state too"),
+    ({"feed_state_hidden": "5"}, "feed_state_hidden", "set initial_state too"),
+    ({"feed_state_layers": "-1", "initial_state": "ones"}, "feed_state_layers", "must be >= 0"),
+    ({"feed_state_only": "h", "initial_state": "ones"}, "feed_state_only", "set feed_state_batch, feed_state_hidden"),
+    ({"feed_state_only": "both_of_them"}, "feed_state_only", "both | h | c"),
+    ({"layout": "unbatched", "batch": "1", "initial_state": "ones", "feed_state_batch": "2"}, "feed_state_batch",
+     "needs batch_major or time_major"),
+    ({"num_layers": "-1"}, "num_layers", "must be >= 0"),
     ({"layout": "unbatched", "batch": "1", "lengths": "[2]"}, "lengths", "layout unbatched has none"),
     ({"go_backwards": "true", "bidirectional": "true"}, "go_backwards", "bidirectional already has a backward"),
     ({"initial_state": "twos"}, "initial_state", "none | zeros | ones | random, or a number"),

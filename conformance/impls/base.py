@@ -97,6 +97,20 @@ def returned(path: str, role: str, array, *, top: bool = True, layer: int | None
             "top": top, "layer": layer, "direction": direction}
 
 
+def per_layer_unsupported(cfg: Config, construct: str, states: str) -> str | None:
+    """Why an adapter that builds its stack layer by layer (``construct``, each layer given its own initial
+    ``states``) cannot express a stack of no layers or another count of initial-state entries, or None."""
+    if cfg.num_layers == 0:
+        return (f"num_layers 0: the stack of {construct} is the adapter's own, one layer per num_layers; a stack of "
+                "none builds nothing for the framework to accept or refuse (torch.nn.LSTM takes num_layers, and "
+                "refuses 0)")
+    if cfg.feed_state_layers is not None:
+        return (f"feed_state_layers: each {construct} is given its own initial state ({states}); another count of "
+                "(layer, direction) entries than the stack has has no spelling (torch.nn.LSTM stacks them all in one "
+                "h_0 of L*D entries)")
+    return None
+
+
 def to_numpy(array) -> np.ndarray:
     return np.asarray(array)
 
@@ -142,6 +156,11 @@ class Impl:
     # (the field says what they are); None: this adapter does not take native keywords yet.
     own_keywords: tuple[str, ...] | None = None
 
+    def own_keywords_for(self, cfg: Config) -> tuple[str, ...]:
+        """The keywords the adapter sets from ``cfg``'s fields (``own_keywords``; an adapter may leave one free
+        where the configuration makes it moot)."""
+        return self.own_keywords or ()
+
     def unsupported(self, cfg: Config) -> str | None:
         """Why this framework cannot express ``cfg`` (None if it can). Never approximate."""
         return self.native_conflict(cfg)
@@ -154,7 +173,7 @@ class Impl:
         if self.own_keywords is None:
             return (f"the {self.id} adapter does not pass native keywords yet (the case gives "
                     f"{', '.join(sorted(given))})")
-        clash = sorted(set(given) & set(self.own_keywords))
+        clash = sorted(set(given) & set(self.own_keywords_for(cfg)))
         if clash:
             return (f"native keyword{'s' if len(clash) > 1 else ''} {', '.join(clash)}: the {self.id} adapter sets "
                     "them from the case's fields; set those fields instead")

@@ -45,10 +45,10 @@ import time
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, to_native_layout
+from ..reference import array_dtype, direction_names, fed_input_size, fed_states, to_native_layout
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, native as native_call, returned
+from .base import Impl, Observation, native as native_call, per_layer_unsupported, returned
 
 # cell choice -> the flax.linen cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -94,6 +94,9 @@ def cell_functions(cfg: Config) -> dict:
 def flax_unsupported(cfg: Config, api: str) -> str | None:
     """Why flax's ``api`` (``flax.linen.RNN``, ``flax.nnx.RNN``) cannot express the case's masking or
     dropout, or the adapter does not yet express its merge_mode none or cell_api, or None."""
+    stack = per_layer_unsupported(cfg, api, "initial_carry=(c, h), Bidirectional ((c_fw, h_fw), (c_bw, h_bw))")
+    if stack:
+        return stack
     if cfg.cell_api:
         why = [name for name, on in (("bidirectional", cfg.bidirectional), ("lengths", cfg.lengths is not None),
                                      ("go_backwards", cfg.go_backwards), ("native keywords", cfg.native))
@@ -115,6 +118,19 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
         return (f"{api} has no option to zero its outputs at padded steps: they are computed from the padding "
                 "(\"The output elements corresponding to padding elements are NOT zeroed out\", google/flax#2604)")
     return None
+
+
+def initial_carry_src(cfg: Config) -> str:
+    """Source of ``c0`` and ``h0`` as a repro gives them (the ``feed_state_*`` shapes where the case has
+    them): zeros, or uniform(-0.5, 0.5) from fixed keys."""
+    lines = ""
+    constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
+    for role, key in (("c", 1), ("h", 2)):
+        _, b, w = fed_states(cfg, role)
+        shape = (w,) if cfg.layout == "unbatched" else (b, w)
+        lines += (f"{role}0 = jax.random.uniform(jax.random.PRNGKey({key}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)\n"
+                  if constant == "random" else f"{role}0 = jnp.full({shape}, {float(constant)!r}, jnp.{cfg.dtype})\n")
+    return lines
 
 
 def by_hand_src(cfg: Config, api: str) -> str:
@@ -205,7 +221,7 @@ class FlaxLinen(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F, H = cfg.batch, cfg.timesteps, cfg.input_size, cfg.hidden_size
+        B, T, F, H = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.hidden_size
         tm = cfg.layout == "time_major"
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
@@ -229,14 +245,7 @@ class FlaxLinen(Impl):
             extra += f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence\n"
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
-            shape = (H,) if cfg.layout == "unbatched" else (B, H)
-            if cfg.initial_state == "zeros":
-                make = f"jnp.zeros({shape}, jnp.{cfg.dtype})"
-                extra += f"c0 = h0 = {make}\n"
-            else:
-                make = (f"jax.random.uniform(jax.random.PRNGKey({{}}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)")
-                extra += f"c0, h0 = {make.format(1)}, {make.format(2)}\n"
-            extra += f"carry = (c0, h0)  # {self.cell_cls} carry: c first\n"
+            extra += initial_carry_src(cfg) + f"carry = (c0, h0)  # {self.cell_cls} carry: c first\n"
             if cfg.bidirectional:
                 extra += "carry = (carry, carry)  # (forward, backward)\n"
             call += ", initial_carry=carry"
@@ -268,15 +277,18 @@ class FlaxLinen(Impl):
                         f"init_layer.init({key}, {inp}))")
             return f"layer.init({key}, {inp})"
 
+        if cfg.feed_input_size is not None:     # the layer is built for input_size, then fed the other input
+            build += f"x_built = jnp.zeros(x.shape[:-1] + ({cfg.input_size},), x.dtype)  # input_size features\n"
+        x_built = "x" if cfg.feed_input_size is None else "x_built"
         if cfg.num_layers == 1:
-            build += (f"variables = {init('x')}\n"
+            build += (f"variables = {init(x_built)}\n"
                       f"out = layer.apply(variables, x{call})  # (carry, outputs), carry {carry}\n")
             params = f'print("params", {count})\n'
         else:
             build += (f"h, params = x, 0\n"
-                      f"for _ in range({cfg.num_layers}):  # {cfg.num_layers} layers, each reading the previous "
+                      f"for l in range({cfg.num_layers}):  # {cfg.num_layers} layers, each reading the previous "
                       f"one's outputs\n"
-                      f"    variables = {init('h')}\n"
+                      f"    variables = {init('h' if x_built == 'x' else 'h if l else ' + x_built)}\n"
                       f"    params += {count}\n"
                       f"    out = layer.apply(variables, h{call})  # (carry, outputs), carry {carry}\n"
                       f"    h = out[1]\n")

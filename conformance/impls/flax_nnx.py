@@ -51,10 +51,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, layer_input_size
+from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size
 from ..spec import Config
 from .flax_linen import (_GATES, _RNN_NAMES, FlaxLinen, by_hand_src, cell_functions, cell_functions_src,
-                         flax_unsupported, native_src, step_by_hand)
+                         flax_unsupported, initial_carry_src, native_src, step_by_hand)
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -108,7 +108,7 @@ class FlaxNnx(FlaxLinen):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F, H = cfg.batch, cfg.timesteps, cfg.input_size, cfg.hidden_size
+        B, T, F, H = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.hidden_size
         tm = cfg.layout == "time_major"
         lines = ["import jax", "import jax.numpy as jnp", "import numpy as np", "from flax import nnx"]
         if self._half_init(cfg):
@@ -158,12 +158,7 @@ class FlaxNnx(FlaxLinen):
             lines.append(f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence")
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
-            shape = (H,) if cfg.layout == "unbatched" else (B, H)
-            if cfg.initial_state == "zeros":
-                lines.append(f"c0 = h0 = jnp.zeros({shape}, jnp.{cfg.dtype})")
-            else:
-                make = f"jax.random.uniform(jax.random.PRNGKey({{}}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)"
-                lines.append(f"c0, h0 = {make.format(1)}, {make.format(2)}")
+            lines += initial_carry_src(cfg).splitlines()
             lines.append(f"carry = (c0, h0)  # {self.cell_cls} carry: c first")
             if cfg.bidirectional:
                 lines.append("carry = (carry, carry)  # (forward, backward)")

@@ -69,10 +69,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, hidden_out, layer_input_size, to_native_layout, valid_mask
+from ..reference import (array_dtype, direction_names, fed_input_size, fed_states, layer_input_size,
+                         to_native_layout, valid_mask)
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, native, returned
+from .base import Impl, Observation, native, per_layer_unsupported, returned
 
 # Environment per backend: select it, keep its logging quiet, and keep it from grabbing all GPU memory
 # (several frameworks' workers may share one GPU).
@@ -133,6 +134,9 @@ class Keras3(Impl):
                     "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
+        stack = per_layer_unsupported(cfg, "keras.layers.LSTM", "initial_state=[h, c], Bidirectional [h_fw, c_fw, h_bw, c_bw]")
+        if stack:
+            return stack
         if cfg.layer_dropout:
             return ("keras.layers.LSTM has no dropout between stacked layers (torch's dropout; Keras's own dropout "
                     "is on each cell's input, the field dropout)")
@@ -172,7 +176,7 @@ class Keras3(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         setup, build, count = stack_snippet(
             cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)),
             tensor='keras.ops.convert_to_tensor({}, dtype="%s")' % cfg.dtype, flip="keras.ops.flip(h, axis=1)")
@@ -594,7 +598,7 @@ def stack_snippet(cfg: Config, construct, tensor: str, flip: str, mask_layout: s
     ``(setup, build, count)`` source lines. ``construct(return_sequences)`` is a layer's constructor
     call, ``tensor`` formats a NumPy expression into the framework's tensor ({}), ``flip`` turns a
     go_backwards layer's output back to time order, ``mask_layout`` is extra source after the mask."""
-    L, D, B, T = cfg.num_layers, cfg.directions, cfg.batch, cfg.timesteps
+    L, D, T = cfg.num_layers, cfg.directions, cfg.timesteps
     call = []                       # the extra arguments of each layer's call
     setup = ""
     if cfg.lengths is not None:
@@ -606,13 +610,14 @@ def stack_snippet(cfg: Config, construct, tensor: str, flip: str, mask_layout: s
                   "  # (B, T): True at the real steps of each sequence\n" + mask_layout)
         call.append("mask=mask")
     if cfg.initial_state != "none":
-        make = "np.zeros(shape)" if cfg.initial_state == "zeros" else "rng.uniform(-0.5, 0.5, shape)"
+        make = ("rng.uniform(-0.5, 0.5, shape)" if cfg.initial_state == "random" else
+                f"np.full(shape, {float({'zeros': 0.0, 'ones': 1.0}.get(cfg.initial_state, cfg.initial_state))!r})")
         order = "[h, c]" if D == 1 else "[h_fw, c_fw, h_bw, c_bw]"
         if cfg.initial_state == "random":
             setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
         setup += ("states = [  # per layer: initial_state=" + order + "\n"
                   f"    [{tensor.format(make)} "
-                  f"for shape in [({B}, {hidden_out(cfg)}), ({B}, {cfg.hidden_size})] * {D}]\n"
+                  f"for shape in {[fed_states(cfg, r)[1:] for r in ('h', 'c')]} * {D}]\n"
                   f"    for _ in range({L})\n]\n")
     if L == 1:
         if cfg.initial_state != "none":

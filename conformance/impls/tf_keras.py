@@ -43,9 +43,9 @@ import time
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, layer_input_size, to_native_layout, valid_mask
+from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
-from .base import Impl, Observation, native
+from .base import Impl, Observation, native, per_layer_unsupported
 from .keras3 import (canonical_output, lstm_layer, lstm_src, merge_src, native_merge_mode, outputs_of,
                      record_stack_returns, returned_paths, stack_snippet)
 
@@ -82,6 +82,9 @@ class TfKeras2(Impl):
                     "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
+        stack = per_layer_unsupported(cfg, "tf_keras.layers.LSTM", "initial_state=[h, c], Bidirectional [h_fw, c_fw, h_bw, c_bw]")
+        if stack:
+            return stack
         if cfg.layer_dropout:
             return ("tf_keras.layers.LSTM has no dropout between stacked layers (torch's dropout; Keras's own "
                     "dropout is on each cell's input, the field dropout)")
@@ -121,7 +124,7 @@ class TfKeras2(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         time_major = cfg.layout == "time_major"
         setup, build, count = stack_snippet(
             cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)), tensor='tf.cast({}, "%s")' % cfg.dtype,

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from ..reference import direction_names, hidden_out, layer_input_size, to_native_layout
+from ..reference import direction_names, fed_input_size, fed_states, hidden_out, layer_input_size, to_native_layout
 from ..spec import Config
 from .base import Impl, Observation, native, returned
 
@@ -49,9 +49,20 @@ def _return_paths(cfg: Config) -> list[tuple[str, str]]:
     return out + [("[1][0]", "h"), ("[1][1]", "c")]
 
 
-def _native_args(cfg: Config, impl_id: str) -> str:
-    """The case's native keywords for torch, as source after the adapter's own arguments."""
-    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items())
+def _native_args(cfg: Config, impl_id: str, skip: tuple[str, ...] = ()) -> str:
+    """The case's native keywords for torch, as source after the adapter's own arguments (but ``skip``)."""
+    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items() if k not in skip)
+
+
+def _state_maker(cfg: Config) -> str:
+    """The repro's call that makes an initial state of a shape: torch.full for a constant, else uniform(-0.5, 0.5)."""
+    constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
+    return "-0.5 + torch.rand" if constant == "random" else f"{float(constant)!r} + torch.zeros"
+
+
+def _batch_first(cfg: Config, impl_id: str):
+    """nn.LSTM's batch_first: from the layout, or as the case gives it natively (unbatched input only)."""
+    return cfg.native_for(impl_id).get("batch_first", cfg.layout == "batch_major")
 
 
 def _native_name(kind: str, layer: int, direction: int) -> str:
@@ -72,6 +83,12 @@ class TorchLSTM(Impl):
     own_keywords = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "proj_size",
                     "device", "dtype", "dropout")     # set from the case's fields
 
+    def own_keywords_for(self, cfg: Config) -> tuple[str, ...]:
+        # an unbatched (T, F) input has no batch axis to place: batch_first is free there (torch unsqueezes
+        # the input at dim 0 if batch_first else 1, and squeezes the result; module_inputs_torch_nn_LSTM
+        # runs both)
+        return tuple(k for k in self.own_keywords if not (k == "batch_first" and cfg.layout == "unbatched"))
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.merge_mode != "concat":
             return (f"torch.nn.LSTM always concatenates the two directions; merge_mode={cfg.merge_mode!r} "
@@ -90,9 +107,14 @@ class TorchLSTM(Impl):
                                          ("lengths", cfg.lengths is not None), ("mask", cfg.mask is not None),
                                          ("layer_dropout", cfg.layer_dropout), ("training", cfg.training))
                    if on]
+            if cfg.feed_state_layers is not None:
+                why.append("feed_state_layers")
+            if cfg.num_layers == 0:
+                why.append("num_layers 0 (the cells are the adapter's own list, one per layer: none is nothing to "
+                           "ask torch)")
             if why:
                 return (f"cell_api: torch.nn.LSTMCell stepped by hand has no {', '.join(why)} (no directions, "
-                        "projection, packed lengths or dropout: a cell is one step)")
+                        "projection, packed lengths or dropout: a cell is one step, given one (h, c) of its own)")
         if cfg.dropout or cfg.recurrent_dropout:
             return ("torch.nn.LSTM drops nothing inside a layer: its only dropout is between stacked layers (the "
                     "field layer_dropout); dropout and recurrent_dropout (Keras's, on each cell's input and on h) "
@@ -104,18 +126,19 @@ class TorchLSTM(Impl):
         return self.native_conflict(cfg)
 
     def _cells_repro(self, cfg: Config) -> str:
-        B, T, F, H, L = cfg.batch, cfg.timesteps, cfg.input_size, cfg.hidden_size, cfg.num_layers
+        B, T, F, H, L = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.hidden_size, cfg.num_layers
         travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
-        ins = [F] + [H] * (L - 1)
+        ins = [cfg.input_size] + [H] * (L - 1)
         step = {"batch_major": "x[:, t]", "time_major": "x[t]", "unbatched": "x[t]"}[cfg.layout]
         layout = {"batch_major": "", "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major\n",
                   "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
         if cfg.initial_state == "none":
             init = f"state = [None] * {L}\n"
         else:
-            shape = "" if cfg.layout == "unbatched" else f"{B}, "
-            make = "torch.zeros" if cfg.initial_state == "zeros" else "-0.5 + torch.rand"
-            init = (f"state = [({make}({shape}{H}, dtype=torch.{cfg.dtype}), {make}({shape}{H}, "
+            make = _state_maker(cfg)
+            shapes = [("" if cfg.layout == "unbatched" else f"{b}, ") + str(w)
+                      for _, b, w in (fed_states(cfg, "h"), fed_states(cfg, "c"))]
+            init = (f"state = [({make}({shapes[0]}, dtype=torch.{cfg.dtype}), {make}({shapes[1]}, "
                     f"dtype=torch.{cfg.dtype})) for _ in range({L})]\n")
         axis = 1 if cfg.layout == "batch_major" else 0
         paths = (["[0]"] if T else []) + [f"[1][{l}][{i}]" for l in range(L) for i in range(2)
@@ -146,9 +169,8 @@ class TorchLSTM(Impl):
             raise ValueError(reason)
         if cfg.cell_api:
             return self._cells_repro(cfg)
-        B, T, F = cfg.batch, cfg.timesteps, cfg.input_size
-        L, D, H, Hp = cfg.num_layers, cfg.directions, cfg.hidden_size, hidden_out(cfg)
-        batch_first = cfg.layout == "batch_major"
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+        batch_first = _batch_first(cfg, self.id)
         travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"   # NumPy has no bfloat16
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
@@ -161,7 +183,8 @@ class TorchLSTM(Impl):
             f"lstm = torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
             f"bias={cfg.bias}, batch_first={batch_first}, bidirectional={cfg.bidirectional}, "
             f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}"
-            + (f", dropout={cfg.layer_dropout}" if cfg.layer_dropout else "") + f"{_native_args(cfg, self.id)})",
+            + (f", dropout={cfg.layer_dropout}" if cfg.layer_dropout else "")
+            + f"{_native_args(cfg, self.id, skip=('batch_first',))})",
             f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")",
         ]
         if cfg.layer_dropout or cfg.training:
@@ -174,10 +197,11 @@ class TorchLSTM(Impl):
                          f"batch_first={batch_first}, enforce_sorted=False)")
         args = "x"
         if cfg.initial_state != "none":
-            batch = "" if cfg.layout == "unbatched" else f"{B}, "
-            make = "torch.zeros" if cfg.initial_state == "zeros" else "-0.5 + torch.rand"
-            lines.append(f"h0 = {make}({L * D}, {batch}{Hp}, dtype=torch.{cfg.dtype})  # (L*D, B, H')")
-            lines.append(f"c0 = {make}({L * D}, {batch}{H}, dtype=torch.{cfg.dtype})  # (L*D, B, H)")
+            make = _state_maker(cfg)
+            for role, width in (("h", "H'"), ("c", "H")):
+                n, b, w = fed_states(cfg, role)
+                batch = "" if cfg.layout == "unbatched" else f"{b}, "
+                lines.append(f"{role}0 = {make}({n}, {batch}{w}, dtype=torch.{cfg.dtype})  # (L*D, B, {width})")
             args = "x, (h0, c0)"
         lines += ["with torch.no_grad():",
                   f"    out = lstm({args})  # ({'PackedSequence' if cfg.lengths is not None else 'output'}, "
@@ -219,10 +243,10 @@ class TorchLSTM(Impl):
                                   dtype=dtype, **cfg.native_for(self.id)) for l in range(cfg.num_layers))
             return self._assign(cfg, module, weights, _cell_name, dtype)
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
-                               batch_first=cfg.layout == "batch_major", bidirectional=cfg.bidirectional,
+                               bidirectional=cfg.bidirectional,
                                proj_size=cfg.proj_size, device=self._device(device), dtype=dtype,
                                **({"dropout": cfg.layer_dropout} if cfg.layer_dropout else {}),
-                               **cfg.native_for(self.id))
+                               **{**cfg.native_for(self.id), "batch_first": _batch_first(cfg, self.id)})
         module.train(cfg.training)
         return self._assign(cfg, module, weights, _native_name, dtype)
 
@@ -349,7 +373,7 @@ class TorchLSTM(Impl):
         rnn_utils = torch.nn.utils.rnn
         dev = self._device(device)
         dtype = getattr(torch, cfg.dtype)
-        batch_first = cfg.layout == "batch_major"
+        batch_first = _batch_first(cfg, self.id)
         L, D, Hp, H, T = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size, cfg.timesteps
         notes: list[str] = []
         t0 = time.perf_counter()
@@ -367,8 +391,10 @@ class TorchLSTM(Impl):
                          f"lengths={list(cfg.lengths)}, batch_first={batch_first}, enforce_sorted=False)")
         args = (xin,)
         if init is not None:
-            h0 = np.stack([h for h, _ in init])            # (L*D, B, H'), index layer * D + direction
-            c0 = np.stack([c for _, c in init])            # (L*D, B, H)
+            # (L*D, B, H') and (L*D, B, H), index layer * D + direction (feed_state_layers: another count, which
+            # may differ between h and c: the shorter one's missing entries are None)
+            h0 = np.stack([h for h, _ in init if h is not None])
+            c0 = np.stack([c for _, c in init if c is not None])
             if cfg.layout == "unbatched":
                 h0, c0 = h0[:, 0], c0[:, 0]
             hx = tuple(torch.from_numpy(np.ascontiguousarray(s)).to(device=dev, dtype=dtype) for s in (h0, c0))
@@ -420,7 +446,7 @@ class TorchLSTM(Impl):
             construct=(f"torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
                        f"bias={cfg.bias}, batch_first={batch_first}, "
                        f"bidirectional={cfg.bidirectional}, proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}"
-                       f"{_native_args(cfg, self.id)})"
+                       f"{_native_args(cfg, self.id, skip=('batch_first',))})"
                        + (" on a PackedSequence" if cfg.lengths is not None else "")
                        + (" with (h_0, c_0)" if init is not None else "")),
             returns=returns,
