@@ -99,8 +99,9 @@ def check_state_order(case: Case, obs: Observation) -> Outcome | None:
     if obs.states is None or _shape(obs.output) != list(reference.output_shape(cfg)):
         return None
     labels = reference.state_labels(cfg)
-    if any(_shape(h) != [cfg.batch, reference.hidden_out(cfg)] or _shape(c) != [cfg.batch, cfg.hidden_size]
-           for h, c in obs.states):
+    wanted = reference.state_shapes(dataclasses.replace(cfg, return_state=True))
+    if len(obs.states) != len(wanted) or any(_shape(h) != list(wh) or _shape(c) != list(wc)
+                                             for (h, c), (wh, wc) in zip(obs.states, wanted)):
         return None  # state_shapes reports this
     problems = []
     if not cfg.proj_size and cfg.recurrent_activation in ("sigmoid", "hard_sigmoid"):
@@ -261,6 +262,9 @@ def check_values(case: Case, obs: Observation, device: str, ref: reference.Forwa
     atol, rtol = tolerance(case, device)
     mask = reference.valid_mask(cfg)
     tensors = [("output", obs.output, ref.output, mask if cfg.return_sequences else None)]
+    earlier = list(zip(obs.call_outputs or [], ref.call_outputs or []))[:-1]    # (the last call's is "output")
+    tensors += [(f"call{k + 1}/output", o, r, mask if cfg.return_sequences else None)
+                for k, (o, r) in enumerate(earlier) if _shape(o) == list(np.shape(r))]
     if obs.states is not None:
         for label, (h, c), (rh, rc) in zip(reference.state_labels(cfg), obs.states, ref.states):
             tensors += [(f"{label}/h", h, rh, None), (f"{label}/c", c, rc, None)]
@@ -386,6 +390,23 @@ def _claim_verdict(claim: Claim, obs: Observation, directions: int = 1) -> dict:
             observed = np.asarray(observed, np.float64)
             real["values"][name] = observed.tolist()
             holds &= bool(np.allclose(observed, want, atol=claim.atol, rtol=claim.rtol))
+    for key, same in (("same_calls", True), ("different_calls", False)):
+        pairs = getattr(claim, key)
+        if pairs is None:
+            continue
+        claimed[key] = [list(p) for p in pairs]
+        claimed.update(atol=claim.atol, rtol=claim.rtol)
+        outs = obs.call_outputs or []
+        real[key] = []
+        for a, b in pairs:
+            if max(a, b) > len(outs) or np.shape(outs[a - 1]) != np.shape(outs[b - 1]):
+                real[key].append(None)
+                holds = False
+                continue
+            equal = bool(np.allclose(np.asarray(outs[a - 1], np.float64), np.asarray(outs[b - 1], np.float64),
+                                     atol=claim.atol, rtol=claim.rtol))
+            real[key].append({"calls": [a, b], "same": equal})
+            holds &= equal == same
     real = {k: v for k, v in real.items() if k in claimed}
     if holds == claim.holds:
         verdict = AGREE if holds else KNOWN

@@ -17,9 +17,10 @@ from .fields import ROLES, as_number
 from .limits import MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS, MAX_CLAIM_VALUES, MAX_TEXT_CHARS
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "dtypes", "paths", "params",
-                "values", "atol", "rtol", "raises", "holds", "note")
+                "values", "same_calls", "different_calls", "atol", "rtol", "raises", "holds", "note")
 # What a claim may state (at least one of them), beside its source, scope and texts.
-STATEMENTS = ("outputs", "roles", "param_count", "dtypes", "paths", "params", "values", "raises")
+STATEMENTS = ("outputs", "roles", "param_count", "dtypes", "paths", "params", "values", "same_calls",
+              "different_calls", "raises")
 VALUE_TENSOR_RE = re.compile(r"^(output|layer\d+/(forward|backward)/[hc])$")
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
 CLAIM_ATOL = CLAIM_RTOL = 1e-6     # a values claim's default tolerance (Keras's and NumPy's assertAllClose)
@@ -42,6 +43,9 @@ class Claim:
     atol: float = CLAIM_ATOL
     rtol: float = CLAIM_RTOL
     raises: tuple[tuple[str, str], ...] | None = None    # ("type", name) and ("match", regex): the call is refused
+    # pairs of call numbers (1-based, ``calls``) whose outputs are the same (within atol/rtol), or are not
+    same_calls: tuple[tuple[int, int], ...] | None = None
+    different_calls: tuple[tuple[int, int], ...] | None = None
     holds: bool = True             # the case author's expectation, after running it
     note: str = ""
     line: int | None = None
@@ -103,6 +107,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
     paths = _names(raw, "paths", None, **loc)
     params = _params(raw, **loc)
     values = _values(raw, **loc)
+    same_calls, different_calls = _call_pairs(raw, "same_calls", **loc), _call_pairs(raw, "different_calls", **loc)
     tol = {}
     for key in ("atol", "rtol"):
         if key in raw:
@@ -110,12 +115,13 @@ def parse_claim(raw: Any, **loc) -> Claim:
             if number is None or not math.isfinite(number) or number < 0:
                 raise SpecError(f"expected a finite number >= 0, got {short(raw[key])}", field=f"claims.{key}",
                                 line=raw.line_of(key), **loc)
-            if values is None:
-                raise SpecError(f"{key} is the tolerance of a values claim; this claim states no values",
+            if values is None and same_calls is None and different_calls is None:
+                raise SpecError(f"{key} is the tolerance of a values, same_calls or different_calls claim; this "
+                                "claim states none of them",
                                 field=f"claims.{key}", line=raw.line_of(key), **loc)
             tol[key] = number
     if outputs is None and roles is None and param_count is None and all(
-            x is None for x in (dtypes, paths, params, values, raises)):
+            x is None for x in (dtypes, paths, params, values, raises, same_calls, different_calls)):
         raise SpecError(f"a claim must state at least one of {', '.join(STATEMENTS)}", field="claims",
                         line=raw.line, **loc)
     if outputs is not None and roles is not None and len(outputs) != len(roles):
@@ -128,7 +134,22 @@ def parse_claim(raw: Any, **loc) -> Claim:
     note = optional_text(raw, "note", "claims.note", **loc)
     return Claim(source=source, impl=impl, says=says, outputs=outputs, roles=roles, param_count=param_count,
                  dtypes=dtypes, paths=paths, params=params, values=values, **tol, raises=raises, holds=holds, note=note,
-                 line=raw.line)
+                 same_calls=same_calls, different_calls=different_calls, line=raw.line)
+
+
+def _call_pairs(raw, key: str, **loc) -> tuple | None:
+    """``same_calls`` / ``different_calls``: pairs of call numbers, e.g. [[1, 3]] (checked against the
+    case's ``calls`` when the case is built)."""
+    if key not in raw:
+        return None
+    value = raw[key]
+    ok = isinstance(value, list) and 0 < len(value) <= MAX_CLAIM_TENSORS and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10_000
+                                                    for k in p) and p[0] != p[1] for p in value)
+    if not ok:
+        raise SpecError(f"expected a list of pairs of two different call numbers (1 = the first call), e.g. [[1, 3]]; "
+                        f"got {short(value)}", field=f"claims.{key}", line=raw.line_of(key), **loc)
+    return tuple(tuple(p) for p in value)
 
 
 def _raises(raw, **loc) -> tuple | None:

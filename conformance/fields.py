@@ -33,6 +33,7 @@ class FieldSpec:
     readers: str = "adapters"
     nullable: bool = False         # null is allowed (and means: as the rest of the configuration says)
     axis: bool = True              # may be a matrix axis or a divergence's `when` condition
+    per_layer: bool = False        # a list of values, one per stacked layer, is allowed too
 
     def describe_allowed(self) -> str:
         if self.type is dict:
@@ -52,7 +53,8 @@ class FieldSpec:
         if self.type is bool:
             return "true | false"
         if self.minimum is not None and self.maximum is not None:
-            return f"integer from {self.minimum} to {self.maximum}"
+            return f"integer from {self.minimum} to {self.maximum}" + (", or a list of them, one per layer"
+                                                                        if self.per_layer else "")
         if self.minimum is not None:
             return f"integer >= {self.minimum}"
         return self.type.__name__
@@ -73,8 +75,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "input_size": FieldSpec(int, None, "features per time step (0: an input of no features, which the canonical "
                             "semantics accepts)", minimum=0, required=True, maximum=MAX_SIZE),
     "hidden_size": FieldSpec(int, None, "hidden units H (Keras `units`, Flax `features`; 0: a layer of no units, "
-                             "which the canonical semantics accepts: outputs and states of width 0)", minimum=0,
-                             required=True, maximum=MAX_SIZE),
+                             "which the canonical semantics accepts: outputs and states of width 0); a list gives "
+                             "each stacked layer its own, bottom first (num_layers is its length)", minimum=0,
+                             required=True, maximum=MAX_SIZE, per_layer=True),
     "num_layers": FieldSpec(int, 1, "stacked layers (0: a stack of none, which the canonical semantics rejects; "
                             "torch's num_layers=0)", minimum=0, maximum=MAX_LAYERS),
     "bidirectional": FieldSpec(bool, False, "run a backward direction too"),
@@ -152,6 +155,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "calls": FieldSpec(int, 1, "consecutive calls on the input, each starting from the state the previous one ended "
                        "with, in each framework's own way (Keras stateful=True, torch's (h_n, c_n) fed back, Flax's "
                        "carry); the output and states compared are the last call's", minimum=1, maximum=MAX_CALLS),
+    "resets": FieldSpec(tuple, None, "calls (2 to calls) that start from a reset state: as the first call did, from "
+                        "the case's initial states or none (Keras reset_states() then initial_state again, torch and "
+                        "Flax the initial (h, c) or carry again); null = none", maximum=MAX_CALLS),
     "native": FieldSpec(dict, (), "framework-only constructor keywords, per implementation id or glob, e.g. "
                         "{tf-keras: {batch_input_shape: [8, 2, 10]}}: passed to the native constructor as they are, "
                         "recorded in the construct and the repro", axis=False),
@@ -169,7 +175,7 @@ class Config:
     """A validated, framework-neutral LSTM configuration (every field set)."""
 
     input_size: int
-    hidden_size: int
+    hidden_size: int | tuple[int, ...]      # a tuple: one per layer, bottom first (see layer_hidden)
     num_layers: int = 1
     bidirectional: bool = False
     merge_mode: str = "concat"
@@ -205,15 +211,29 @@ class Config:
     training: bool = False
     cell_api: bool = False
     calls: int = 1
+    resets: tuple[int, ...] | None = None
     native: tuple = ()             # ((impl pattern, ((keyword, value), ...)), ...): see native_mapping
 
     def __post_init__(self):
         if isinstance(self.native, dict):           # as results and the worker's messages carry it
             object.__setattr__(self, "native", freeze_native(self.native))
+        if isinstance(self.hidden_size, list):      # as JSON gives it back
+            object.__setattr__(self, "hidden_size", tuple(self.hidden_size))
+        if isinstance(self.resets, list):
+            object.__setattr__(self, "resets", tuple(self.resets))
         if isinstance(self.mask, list) or isinstance(self.lengths, list):     # as JSON gives them back
             object.__setattr__(self, "mask", None if self.mask is None else
                                tuple(tuple(bool(v) for v in row) for row in self.mask))
             object.__setattr__(self, "lengths", None if self.lengths is None else tuple(self.lengths))
+
+    def layer_hidden(self, layer: int) -> int:
+        """H of stacked layer ``layer`` (negative: from the top)."""
+        return self.hidden_size[layer] if isinstance(self.hidden_size, tuple) else self.hidden_size
+
+    @property
+    def per_layer_sizes(self) -> bool:
+        """The layers have hidden sizes of their own (hidden_size is a list)."""
+        return isinstance(self.hidden_size, tuple)
 
     @property
     def masked(self) -> bool:
@@ -249,6 +269,15 @@ def check_value(name: str, value: Any, **loc) -> Any:
         return None
     if spec.type is list:
         return _check_mask(value, **loc)
+    if spec.per_layer and isinstance(value, list):
+        if not 1 <= len(value) <= MAX_LAYERS:
+            raise SpecError(f"a list of {name} gives one per layer: 1 to {MAX_LAYERS} values, got {len(value)}",
+                            field=name, **loc)
+        nested = next((v for v in value if isinstance(v, list)), None)
+        if nested is not None:
+            raise SpecError(f"expected {spec.describe_allowed()}; got a list in the list: {short(nested)}",
+                            field=name, **loc)
+        return tuple(check_value(name, v, **loc) for v in value)
     if spec.type is tuple:
         if value is None:
             return None
@@ -382,7 +411,16 @@ def as_number(value) -> float | None:
 
 def cross_check(values: dict, line_of, **loc) -> None:
     """Constraints between fields: impossible combinations are errors, not surprises later."""
-    if values["proj_size"] and values["proj_size"] >= values["hidden_size"]:
+    sizes = values["hidden_size"]
+    if isinstance(sizes, tuple):
+        if len(sizes) != values["num_layers"]:
+            raise SpecError(f"hidden_size lists {len(sizes)} sizes (one per layer) but num_layers is "
+                            f"{values['num_layers']}; leave num_layers out, or list one size per layer",
+                            field="hidden_size", line=line_of("hidden_size"), **loc)
+        if values["proj_size"]:
+            raise SpecError("proj_size with a size per layer: torch, the one framework with a projection, has one "
+                            "hidden_size for every layer", field="proj_size", line=line_of("proj_size"), **loc)
+    elif values["proj_size"] and values["proj_size"] >= values["hidden_size"]:
         raise SpecError(f"proj_size ({values['proj_size']}) must be smaller than hidden_size "
                         f"({values['hidden_size']})", field="proj_size", line=line_of("proj_size"), **loc)
     if values["merge_mode"] != "concat" and not values["bidirectional"]:
@@ -405,6 +443,15 @@ def cross_check(values: dict, line_of, **loc) -> None:
                             field="lengths", line=line_of("lengths"), **loc)
     if values["mask"] is not None:
         _cross_check_mask(values, line_of, **loc)
+    if values["resets"] is not None:
+        resets, at = values["resets"], {"field": "resets", "line": line_of("resets"), **loc}
+        if values["calls"] < 2:
+            raise SpecError("resets says which calls start from a reset state; set calls to 2 or more", **at)
+        if any(not 2 <= k <= values["calls"] for k in resets):
+            raise SpecError(f"every reset is a call number from 2 to calls ({values['calls']}); got {list(resets)}",
+                            **at)
+        if list(resets) != sorted(set(resets)):
+            raise SpecError(f"resets lists call numbers once each, in order; got {list(resets)}", **at)
     if values["zero_output_for_mask"] and values["lengths"] is None and values["mask"] is None:
         raise SpecError("zero_output_for_mask is about masked steps: set lengths or mask too",
                         field="zero_output_for_mask", line=line_of("zero_output_for_mask"), **loc)

@@ -103,7 +103,8 @@ def case_cost(cfg: "Config") -> dict[str, int]:
     64 bidirectional layers of H=32 with B=64, T=2000 (a quarter of the limit) took 123 s on a
     loaded 2-core machine, one (B, 4H) step at a time.
     """
-    H, Hp, D, B, T = cfg.hidden_size, cfg.proj_size or cfg.hidden_size, cfg.directions, cfg.batch, cfg.timesteps
+    H = max(cfg.layer_hidden(l) for l in range(max(cfg.num_layers, 1)))   # sizes per layer: bounded by the widest
+    Hp, D, B, T = cfg.proj_size or H, cfg.directions, cfg.batch, cfg.timesteps
     merged = D * Hp if cfg.merge_mode in ("concat", "none") else Hp
     per_layer = [D * (4 * H * (n_in + Hp) + (4 * H if cfg.bias else 0) + H * cfg.proj_size)
                  for n_in in (cfg.input_size, merged)]

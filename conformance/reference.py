@@ -16,9 +16,9 @@ import numpy as np
 from .spec import Config
 
 
-def hidden_out(cfg: Config) -> int:
-    """H': the width of h (the projection size when there is one)."""
-    return cfg.proj_size or cfg.hidden_size
+def hidden_out(cfg: Config, layer: int = -1) -> int:
+    """H': the width of h of ``layer`` (the top one by default): the projection size when there is one."""
+    return cfg.proj_size or cfg.layer_hidden(layer)
 
 
 def side_by_side(cfg: Config) -> bool:
@@ -27,16 +27,16 @@ def side_by_side(cfg: Config) -> bool:
     return cfg.bidirectional and cfg.merge_mode in ("concat", "none")
 
 
-def output_features(cfg: Config) -> int:
-    """Width of a layer's output after merging directions."""
+def output_features(cfg: Config, layer: int = -1) -> int:
+    """Width of a layer's output (the top one's by default) after merging directions."""
     if side_by_side(cfg):
-        return 2 * hidden_out(cfg)
-    return hidden_out(cfg)
+        return 2 * hidden_out(cfg, layer)
+    return hidden_out(cfg, layer)
 
 
 def layer_input_size(cfg: Config, layer: int) -> int:
     """Layer 0 reads the input; layer l > 0 reads layer l-1's merged output."""
-    return cfg.input_size if layer == 0 else output_features(cfg)
+    return cfg.input_size if layer == 0 else output_features(cfg, layer - 1)
 
 
 def direction_names(cfg: Config) -> tuple[str, ...]:
@@ -57,8 +57,8 @@ def state_shapes(cfg: Config) -> list[tuple[tuple[int, ...], tuple[int, ...]]] |
     """Canonical states: (h (B, H'), c (B, H)) for every layer, then direction; None without return_state."""
     if not cfg.return_state:
         return None
-    pair = ((cfg.batch, hidden_out(cfg)), (cfg.batch, cfg.hidden_size))
-    return [pair for _ in range(cfg.num_layers) for _ in range(cfg.directions)]
+    return [((cfg.batch, hidden_out(cfg, l)), (cfg.batch, cfg.layer_hidden(l)))
+            for l in range(cfg.num_layers) for _ in range(cfg.directions)]
 
 
 def state_labels(cfg: Config) -> list[str]:
@@ -67,9 +67,9 @@ def state_labels(cfg: Config) -> list[str]:
 
 def canonical_params(cfg: Config) -> list[tuple[str, tuple[int, ...]]]:
     """Canonical parameter tensors, gate order i, f, g, o: W (in, 4H), U (H', 4H), b (4H), R (H, P)."""
-    H, Hp = cfg.hidden_size, hidden_out(cfg)
     out = []
     for layer in range(cfg.num_layers):
+        H, Hp = cfg.layer_hidden(layer), hidden_out(cfg, layer)
         for d in direction_names(cfg):
             p = f"layer{layer}/{d}/"
             out.append((p + "W", (layer_input_size(cfg, layer), 4 * H)))
@@ -96,20 +96,20 @@ class ParamFormula:
     name: str
     text: str          # the formula as its documentation states it
     source: str        # where it is documented
-    per_layer_dir: callable
+    per_layer_dir: callable        # (cfg, layer's input size, layer's H) -> its count
 
     def count(self, cfg: Config) -> int:
-        return sum(self.per_layer_dir(cfg, layer_input_size(cfg, l))
+        return sum(self.per_layer_dir(cfg, layer_input_size(cfg, l), cfg.layer_hidden(l))
                    for l in range(cfg.num_layers) for _ in range(cfg.directions))
 
 
-def _single_bias(cfg: Config, n_in: int) -> int:
-    H, Hp = cfg.hidden_size, hidden_out(cfg)
+def _single_bias(cfg: Config, n_in: int, H: int) -> int:
+    Hp = cfg.proj_size or H
     return 4 * H * n_in + 4 * H * Hp + (4 * H if cfg.bias else 0) + H * cfg.proj_size
 
 
-def _torch(cfg: Config, n_in: int) -> int:
-    H, Hp = cfg.hidden_size, hidden_out(cfg)
+def _torch(cfg: Config, n_in: int, H: int) -> int:
+    Hp = cfg.proj_size or H
     return 4 * H * n_in + 4 * H * Hp + (8 * H if cfg.bias else 0) + H * cfg.proj_size
 
 
@@ -158,11 +158,12 @@ def rejects(cfg: Config) -> str | None:
     if cfg.feed_state_batch is not None and cfg.feed_state_batch != cfg.batch:
         return f"{which} a batch of {cfg.feed_state_batch}, but the input has {cfg.batch}"
     if cfg.feed_state_hidden is not None:
-        wants = {"h": hidden_out(cfg), "c": cfg.hidden_size}
-        wrong = [r for r in ("h", "c") if cfg.feed_state_only in ("both", r) and wants[r] != cfg.feed_state_hidden]
+        wants = {"h": {hidden_out(cfg, l) for l in range(cfg.num_layers)},
+                 "c": {cfg.layer_hidden(l) for l in range(cfg.num_layers)}}
+        wrong = [r for r in ("h", "c") if cfg.feed_state_only in ("both", r) and wants[r] != {cfg.feed_state_hidden}]
         if wrong:
             return (f"{which} width {cfg.feed_state_hidden}, but the layer's "
-                    + " and ".join(f"{r} has {wants[r]}" for r in wrong))
+                    + " and ".join(f"{r} has {'/'.join(map(str, sorted(wants[r])))}" for r in wrong))
     entries = cfg.num_layers * cfg.directions
     if cfg.feed_state_layers is not None and cfg.feed_state_layers != entries:
         return (f"{which} {cfg.feed_state_layers} (layer, direction) entries, but the layer has {entries} "
@@ -197,10 +198,11 @@ def canonical_weights(cfg: Config) -> dict[str, np.ndarray]:
     ones are drawn all the same, so the others do not change), and ``unit_forget_bias`` sets the
     forget gate's block of b to 1.0 (Keras: ``[init(H), ones(H), init(2H)]``)."""
     rng = np.random.default_rng([cfg.seed, 1])
-    k = 1.0 / np.sqrt(max(cfg.hidden_size, 1))     # (no units: no weights to draw)
-    weights = {name: rng.uniform(-k, k, shape) for name, shape in canonical_params(cfg)}
-    H = cfg.hidden_size
-    for name, value in weights.items():
+    weights = {}
+    for name, shape in canonical_params(cfg):
+        H = cfg.layer_hidden(int(name.split("/", 1)[0].removeprefix("layer")))
+        k = 1.0 / np.sqrt(max(H, 1))             # (no units: no weights to draw)
+        weights[name] = value = rng.uniform(-k, k, shape)
         init = _INITS.get(name.rsplit("/", 1)[1])
         if init and getattr(cfg, init) != "random":
             value[...] = float(getattr(cfg, init))
@@ -223,20 +225,29 @@ def initial_states(cfg: Config) -> list[tuple[np.ndarray | None, np.ndarray | No
     constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
     make = (lambda shape: rng.uniform(-0.5, 0.5, shape)) if constant == "random" else \
         (lambda shape: np.full(shape, float(constant)))
-    fed = {role: fed_states(cfg, role) for role in ("h", "c")}
-    count = max(fed["h"][0], fed["c"][0])
-    return [tuple(make(fed[r][1:]) if k < fed[r][0] else None for r in ("h", "c")) for k in range(count)]
+    counts = {role: fed_state_entries(cfg, role) for role in ("h", "c")}
+    return [tuple(make(fed_state_shape(cfg, r, k)) if k < counts[r] else None for r in ("h", "c"))
+            for k in range(max(counts.values()))]
 
 
-def fed_states(cfg: Config, role: str) -> tuple[int, int, int]:
-    """(entries, batch, width) of the initial ``role`` ("h" or "c") the call is given: one entry per layer
-    and direction of (B, H') or (B, H), unless a ``feed_state_*`` field says otherwise for it."""
-    n, B, H = cfg.num_layers * cfg.directions, cfg.batch, hidden_out(cfg) if role == "h" else cfg.hidden_size
+def fed_state_entries(cfg: Config, role: str) -> int:
+    """How many (layer, direction) entries the initial ``role`` ("h" or "c") given has: one per layer and
+    direction, unless ``feed_state_layers`` says otherwise for it."""
+    if cfg.feed_state_layers is not None and cfg.feed_state_only in ("both", role):
+        return cfg.feed_state_layers
+    return cfg.num_layers * cfg.directions
+
+
+def fed_state_shape(cfg: Config, role: str, entry: int) -> tuple[int, int]:
+    """(batch, width) of entry ``entry`` (layer * directions + direction) of the initial ``role`` given:
+    (B, H') or (B, H) of its layer (entries past the stack's: the top layer's), unless ``feed_state_batch`` or
+    ``feed_state_hidden`` says otherwise for it."""
+    layer = min(entry // cfg.directions, cfg.num_layers - 1)
+    B, W = cfg.batch, hidden_out(cfg, layer) if role == "h" else cfg.layer_hidden(layer)
     if cfg.feed_state_only in ("both", role):
-        n = n if cfg.feed_state_layers is None else cfg.feed_state_layers
         B = B if cfg.feed_state_batch is None else cfg.feed_state_batch
-        H = H if cfg.feed_state_hidden is None else cfg.feed_state_hidden
-    return n, B, H
+        W = W if cfg.feed_state_hidden is None else cfg.feed_state_hidden
+    return B, W
 
 
 def valid_mask(cfg: Config) -> np.ndarray:
@@ -280,6 +291,7 @@ class Forward:
     output: np.ndarray
     states: list[tuple[np.ndarray, np.ndarray]]             # every layer and direction, even without return_state
     top_outputs: list[np.ndarray]                            # [direction] -> (B, T, H'), the top layer's
+    call_outputs: list[np.ndarray] | None = None             # every call's output, in order (calls > 1)
 
     @property
     def layer_outputs(self) -> list[list[np.ndarray] | None]:
@@ -313,7 +325,7 @@ def _direction(cfg, x, mask, w, init, backward: bool, out: np.ndarray, out_batch
     and returns the final (h, c). Per step it allocates only (B, H)-sized temporaries; the gate
     pre-activations go to two (B, 4H) buffers reused for every step."""
     T, B = x.shape[:2]
-    H, Hp = cfg.hidden_size, hidden_out(cfg)
+    Hp, H = w["U"].shape[0], w["U"].shape[1] // 4          # this layer's (sizes may differ per layer)
     if init is None:
         h, c = np.zeros((B, Hp)), np.zeros((B, H))
     else:
@@ -373,10 +385,16 @@ def _merge_into(cfg, outs: list[np.ndarray], keep: bool) -> np.ndarray:
 def forward(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
             init: list[tuple[np.ndarray, np.ndarray]] | None = None, deadline: float | None = None) -> Forward:
     """The case's ``calls`` consecutive calls on ``x``, each starting from the states the previous one
-    ended with (the first from ``init``): the last call's output and states (see :func:`forward_once`)."""
-    for _ in range(cfg.calls):
-        result = forward_once(cfg, x, weights, init, deadline)
-        init = result.states
+    ended with (the first, and each call in ``resets``, from ``init``): the last call's output and states
+    (see :func:`forward_once`), with every call's output in ``call_outputs`` when there are several."""
+    state, outputs = init, []
+    for call in range(1, cfg.calls + 1):
+        if call in (cfg.resets or ()):
+            state = init
+        result = forward_once(cfg, x, weights, state, deadline)
+        state = result.states
+        outputs.append(result.output)
+    result.call_outputs = outputs if cfg.calls > 1 else None
     return result
 
 
@@ -404,7 +422,7 @@ def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
     past it, :class:`TimeoutError`.
     """
     mask = valid_mask(cfg)
-    B, T, Hp, D, L = cfg.batch, cfg.timesteps, hidden_out(cfg), cfg.directions, cfg.num_layers
+    B, T, D, L = cfg.batch, cfg.timesteps, cfg.directions, cfg.num_layers
     names = direction_names(cfg)
     # the layer's input sequence, time-major (T, B, F): an own float64 copy, zeros at padded steps
     seq = np.array(np.asarray(x).transpose(1, 0, 2), np.float64, order="C")
@@ -415,7 +433,7 @@ def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
     concat = side_by_side(cfg)
     for layer in range(L):
         top = layer == L - 1                     # writes (B, T, .), the canonical layout; the others (T, B, .)
-        shape = (B, T) if top else (T, B)
+        shape, Hp = (B, T) if top else (T, B), hidden_out(cfg, layer)
         if concat:
             merged = np.zeros(shape + (2 * Hp,))
             outs = [merged[..., :Hp], merged[..., Hp:]]

@@ -30,6 +30,7 @@ import jinja2
 from .checks import FAILING, KNOWN, VERDICTS
 from .diff import ID_LIMIT, Diff, compare, summary_line
 from .results import dumps, load, write_atomic
+from .fields import freeze
 from .text import terminal_text
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
@@ -132,8 +133,8 @@ def _param_rows(cases: list[dict], runs: list[list], cols: list[dict]) -> tuple[
     formulas: dict[str, dict] = {}
     for ci, col, verdict, _checks, detail, *_ in runs:
         cfg = cases[ci]["config"]
-        key = tuple(cfg.get(f) for f in PARAM_FIELDS)
-        row = rows.setdefault(key, {"config": dict(zip(PARAM_FIELDS, key)), "canonical": cases[ci]["reference"]
+        key = tuple(freeze(cfg.get(f)) for f in PARAM_FIELDS)     # (hidden_size may be a list, one per layer)
+        row = rows.setdefault(key, {"config": {f: cfg.get(f) for f in PARAM_FIELDS}, "canonical": cases[ci]["reference"]
                                     .get("param_count"), "counts": {}})
         pc = detail.get("checks", {}).get("param_count")
         if pc:
@@ -150,6 +151,8 @@ def _charts(param_rows: list[dict], cols: list[dict], limit: int = 4) -> list[di
     log scale would hide the point: torch's second bias grows with H while the others stay at 0."""
     families: dict[tuple, list[dict]] = defaultdict(list)
     for row in param_rows:
+        if not isinstance(row["config"]["hidden_size"], int):    # sizes per layer: no point on the H axis
+            continue
         fam = tuple((k, v) for k, v in row["config"].items() if k != "hidden_size")
         families[fam].append(row)
     charts = []

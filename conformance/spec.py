@@ -247,9 +247,21 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, roo
         if values.get("layout") == "unbatched" and "batch" not in values:
             values["batch"] = 1
         full = {k: values.get(k, spec.default) for k, spec in CONFIG_FIELDS.items()}
+        if isinstance(full["hidden_size"], tuple):     # one size per layer: the list's length is the stack's
+            if "num_layers" not in values:
+                full["num_layers"] = len(full["hidden_size"])
+            if len(set(full["hidden_size"])) == 1 and len(full["hidden_size"]) == full["num_layers"]:
+                full["hidden_size"] = full["hidden_size"][0]    # one spelling: the same size everywhere is an int
         cross_check(full, lambda k: vlines.get(k, raw.line), **cloc)
         config = Config(**full)
         check_cost(config, line=raw.line, **cloc)
+        for claim in parsed_claims:
+            for key in ("same_calls", "different_calls"):
+                pairs = getattr(claim, key) or ()
+                if any(k > config.calls for pair in pairs for k in pair):
+                    raise SpecError(f"{key} names call {max(k for pair in pairs for k in pair)}, but the case makes "
+                                    f"{config.calls} call(s) (set calls)", field=f"claims.{key}", line=claim.line,
+                                    **cloc)
         out.append(Case(id=case_id, config=config, file=str(path), line=raw.line,
                         description=description, claims=parsed_claims, tolerance=tolerance,
                         matrix=matrix_values))

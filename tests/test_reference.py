@@ -297,3 +297,23 @@ def test_two_steps_follow_the_lstm_equations_with_the_case_s_activations(activat
         h = gate(o) * act(c)
     np.testing.assert_allclose(ref.states[0][1], c, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(ref.states[0][0], h, rtol=1e-12, atol=1e-15)
+
+
+def test_a_stack_of_layers_of_their_own_sizes_is_each_layer_fed_the_one_below():
+    stack = Config(3, (5, 2), num_layers=2, return_sequences=True, return_state=True, initial_state="random")
+    x, weights = reference.make_input(stack), reference.canonical_weights(stack)
+    assert [s for _, s in reference.canonical_params(stack)] == [(3, 20), (5, 20), (20,), (5, 8), (2, 8), (8,)]
+    init = reference.initial_states(stack)
+    assert [(h.shape, c.shape) for h, c in init] == [((2, 5), (2, 5)), ((2, 2), (2, 2))]
+    full = reference.forward(stack, x, weights, init)
+
+    def layer(l, n_in, H, seq):
+        cfg = Config(n_in, H, return_sequences=True)
+        w = {k.replace(f"layer{l}/", "layer0/"): v for k, v in weights.items() if k.startswith(f"layer{l}/")}
+        return reference.forward(cfg, seq, w, [init[l]])
+
+    low = layer(0, 3, 5, x)
+    top = layer(1, 5, 2, low.output)
+    assert np.array_equal(full.output, top.output) and full.output.shape == (2, 3, 2)
+    assert np.array_equal(full.states[0][1], low.states[0][1]) and full.states[1][0].shape == (2, 2)
+    assert reference.param_count(stack) == 4 * 5 * (3 + 5 + 1) + 4 * 2 * (5 + 2 + 1)

@@ -15,6 +15,7 @@ import pytest
 from markupsafe import escape
 
 from conformance import report
+from conformance.fields import freeze
 from conformance.cli import main
 from conformance.results import load, validate
 
@@ -265,10 +266,11 @@ def test_each_chart_line_is_labelled_with_how_the_difference_grows_with_hidden_s
 def test_the_parameter_table_has_one_row_per_configuration_with_every_column_s_count(default_run):
     runs = default_run["doc"]["runs"]
     ctx = report.build([("default", default_run["doc"])])
-    assert len(ctx["param_rows"]) == len({tuple(r["config"][f] for f in report.PARAM_FIELDS) for r in runs})
+    assert len(ctx["param_rows"]) == len({tuple(freeze(r["config"][f]) for f in report.PARAM_FIELDS) for r in runs})
     for row in ctx["param_rows"]:
         cfg = row["config"]
-        second_bias = 4 * cfg["hidden_size"] * cfg["num_layers"] * (2 if cfg["bidirectional"] else 1) * cfg["bias"]
+        sizes = cfg["hidden_size"] if isinstance(cfg["hidden_size"], list) else [cfg["hidden_size"]] * cfg["num_layers"]
+        second_bias = 4 * sum(sizes) * (2 if cfg["bidirectional"] else 1) * cfg["bias"]
         for col, (observed, _documented, _verdict) in row["counts"].items():
             impl = ctx["cols"][col]["impl"]
             assert observed - row["canonical"] == (second_bias if impl == "torch" else 0), (impl, cfg)

@@ -29,6 +29,8 @@ CONFIGS = {
         "float64-nobias": Config(5, 4, bias=False, dtype="float64"),
         "cells-2layer-sequences": Config(5, 4, num_layers=2, cell_api=True, return_sequences=True),
         "cells-time-major-initial": Config(5, 4, cell_api=True, layout="time_major", initial_state="random"),
+        "cells-sizes-initial": Config(5, (4, 6), num_layers=2, cell_api=True, initial_state="random",
+                                      return_sequences=True),
         "unbatched-batch-first": Config(5, 4, layout="unbatched", batch=1, initial_state="random",
                                         native={"torch": {"batch_first": True}}),
         "refused-h-too-wide": Config(5, 4, initial_state="random", feed_state_hidden=7, feed_state_only="h"),
@@ -48,6 +50,8 @@ CONFIGS = {
         "cells-bi-state": Config(5, 4, bidirectional=True, cell_api=True, return_state=True),
         "merge-none-sequences-state": Config(5, 4, bidirectional=True, merge_mode="none", return_sequences=True,
                                              return_state=True),
+        "sizes-bi-state-initial": Config(5, (4, 6), num_layers=2, bidirectional=True, return_state=True,
+                                         initial_state="random"),
         "refused-c-of-another-batch": Config(5, 4, initial_state="ones", feed_state_batch=3, feed_state_only="c"),
     },
     "flax-linen": {
@@ -56,8 +60,13 @@ CONFIGS = {
         "bi-ave-2layer-state": Config(5, 4, num_layers=2, bidirectional=True, merge_mode="ave", return_state=True),
         "time-major-sequences": Config(5, 4, layout="time_major", return_sequences=True),
         "cells-2layer-initial": Config(5, 4, num_layers=2, cell_api=True, initial_state="random"),
+        "sizes-bi-initial-state": Config(5, (4, 6, 3), num_layers=3, bidirectional=True, initial_state="ones",
+                                         return_state=True),
         "refused-wrong-features-2layer": Config(5, 4, num_layers=2, feed_input_size=6),
         "refused-h-too-wide": Config(5, 4, initial_state="zeros", feed_state_hidden=7, feed_state_only="h"),
+    },
+    "flax-nnx": {
+        "sizes-state-initial": Config(5, (4, 6), num_layers=2, initial_state="random", return_state=True),
     },
 }
 # "refused-*": configurations the framework refuses (a wrong input or state): the snippet must raise as the run did

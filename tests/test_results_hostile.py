@@ -172,7 +172,7 @@ def test_an_integer_of_more_than_4300_digits_is_refused_naming_its_position(real
             in refusal(save(text, tmp_path / "digits.json")))
 
 
-@pytest.mark.parametrize("where", [("config", "hidden_size"), ("native", "param_count"),
+@pytest.mark.parametrize("where", [("config", "input_size"), ("native", "param_count"),
                                    ("reference", "input_shape", 0), ("checks", "param_count", "details", "observed"),
                                    ("line",), ("worker_pid",)])
 @pytest.mark.parametrize("value", [2**53 + 1, 2**64, -1])

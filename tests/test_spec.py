@@ -313,7 +313,7 @@ def test_lengths_initial_states_and_direction_are_validated(tmp_path, fields, fi
     ("{values: {output: [[1, 2], [3]]}}", "claims.values", "rectangular nested list of finite numbers"),
     ("{values: {layer0/sideways/h: [1]}}", "claims.values", "not a canonical tensor"),
     ("{values: {output: [.nan]}}", "claims.values", "finite numbers"),
-    ("{roles: [output], atol: 1e-3}", "claims.atol", "this claim states no values"),
+    ("{roles: [output], atol: 1e-3}", "claims.atol", "this claim states none of them"),
     ("{values: {output: [1]}, rtol: -1}", "claims.rtol", "a finite number >= 0"),
     ("{dtypes: [float8]}", "claims.dtypes", "not a dtype this suite knows"),
     ("{paths: [1, 2]}", "claims.paths", "a list of strings"),
@@ -321,7 +321,7 @@ def test_lengths_initial_states_and_direction_are_validated(tmp_path, fields, fi
     ("{raises: {type: 'Runtime Error'}}", "claims.raises", "not an exception class name"),
     ("{raises: {match: '(unclosed'}}", "claims.raises", "not a regular expression"),
     ("{raises: {kind: RuntimeError}}", "claims.raises", "type (an exception class name"),
-    ("{says: nothing}", "claims", "at least one of outputs, roles, param_count, dtypes, paths, params, values, raises"),
+    ("{says: nothing}", "claims", "at least one of outputs, roles, param_count, dtypes, paths, params, values, same_calls, different_calls, raises"),
 ])
 def test_each_claim_statement_is_validated_with_its_field_named(tmp_path, claim, field, words):
     err = load_error(tmp_path, f"""
@@ -546,10 +546,10 @@ def test_odd_yaml_types_for_a_size_are_refused_by_name(tmp_path, value, words):
     err = load_error(tmp_path, f"""
         cases:
           - id: odd
-            input_size: 3
-            hidden_size: {value}
+            hidden_size: 4
+            input_size: {value}
         """)
-    assert err.field == "hidden_size" and err.line == 5 and err.case == "odd" and words in str(err)
+    assert err.field == "input_size" and err.line == 5 and err.case == "odd" and words in str(err)
 
 
 @pytest.mark.parametrize("field, value, most", [
@@ -815,3 +815,43 @@ def test_native_keywords_travel_as_a_mapping_and_come_back_frozen(tmp_path):
     assert again == case.config and hash(again) == hash(case.config)
     assert again.native_for("keras-jax") == {"batch_input_shape": [8, 2, 10], "unroll": True}
     assert again.native_for("torch") == {}
+
+
+# ---- hidden sizes of their own per layer (hidden_size: [5, 3, 6]) ----
+
+def test_a_hidden_size_list_gives_each_layer_its_size_and_the_stack_its_depth(tmp_path):
+    (case,) = spec.load_file(write(tmp_path, """
+        cases:
+          - id: sizes
+            input_size: 3
+            hidden_size: [5, 3, 6]
+        """)).cases
+    assert case.config.hidden_size == (5, 3, 6) and case.config.num_layers == 3
+    assert [case.config.layer_hidden(l) for l in range(3)] == [5, 3, 6]
+
+
+def test_a_hidden_size_list_of_one_size_is_that_size(tmp_path):
+    (case,) = spec.load_file(write(tmp_path, """
+        cases:
+          - id: same
+            input_size: 3
+            hidden_size: [4, 4]
+        """)).cases
+    assert case.config.hidden_size == 4 and case.config.num_layers == 2
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"hidden_size": "[5, 3]", "num_layers": "3"}, "lists 2 sizes (one per layer) but num_layers is 3"),
+    ({"hidden_size": "[5, 3]", "proj_size": "2"}, "one hidden_size for every layer"),
+    ({"hidden_size": "[5, [3]]"}, "a list in the list"),
+    ({"hidden_size": "[5, -3]"}, "must be >= 0"),
+    ({"hidden_size": "[]"}, "1 to 64 values"),
+])
+def test_a_hidden_size_list_is_validated(tmp_path, fields, words):
+    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3{body}
+        """)
+    assert err.field in ("hidden_size", "proj_size") and words in str(err), str(err)

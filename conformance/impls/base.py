@@ -33,6 +33,7 @@ class Observation:
     param_count: int | None = None
     output: Any = None                 # canonical output array (batch-first)
     states: list | None = None         # canonical [(h, c), ...] per layer, then direction
+    call_outputs: list | None = None   # calls > 1: every call's canonical output, in order (the last is ``output``)
     normalization: list[str] = field(default_factory=list)   # how native maps to canonical, in words
     construct: str = ""                # the native construct, in words
     # seconds (build_s, run_s, total_s, roundtrip_s, ...) and the worker's memory after the run, in MiB

@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, fed_input_size, fed_states, to_native_layout
+from ..reference import array_dtype, direction_names, fed_input_size, fed_state_shape, to_native_layout
 from ..spec import Config
 from . import jax_cache
 from .base import Impl, Observation, native as native_call, per_layer_unsupported, returned
@@ -120,13 +120,18 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
     return None
 
 
-def initial_carry_src(cfg: Config) -> str:
+def features_text(cfg: Config) -> str:
+    """The hidden size as a construct's words say it: the number, or H with each layer's."""
+    return str(cfg.hidden_size) if not cfg.per_layer_sizes else f"H (per layer: {list(cfg.hidden_size)})"
+
+
+def initial_carry_src(cfg: Config, layer: int = 0) -> str:
     """Source of ``c0`` and ``h0`` as a repro gives them (the ``feed_state_*`` shapes where the case has
     them): zeros, or uniform(-0.5, 0.5) from fixed keys."""
     lines = ""
     constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
     for role, key in (("c", 1), ("h", 2)):
-        _, b, w = fed_states(cfg, role)
+        b, w = fed_state_shape(cfg, role, layer * cfg.directions)
         shape = (w,) if cfg.layout == "unbatched" else (b, w)
         lines += (f"{role}0 = jax.random.uniform(jax.random.PRNGKey({key}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)\n"
                   if constant == "random" else f"{role}0 = jnp.full({shape}, {float(constant)!r}, jnp.{cfg.dtype})\n")
@@ -221,7 +226,7 @@ class FlaxLinen(Impl):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F, H = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.hidden_size
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         tm = cfg.layout == "time_major"
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
@@ -230,7 +235,7 @@ class FlaxLinen(Impl):
             layout += f"x = jnp.asarray(x, jnp.{cfg.dtype})\n"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
 
-        def rnn_src(param_dtype: str) -> str:
+        def rnn_src(param_dtype: str, H: int) -> str:
             cell = (f"nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
                     f"param_dtype=jnp.{param_dtype}{cell_functions_src(cfg, 'nn')})")
             if cfg.cell_api:
@@ -238,35 +243,52 @@ class FlaxLinen(Impl):
             return (f"nn.RNN({cell}, return_carry=True, time_major={tm}{backwards}"
                     f"{native_src(cfg, self.id)})")
 
-        rnn = rnn_src(cfg.dtype)
         half = cfg.dtype in ("float16", "bfloat16")
+        merge = {"concat": "", "sum": ", merge_fn=lambda a, b: a + b", "mul": ", merge_fn=lambda a, b: a * b",
+                 "ave": ", merge_fn=lambda a, b: (a + b) / 2"}.get(cfg.merge_mode, "")
+
+        def layer_src(param_dtype: str, H: int) -> str:
+            if cfg.bidirectional:
+                return (f"nn.Bidirectional({rnn_src(param_dtype, H)}, {rnn_src(param_dtype, H)}, return_carry=True, "
+                        f"time_major={tm}{merge})")
+            return rnn_src(param_dtype, H)
+
+        L = cfg.num_layers
+        per_layer = cfg.per_layer_sizes          # layers of their own sizes: a list of layers (and carries)
         extra, call = "", ""
         if cfg.lengths is not None:
             extra += f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence\n"
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
-            extra += initial_carry_src(cfg) + f"carry = (c0, h0)  # {self.cell_cls} carry: c first\n"
-            if cfg.bidirectional:
-                extra += "carry = (carry, carry)  # (forward, backward)\n"
-            call += ", initial_carry=carry"
+            for l in range(L if per_layer else 1):
+                suffix = f"_{l}" if per_layer else ""
+                extra += (initial_carry_src(cfg, l).replace("c0 =", f"c0{suffix} =").replace("h0 =", f"h0{suffix} =")
+                          + f"carry{suffix} = (c0{suffix}, h0{suffix})  # {self.cell_cls} carry: c first\n")
+                if cfg.bidirectional:
+                    extra += f"carry{suffix} = (carry{suffix}, carry{suffix})  # (forward, backward)\n"
+            call += ", initial_carry=" + ("carries[l]" if per_layer else "carry")
+            if per_layer:
+                extra += f"carries = [{', '.join(f'carry_{l}' for l in range(L))}]\n"
         if cfg.bidirectional:
-            merge = {"concat": "", "sum": ", merge_fn=lambda a, b: a + b", "mul": ", merge_fn=lambda a, b: a * b",
-                     "ave": ", merge_fn=lambda a, b: (a + b) / 2"}[cfg.merge_mode]
-            build = (f"forward = {rnn}\nbackward = {rnn}\n"
-                     f"layer = nn.Bidirectional(forward, backward, return_carry=True, time_major={tm}{merge})\n")
-            init_layer = (f"nn.Bidirectional({rnn_src('float32')}, {rnn_src('float32')}, return_carry=True, "
-                          f"time_major={tm}{merge})")
             carry = "((c_fw, h_fw), (c_bw, h_bw))"
             paths = ["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]", "[1]"]
         else:
-            build = f"layer = {rnn}\n"
-            init_layer = rnn_src("float32")
             carry = "(c, h)"
             paths = ["[0][0]", "[0][1]", "[1]"]
+        if per_layer:
+            build = "layers = [\n" + "".join(f"    {layer_src(cfg.dtype, cfg.layer_hidden(l))},\n" for l in range(L)) + "]\n"
+        elif cfg.bidirectional:
+            build = (f"forward = {rnn_src(cfg.dtype, cfg.hidden_size)}\nbackward = {rnn_src(cfg.dtype, cfg.hidden_size)}\n"
+                     f"layer = nn.Bidirectional(forward, backward, return_carry=True, time_major={tm}{merge})\n")
+        else:
+            build = f"layer = {rnn_src(cfg.dtype, cfg.hidden_size)}\n"
         if half:
             build += (f"# {self.cell_cls}'s default recurrent_kernel_init (orthogonal: a QR) has no {cfg.dtype} kernel "
                       f"(jax-ml/jax#30176):\n# random init of the same layer with float32 parameters, cast to "
-                      f"{cfg.dtype}\ninit_layer = {init_layer}\n")
+                      f"{cfg.dtype}\n")
+            build += ("init_layers = [\n" + "".join(f"    {layer_src('float32', cfg.layer_hidden(l))},\n"
+                                                     for l in range(L)) + "]\n" if per_layer
+                      else f"init_layer = {layer_src('float32', cfg.hidden_size)}\n")
         build += extra
         count = "sum(np.size(p) for p in jax.tree_util.tree_leaves(variables))"
         key = f"jax.random.PRNGKey({cfg.seed})"
@@ -274,20 +296,21 @@ class FlaxLinen(Impl):
         def init(inp: str) -> str:
             if half:
                 return (f"jax.tree_util.tree_map(lambda p: p.astype(jnp.{cfg.dtype}), "
-                        f"init_layer.init({key}, {inp}))")
+                        f"{'init_layers[l]' if per_layer else 'init_layer'}.init({key}, {inp}))")
             return f"layer.init({key}, {inp})"
 
         if cfg.feed_input_size is not None:     # the layer is built for input_size, then fed the other input
             build += f"x_built = jnp.zeros(x.shape[:-1] + ({cfg.input_size},), x.dtype)  # input_size features\n"
         x_built = "x" if cfg.feed_input_size is None else "x_built"
-        if cfg.num_layers == 1:
+        if L == 1:
             build += (f"variables = {init(x_built)}\n"
                       f"out = layer.apply(variables, x{call})  # (carry, outputs), carry {carry}\n")
             params = f'print("params", {count})\n'
         else:
+            loop = (f"for l, layer in enumerate(layers):  # {L} layers of their own sizes" if per_layer
+                    else f"for l in range({L}):  # {L} layers")
             build += (f"h, params = x, 0\n"
-                      f"for l in range({cfg.num_layers}):  # {cfg.num_layers} layers, each reading the previous "
-                      f"one's outputs\n"
+                      f"{loop}, each reading the previous one's outputs\n"
                       f"    variables = {init('h' if x_built == 'x' else 'h if l else ' + x_built)}\n"
                       f"    params += {count}\n"
                       f"    out = layer.apply(variables, h{call})  # (carry, outputs), carry {carry}\n"
@@ -357,8 +380,8 @@ class FlaxLinen(Impl):
 
         cell_cls = getattr(nn, self.cell_cls)
 
-        def rnn():
-            return nn.RNN(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype, **cell_functions(cfg)),
+        def rnn(H):
+            return nn.RNN(cell_cls(features=H, dtype=dtype, param_dtype=dtype, **cell_functions(cfg)),
                           return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
 
         class CellByHand(nn.Module):
@@ -372,17 +395,17 @@ class FlaxLinen(Impl):
                                     lambda x_t: self.cell.initialize_carry(jax.random.PRNGKey(0), x_t.shape))
 
         if cfg.cell_api:
-            layers = [CellByHand(cell_cls(features=cfg.hidden_size, dtype=dtype, param_dtype=dtype,
-                                          **cell_functions(cfg))) for _ in range(cfg.num_layers)]
+            layers = [CellByHand(cell_cls(features=cfg.layer_hidden(l), dtype=dtype, param_dtype=dtype,
+                                          **cell_functions(cfg))) for l in range(cfg.num_layers)]
         elif cfg.bidirectional:
             merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
                 "sum": lambda a, b: a + b, "mul": lambda a, b: a * b,
                 "ave": lambda a, b: (a + b) / 2}[cfg.merge_mode]}
             # Bidirectional passes its own time_major to both RNNs (overriding theirs): set it too.
-            layers = [nn.Bidirectional(rnn(), rnn(), return_carry=True, time_major=time_major, **merge)
-                      for _ in range(cfg.num_layers)]
+            layers = [nn.Bidirectional(rnn(cfg.layer_hidden(l)), rnn(cfg.layer_hidden(l)), return_carry=True,
+                                       time_major=time_major, **merge) for l in range(cfg.num_layers)]
         else:
-            layers = [rnn() for _ in range(cfg.num_layers)]
+            layers = [rnn(cfg.layer_hidden(l)) for l in range(cfg.num_layers)]
 
         class StackedRNN(nn.Module):
             """Applies the RNN layers in sequence, each with the same ``seq_lengths`` and its own
@@ -421,7 +444,7 @@ class FlaxLinen(Impl):
             raise ValueError(reason)
         jax = self._jax
         model, _ = self._build(cfg, device)
-        dev, H = self._device(device), cfg.hidden_size
+        dev = self._device(device)
         ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
 
         def put(a):
@@ -430,6 +453,7 @@ class FlaxLinen(Impl):
         params = {}
         for l in range(cfg.num_layers):
             layer = params[f"layers_{l}"] = {}
+            H = cfg.layer_hidden(l)
             for d, name in enumerate(direction_names(cfg)):
                 w = {k: weights[f"layer{l}/{name}/{k}"] for k in ("W", "U", "b")}
                 cell = {}
@@ -484,6 +508,19 @@ class FlaxLinen(Impl):
             per_layer.append(tuple(dirs) if D == 2 else dirs[0])
         return per_layer
 
+    @staticmethod
+    def _call_output(cfg: Config, out: np.ndarray, top_h: list) -> np.ndarray:
+        """One call's canonical output from the top layer's outputs and its final h per direction, as ``run``
+        makes ``obs.output``."""
+        if not cfg.return_sequences:
+            hs = [h[None] if cfg.layout == "unbatched" else h for h in top_h]
+            out = _MERGE[cfg.merge_mode][1](*hs) if cfg.directions == 2 else hs[0]
+        elif cfg.layout == "unbatched":
+            out = out[None]
+        elif cfg.layout == "time_major":
+            out = out.transpose(1, 0, 2)
+        return out.astype(np.float32) if cfg.dtype == "bfloat16" else out
+
     # Hooks that FlaxNnx (flax_nnx.py) overrides; the native return structure and its normalization
     # below are shared (nnx.RNN / nnx.Bidirectional return the same (carry, outputs) with (c, h) carries).
     _api = "nn"   # how the notes name the module namespace (flax.linen as nn)
@@ -502,11 +539,11 @@ class FlaxLinen(Impl):
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
-        rnn = (f"nn.RNN(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
+        rnn = (f"nn.RNN(nn.{self.cell_cls}(features={features_text(cfg)}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
                f"{cell_functions_src(cfg, 'nn')}), "
                f"return_carry=True, time_major={time_major}{backwards}{native_src(cfg, self.id)})")
         if cfg.cell_api:
-            layer = (f"ByHand(nn.{self.cell_cls}(features={cfg.hidden_size}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
+            layer = (f"ByHand(nn.{self.cell_cls}(features={features_text(cfg)}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
                      f"{cell_functions_src(cfg, 'nn')})): the cell stepped by hand, carry, y = cell(carry, x_t) for "
                      "every time step (carry from cell.initialize_carry unless given), the y stacked along time")
         elif cfg.bidirectional:
@@ -539,10 +576,17 @@ class FlaxLinen(Impl):
         carries0 = None if init is None else self._initial_carries(cfg, init, dev)
         jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
+        first, call_outputs = carries0, []
         with jax.default_device(dev), native_call("call"):
-            for _ in range(cfg.calls):                   # each call continues from the previous one's carry
+            for call in range(1, cfg.calls + 1):         # each call continues from the previous one's carry
+                if call in (cfg.resets or ()):
+                    carries0 = first                     # a reset: the initial carry of call 1 (or none) again
                 carries, out = jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, carries0))
                 carries0 = carries
+                if cfg.calls > 1:
+                    top = carries[-1]                    # (c, h), or ((c_f, h_f), (c_b, h_b))
+                    hs = [top[1]] if cfg.directions == 1 else [top[0][1], top[1][1]]
+                    call_outputs.append(self._call_output(cfg, np.asarray(out), [np.asarray(h) for h in hs]))
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
 
@@ -574,7 +618,10 @@ class FlaxLinen(Impl):
         notes = obs.normalization
         if cfg.calls > 1:
             notes.append(f"{cfg.calls} calls on the same input, each given the previous call's carries as "
-                         "initial_carry (flax's own way to continue a sequence); the last call's returns are compared")
+                         "initial_carry (flax's own way to continue a sequence)"
+                         + (f"; call(s) {', '.join(map(str, cfg.resets))} given the first call's initial carry again "
+                            "(a reset)" if cfg.resets else "") + "; the last call's returns are compared")
+        obs.call_outputs = call_outputs or None
         notes.append("no stacking switch: layer l's carry is StackedRNN's carries[l]; the native return of the "
                      "top layer is (carry, outputs)")
         notes += self._cell_notes(cfg)

@@ -54,7 +54,7 @@ import numpy as np
 from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size
 from ..spec import Config
 from .flax_linen import (_GATES, _RNN_NAMES, FlaxLinen, by_hand_src, cell_functions, cell_functions_src,
-                         flax_unsupported, initial_carry_src, native_src, step_by_hand)
+                         features_text, flax_unsupported, initial_carry_src, native_src, step_by_hand)
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -108,7 +108,7 @@ class FlaxNnx(FlaxLinen):
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        B, T, F, H = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.hidden_size
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         tm = cfg.layout == "time_major"
         lines = ["import jax", "import jax.numpy as jnp", "import numpy as np", "from flax import nnx"]
         if self._half_init(cfg):
@@ -132,7 +132,7 @@ class FlaxNnx(FlaxLinen):
         half = ", recurrent_kernel_init=modified_orthogonal" if self._half_init(cfg) else ""
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
 
-        def rnn(n_in: int) -> str:
+        def rnn(n_in: int, H: int) -> str:
             cell = (f"nnx.{self.cell_cls}({n_in}, {H}, dtype=jnp.{cfg.dtype}, param_dtype=jnp.{cfg.dtype}"
                     f"{half}{cell_functions_src(cfg, 'nnx')}, rngs=rngs)")
             if cfg.cell_api:
@@ -144,12 +144,13 @@ class FlaxNnx(FlaxLinen):
 
         layers = []
         for l in range(cfg.num_layers):
-            n_in = layer_input_size(cfg, l)
+            n_in, H = layer_input_size(cfg, l), cfg.layer_hidden(l)
             if cfg.bidirectional:
                 merge = "" if cfg.merge_mode == "concat" else f", merge_fn={_MERGE_SRC[cfg.merge_mode]}"
-                layers.append(f"nnx.Bidirectional({rnn(n_in)}, {rnn(n_in)}, return_carry=True, time_major={tm}{merge})")
+                layers.append(f"nnx.Bidirectional({rnn(n_in, H)}, {rnn(n_in, H)}, return_carry=True, "
+                              f"time_major={tm}{merge})")
             else:
-                layers.append(rnn(n_in))
+                layers.append(rnn(n_in, H))
         lines.append("layers = [  # one per layer; in_features: the input size, then the previous layer's output")
         lines += [f"    {layer}," for layer in layers]
         lines.append("]")
@@ -158,16 +159,23 @@ class FlaxNnx(FlaxLinen):
             lines.append(f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence")
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
-            lines += initial_carry_src(cfg).splitlines()
-            lines.append(f"carry = (c0, h0)  # {self.cell_cls} carry: c first")
-            if cfg.bidirectional:
-                lines.append("carry = (carry, carry)  # (forward, backward)")
-            call += ", initial_carry=carry"
+            carries = []
+            for l in range(cfg.num_layers if cfg.per_layer_sizes else 1):   # (sizes per layer: a carry each)
+                suffix = f"_{l}" if cfg.per_layer_sizes else ""
+                lines += initial_carry_src(cfg, l).replace("c0 =", f"c0{suffix} =").replace(
+                    "h0 =", f"h0{suffix} =").splitlines()
+                lines.append(f"carry{suffix} = (c0{suffix}, h0{suffix})  # {self.cell_cls} carry: c first")
+                if cfg.bidirectional:
+                    lines.append(f"carry{suffix} = (carry{suffix}, carry{suffix})  # (forward, backward)")
+                carries.append(f"carry{suffix}")
+            if cfg.per_layer_sizes:
+                lines.append(f"carries = [{', '.join(carries)}]")
+            call += ", initial_carry=" + ("carries[l]" if cfg.per_layer_sizes else "carry")
         carry = "((c_fw, h_fw), (c_bw, h_bw))" if cfg.bidirectional else "(c, h)"
         paths = (["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]", "[1]"] if cfg.bidirectional
                  else ["[0][0]", "[0][1]", "[1]"])
         lines += ["h = x",
-                  "for layer in layers:  # each layer reads the previous one's outputs",
+                  "for l, layer in enumerate(layers):  # each layer reads the previous one's outputs",
                   f"    out = layer(h{call})  # (carry, outputs), carry {carry}",
                   "    h = out[1]"]
         lines += [f'print("out{p}", tuple(out{p}.shape))' for p in paths]
@@ -201,8 +209,8 @@ class FlaxNnx(FlaxLinen):
         backwards = {"reverse": True, "keep_order": True} if cfg.go_backwards else {}
         cell_cls = getattr(nnx, self.cell_cls)
 
-        def rnn(n_in, rngs):
-            return nnx.RNN(cell_cls(n_in, cfg.hidden_size, dtype=dtype, param_dtype=dtype, rngs=rngs,
+        def rnn(n_in, H, rngs):
+            return nnx.RNN(cell_cls(n_in, H, dtype=dtype, param_dtype=dtype, rngs=rngs,
                                     **cell_functions(cfg)),
                            return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
 
@@ -225,16 +233,16 @@ class FlaxNnx(FlaxLinen):
             rngs = nnx.Rngs(0)
             out = []
             for l in range(cfg.num_layers):
-                n_in = layer_input_size(cfg, l)
+                n_in, H = layer_input_size(cfg, l), cfg.layer_hidden(l)
                 if cfg.cell_api:
-                    out.append(CellByHand(cell_cls(n_in, cfg.hidden_size, dtype=dtype, param_dtype=dtype, rngs=rngs,
+                    out.append(CellByHand(cell_cls(n_in, H, dtype=dtype, param_dtype=dtype, rngs=rngs,
                                                    **cell_functions(cfg))))
                 elif cfg.bidirectional:
                     # Bidirectional passes its own time_major to both RNNs (overriding theirs): set it too.
-                    out.append(nnx.Bidirectional(rnn(n_in, rngs), rnn(n_in, rngs), return_carry=True,
+                    out.append(nnx.Bidirectional(rnn(n_in, H, rngs), rnn(n_in, H, rngs), return_carry=True,
                                                  time_major=time_major, **merge))
                 else:
-                    out.append(rnn(n_in, rngs))
+                    out.append(rnn(n_in, H, rngs))
             return out
 
         class StackedRNN(nnx.Module):
@@ -285,7 +293,7 @@ class FlaxNnx(FlaxLinen):
             raise ValueError(reason)
         jax, nnx = self._jax, self._nnx
         graphdef, params, rest, _ = self._template(cfg, device)
-        dev, H = self._device(device), cfg.hidden_size
+        dev = self._device(device)
         ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
 
         def put(a):
@@ -294,6 +302,7 @@ class FlaxNnx(FlaxLinen):
         pure: dict = {}
         for l in range(cfg.num_layers):
             layer = pure[l] = {}
+            H = cfg.layer_hidden(l)
             for d, name in enumerate(direction_names(cfg)):
                 w = {k: weights[f"layer{l}/{name}/{k}"] for k in ("W", "U", "b")}
                 if self.cell == "optimized":
@@ -357,12 +366,12 @@ class FlaxNnx(FlaxLinen):
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
-        rnn = (f"nnx.RNN(nnx.{self.cell_cls}(in_features, {cfg.hidden_size}, dtype={cfg.dtype}, "
+        rnn = (f"nnx.RNN(nnx.{self.cell_cls}(in_features, {features_text(cfg)}, dtype={cfg.dtype}, "
                f"param_dtype={cfg.dtype}{cell_functions_src(cfg, 'nnx')}, rngs=rngs), return_carry=True, "
                f"time_major={time_major}{backwards}"
                f"{native_src(cfg, self.id)})")
         if cfg.cell_api:
-            layer = (f"ByHand(nnx.{self.cell_cls}(in_features, {cfg.hidden_size}, dtype={cfg.dtype}, "
+            layer = (f"ByHand(nnx.{self.cell_cls}(in_features, {features_text(cfg)}, dtype={cfg.dtype}, "
                      f"param_dtype={cfg.dtype}{cell_functions_src(cfg, 'nnx')}, rngs=rngs)): the cell stepped by hand, "
                      "carry, y = cell(carry, x_t) for every time step (carry from cell.initialize_carry unless given), "
                      "the y stacked along time")

@@ -69,7 +69,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..reference import (array_dtype, direction_names, fed_input_size, fed_states, layer_input_size,
+from ..reference import (array_dtype, direction_names, fed_input_size, fed_state_shape, layer_input_size,
                          to_native_layout, valid_mask)
 from ..spec import Config
 from . import jax_cache
@@ -167,8 +167,8 @@ class Keras3(Impl):
             kw += list(_INIT_WITHOUT_QR.items())
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
-    def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
-        lstm = lstm_src("keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote)
+    def _construct(self, cfg: Config, return_sequences: bool, layer: int, quote: str = "'") -> str:
+        lstm = lstm_src("keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote, cfg.layer_hidden(layer))
         return (f"keras.layers.Bidirectional({lstm}, merge_mode={merge_src(cfg, quote)})"
                 if cfg.bidirectional else lstm)
 
@@ -178,7 +178,7 @@ class Keras3(Impl):
             raise ValueError(reason)
         B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         setup, build, count = stack_snippet(
-            cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)),
+            cfg, lambda seq, layer: self._construct(cfg, seq, layer, quote=chr(34)),
             tensor='keras.ops.convert_to_tensor({}, dtype="%s")' % cfg.dtype, flip="keras.ops.flip(h, axis=1)")
         # return_state: [output, h, c], or [output, h_fw, c_fw, h_bw, c_bw]; else the output tensor alone
         paths = returned_paths(cfg)
@@ -302,7 +302,8 @@ class Keras3(Impl):
         layers = []
         with keras.device(self._keras_device(device)):
             for l in range(L):
-                lstm = lstm_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True))
+                lstm = lstm_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True),
+                                  cfg.layer_hidden(l))
                 layer = (keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
                          else lstm)
                 layer.build((cfg.batch, cfg.timesteps, layer_input_size(cfg, l)))   # else built on first call
@@ -388,9 +389,14 @@ class Keras3(Impl):
                 [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
+            call_outputs = []
             with native("call"):
-                for call in range(cfg.calls):      # stateful: each call starts from the state the last one left
-                    first = initial if call == 0 else None
+                for call in range(1, cfg.calls + 1):   # stateful: each call starts from the state the last one left
+                    reset = call in (cfg.resets or ())
+                    if reset:                          # back to zeros; then the case's initial_state, as in call 1
+                        for layer in layers:
+                            layer.reset_state()
+                    first = initial if call == 1 or reset else None
                     if self.backend == "jax" and cfg.calls == 1:
                         returned_ = self._jitted[self._structure(cfg, device)][1](xin, mask, first)
                     elif self.backend == "torch":
@@ -398,8 +404,10 @@ class Keras3(Impl):
                             returned_ = self._stack(cfg, layers, xin, mask, first)
                     else:   # (keras-jax stateful: eager, as a jitted StatelessScope would not keep the states)
                         returned_ = self._stack(cfg, layers, xin, mask, first)
-                returned_ = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
-                             else keras.ops.convert_to_numpy(r) for r in returned_]   # waits for the device
+                    returned_ = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
+                                 else keras.ops.convert_to_numpy(r) for r in returned_]   # waits for the device
+                    if cfg.calls > 1:
+                        call_outputs.append(_call_output(cfg, returned_[-1]))
         t2 = time.perf_counter()
 
         calls = []
@@ -419,12 +427,13 @@ class Keras3(Impl):
             between += (f"; called {cfg.calls} times on the same input (stateful=True: each call starts from the "
                         "states the previous one left in the layers" + ("; initial_state only in the first call"
                                                                           if init is not None else "")
+                        + (f"; before call(s) {', '.join(map(str, cfg.resets))} every layer's reset_state() zeroes "
+                           "them" + (" and initial_state is given again" if init is not None else "")
+                           if cfg.resets else "")
                         + (", eagerly: a jitted StatelessScope would not keep them" if self.backend == "jax" else "")
                         + "); the last call's returns are compared")
         obs = Observation(
-            construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else
-                        f"{self._construct(cfg, True)}{f' x {L - 1}' if L > 2 else ''} then "
-                        f"{self._construct(cfg, cfg.return_sequences)}, each called on the previous one's output")
+            construct=(stack_construct(cfg, lambda seq, layer: self._construct(cfg, seq, layer))
                        + how + between),
             params=[{"name": w.path, "shape": [int(d) for d in w.shape]} for layer in layers for w in layer.weights],
             param_count=int(sum(layer.count_params() for layer in layers)),
@@ -441,6 +450,7 @@ class Keras3(Impl):
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
         states = record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg))
+        obs.call_outputs = call_outputs or None
 
         obs.output = canonical_output(cfg, returned_[-1])
         if outputs_of(cfg) == 2:
@@ -513,26 +523,38 @@ _CELL_KEYWORDS = ("use_bias", "activation", "recurrent_activation", "dropout", "
                   "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dtype")
 
 
-def lstm_layer(layers, cfg: Config, kw: list[tuple[str, object]]):
+def lstm_layer(layers, cfg: Config, kw: list[tuple[str, object]], units: int):
     """The LSTM layer from ``layers`` (keras.layers or tf_keras.layers) with the keywords ``kw``:
     ``LSTM(units, **kw)``, or with cell_api ``RNN(LSTMCell(units, **cell keywords), **the others)`` (the
     dtype to both)."""
     if not cfg.cell_api:
-        return layers.LSTM(cfg.hidden_size, **dict(kw))
+        return layers.LSTM(units, **dict(kw))
     cell = {k: v for k, v in kw if k in _CELL_KEYWORDS}
     rnn = {k: v for k, v in kw if k not in _CELL_KEYWORDS or k == "dtype"}
-    return layers.RNN(layers.LSTMCell(cfg.hidden_size, **cell), **rnn)
+    return layers.RNN(layers.LSTMCell(units, **cell), **rnn)
 
 
-def lstm_src(prefix: str, cfg: Config, kw: list[tuple[str, object]], quote: str) -> str:
+def lstm_src(prefix: str, cfg: Config, kw: list[tuple[str, object]], quote: str, units: int) -> str:
     """The source of :func:`lstm_layer`'s layer, ``prefix`` the module (``keras.layers``)."""
     def args(items):
         return ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}" for k, v in items)
     if not cfg.cell_api:
-        return f"{prefix}.LSTM({cfg.hidden_size}, {args(kw)})"
+        return f"{prefix}.LSTM({units}, {args(kw)})"
     cell = [(k, v) for k, v in kw if k in _CELL_KEYWORDS]
     rnn = [(k, v) for k, v in kw if k not in _CELL_KEYWORDS or k == "dtype"]
-    return f"{prefix}.RNN({prefix}.LSTMCell({cfg.hidden_size}, {args(cell)}), {args(rnn)})"
+    return f"{prefix}.RNN({prefix}.LSTMCell({units}, {args(cell)}), {args(rnn)})"
+
+
+def stack_construct(cfg: Config, construct) -> str:
+    """The construct of a stack in words, ``construct(return_sequences, layer)`` one layer's source."""
+    L = cfg.num_layers
+    if L == 1:
+        return construct(cfg.return_sequences, 0)
+    if cfg.per_layer_sizes:
+        return (" then ".join(construct(cfg.return_sequences if l == L - 1 else True, l) for l in range(L))
+                + ", each called on the previous one's output")
+    return (f"{construct(True, 0)}{f' x {L - 1}' if L > 2 else ''} then "
+            f"{construct(cfg.return_sequences, L - 1)}, each called on the previous one's output")
 
 
 def native_merge_mode(cfg: Config):
@@ -553,6 +575,20 @@ def returned_paths(cfg: Config) -> list[str]:
     """The paths of what the top layer returns, in native order (``out`` alone, or ``out[i]``)."""
     n = outputs_of(cfg) + (2 * cfg.directions if cfg.return_state else 0)
     return [f"[{i}]" for i in range(n)] if n > 1 else [""]
+
+
+def _call_output(cfg: Config, top) -> np.ndarray:
+    """One call's canonical output from the top layer's return, as ``run`` makes ``obs.output`` (Keras 3
+    and Keras 2 share it; tf-keras's time_major output is transposed too)."""
+    out = np.asarray(canonical_output(cfg, top))
+    if cfg.return_sequences:
+        time_axis = 0 if cfg.layout == "time_major" else 1
+        if cfg.go_backwards:
+            out = np.flip(out, axis=time_axis)
+        if cfg.layout == "time_major":
+            out = out.transpose(1, 0, 2)
+    out = np.ascontiguousarray(out)
+    return _widen(out) if str(out.dtype) == "bfloat16" else out
 
 
 def canonical_output(cfg: Config, top):
@@ -616,15 +652,15 @@ def stack_snippet(cfg: Config, construct, tensor: str, flip: str, mask_layout: s
         if cfg.initial_state == "random":
             setup += f"rng = np.random.default_rng([{cfg.seed}, 2])\n"
         setup += ("states = [  # per layer: initial_state=" + order + "\n"
-                  f"    [{tensor.format(make)} "
-                  f"for shape in {[fed_states(cfg, r)[1:] for r in ('h', 'c')]} * {D}]\n"
-                  f"    for _ in range({L})\n]\n")
+                  + "".join(f"    [{tensor.format(make)} for shape in "
+                            f"{[fed_state_shape(cfg, r, l * D + d) for d in range(D) for r in ('h', 'c')]}],\n"
+                            for l in range(L)) + "]\n")
     if L == 1:
         if cfg.initial_state != "none":
             call.append("initial_state=states[0]")
-        build = f"layer = {construct(cfg.return_sequences)}\nout = layer({', '.join(['x'] + call)})\n"
+        build = f"layer = {construct(cfg.return_sequences, 0)}\nout = layer({', '.join(['x'] + call)})\n"
         return setup, build, "layer.count_params()"
-    items = [construct(True)] * (L - 1) + [construct(cfg.return_sequences)]
+    items = [construct(True, l) for l in range(L - 1)] + [construct(cfg.return_sequences, L - 1)]
     if cfg.initial_state != "none":
         call.append("initial_state=state")
         loop = "for layer, state in zip(layers, states):"

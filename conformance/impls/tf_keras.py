@@ -46,8 +46,8 @@ import numpy as np
 from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
 from .base import Impl, Observation, native, per_layer_unsupported
-from .keras3 import (canonical_output, lstm_layer, lstm_src, merge_src, native_merge_mode, outputs_of,
-                     record_stack_returns, returned_paths, stack_snippet)
+from .keras3 import (_call_output, canonical_output, lstm_layer, lstm_src, merge_src, native_merge_mode, outputs_of,
+                     record_stack_returns, returned_paths, stack_construct, stack_snippet)
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -115,8 +115,8 @@ class TfKeras2(Impl):
             kw += list(_BF16_INIT.items())
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
-    def _construct(self, cfg: Config, return_sequences: bool, quote: str = "'") -> str:
-        lstm = lstm_src("tf_keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote)
+    def _construct(self, cfg: Config, return_sequences: bool, layer: int, quote: str = "'") -> str:
+        lstm = lstm_src("tf_keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote, cfg.layer_hidden(layer))
         return (f"tf_keras.layers.Bidirectional({lstm}, merge_mode={merge_src(cfg, quote)})"
                 if cfg.bidirectional else lstm)
 
@@ -127,7 +127,7 @@ class TfKeras2(Impl):
         B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         time_major = cfg.layout == "time_major"
         setup, build, count = stack_snippet(
-            cfg, lambda seq: self._construct(cfg, seq, quote=chr(34)), tensor='tf.cast({}, "%s")' % cfg.dtype,
+            cfg, lambda seq, layer: self._construct(cfg, seq, layer, quote=chr(34)), tensor='tf.cast({}, "%s")' % cfg.dtype,
             flip=f"tf.reverse(h, axis=[{0 if time_major else 1}])",
             mask_layout="mask = mask.T  # time_major=True: the mask is (T, B) too\n" if time_major else "")
         if time_major:
@@ -204,7 +204,7 @@ class TfKeras2(Impl):
         with self._device(device):
             for l in range(L):
                 lstm = lstm_layer(tf_keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1
-                                                                          else True))
+                                                                          else True), cfg.layer_hidden(l))
                 layer = (tf_keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
                          else lstm)
                 layer.build(self._native_shape(cfg, l))       # else built on first call
@@ -246,16 +246,25 @@ class TfKeras2(Impl):
                  for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
             returned_, h = [], xin
+            call_outputs = []
             with native("call"):
                 for k in range(cfg.calls):     # stateful: each call starts from the state the last one left
                     returned_, h = [], xin
+                    reset = k + 1 in (cfg.resets or ())
+                    if reset:                  # back to zeros; then the case's initial_state, as in call 1
+                        for layer in layers:
+                            layer.reset_states()
                     for l, layer in enumerate(layers):
-                        first = {} if initial is None or k else {"initial_state": initial[l]}
+                        first = {} if initial is None or (k and not reset) else {"initial_state": initial[l]}
                         r = layer(h, **call, **first)
                         returned_.append(r)
                         h = r[0] if isinstance(r, (tuple, list)) else r
                         if cfg.go_backwards and l < L - 1:
                             h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
+                    if cfg.calls > 1:
+                        call_outputs.append(_call_output(cfg, [t.numpy() for t in returned_[-1]]
+                                                         if isinstance(returned_[-1], (tuple, list))
+                                                         else returned_[-1].numpy()))
                 returned_ = [[t.numpy() for t in r] if isinstance(r, (tuple, list)) else r.numpy()
                              for r in returned_]   # waits for the device
         t2 = time.perf_counter()
@@ -269,13 +278,14 @@ class TfKeras2(Impl):
             calls.append("training=True")
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
         between = (f"; called {cfg.calls} times on the same input (stateful=True: each call starts from the states "
-                   "the previous one left in the layers); the last call's returns are compared" if cfg.calls > 1 else "")
+                   "the previous one left in the layers"
+                   + (f"; before call(s) {', '.join(map(str, cfg.resets))} every layer's reset_states() zeroes them"
+                      + (" and initial_state is given again" if init is not None else "") if cfg.resets else "")
+                   + "); the last call's returns are compared" if cfg.calls > 1 else "")
         between += (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
                    "next layer reads it" if cfg.go_backwards and L > 1 else "")
         obs = Observation(
-            construct=((self._construct(cfg, cfg.return_sequences) if L == 1 else
-                        f"{self._construct(cfg, True)}{f' x {L - 1}' if L > 2 else ''} then "
-                        f"{self._construct(cfg, cfg.return_sequences)}, each called on the previous one's output")
+            construct=(stack_construct(cfg, lambda seq, layer: self._construct(cfg, seq, layer))
                        + how + between),
             params=[{"name": w.name, "shape": [int(d) for d in w.shape]} for layer in layers for w in layer.weights],
             param_count=int(sum(layer.count_params() for layer in layers)),
@@ -284,6 +294,7 @@ class TfKeras2(Impl):
         notes = obs.normalization
         states = record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg))
 
+        obs.call_outputs = call_outputs or None
         out = canonical_output(cfg, returned_[-1])
         if outputs_of(cfg) == 2:
             notes.append("merge_mode=None returns the forward and the backward outputs apart (the backward one in time "

@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from ..reference import direction_names, fed_input_size, fed_states, hidden_out, layer_input_size, to_native_layout
+from ..reference import (direction_names, fed_input_size, fed_state_entries, fed_state_shape, hidden_out, layer_input_size,
+                         to_native_layout)
 from ..spec import Config
 from .base import Impl, Observation, native, returned
 
@@ -90,6 +91,9 @@ class TorchLSTM(Impl):
         return tuple(k for k in self.own_keywords if not (k == "batch_first" and cfg.layout == "unbatched"))
 
     def unsupported(self, cfg: Config) -> str | None:
+        if cfg.per_layer_sizes and not cfg.cell_api:
+            return (f"torch.nn.LSTM has one hidden_size for every layer (hidden_size={list(cfg.hidden_size)}); "
+                    "layers of their own sizes are a stack of modules, or of nn.LSTMCell (cell_api)")
         if cfg.merge_mode != "concat":
             return (f"torch.nn.LSTM always concatenates the two directions; merge_mode={cfg.merge_mode!r} "
                     "has no native equivalent")
@@ -126,9 +130,10 @@ class TorchLSTM(Impl):
         return self.native_conflict(cfg)
 
     def _cells_repro(self, cfg: Config) -> str:
-        B, T, F, H, L = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.hidden_size, cfg.num_layers
+        B, T, F, L = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.num_layers
         travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
-        ins = [cfg.input_size] + [H] * (L - 1)
+        ins = [layer_input_size(cfg, l) for l in range(L)]
+        sizes = [cfg.layer_hidden(l) for l in range(L)]
         step = {"batch_major": "x[:, t]", "time_major": "x[t]", "unbatched": "x[t]"}[cfg.layout]
         layout = {"batch_major": "", "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major\n",
                   "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
@@ -136,18 +141,20 @@ class TorchLSTM(Impl):
             init = f"state = [None] * {L}\n"
         else:
             make = _state_maker(cfg)
-            shapes = [("" if cfg.layout == "unbatched" else f"{b}, ") + str(w)
-                      for _, b, w in (fed_states(cfg, "h"), fed_states(cfg, "c"))]
-            init = (f"state = [({make}({shapes[0]}, dtype=torch.{cfg.dtype}), {make}({shapes[1]}, "
-                    f"dtype=torch.{cfg.dtype})) for _ in range({L})]\n")
+            def shape(role, layer):
+                b, w = fed_state_shape(cfg, role, layer)
+                return ("" if cfg.layout == "unbatched" else f"{b}, ") + str(w)
+            init = "state = [\n" + "".join(
+                f"    ({make}({shape('h', l)}, dtype=torch.{cfg.dtype}), {make}({shape('c', l)}, dtype=torch.{cfg.dtype})),\n"
+                for l in range(L)) + "]  # (h, c) per layer\n"
         axis = 1 if cfg.layout == "batch_major" else 0
         paths = (["[0]"] if T else []) + [f"[1][{l}][{i}]" for l in range(L) for i in range(2)
                                          if T or cfg.initial_state != "none"]
         return (
             "import numpy as np\nimport torch\n\n"
             f"torch.manual_seed({cfg.seed})\n"
-            f"cells = torch.nn.ModuleList(torch.nn.LSTMCell(n_in, {H}, bias={cfg.bias}, dtype=torch.{cfg.dtype}"
-            f"{_native_args(cfg, self.id)}) for n_in in {ins})\n"
+            f"cells = torch.nn.ModuleList(torch.nn.LSTMCell(n_in, h, bias={cfg.bias}, dtype=torch.{cfg.dtype}"
+            f"{_native_args(cfg, self.id)}) for n_in, h in zip({ins}, {sizes}))\n"
             f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")\n"
             + layout + f"x = torch.from_numpy(x).to(torch.{cfg.dtype})\n" + init +
             "with torch.no_grad():\n"
@@ -199,7 +206,7 @@ class TorchLSTM(Impl):
         if cfg.initial_state != "none":
             make = _state_maker(cfg)
             for role, width in (("h", "H'"), ("c", "H")):
-                n, b, w = fed_states(cfg, role)
+                n, (b, w) = fed_state_entries(cfg, role), fed_state_shape(cfg, role, 0)
                 batch = "" if cfg.layout == "unbatched" else f"{b}, "
                 lines.append(f"{role}0 = {make}({n}, {batch}{w}, dtype=torch.{cfg.dtype})  # (L*D, B, {width})")
             args = "x, (h0, c0)"
@@ -239,7 +246,7 @@ class TorchLSTM(Impl):
         dtype = getattr(torch, cfg.dtype)
         if cfg.cell_api:
             module = torch.nn.ModuleList(
-                torch.nn.LSTMCell(layer_input_size(cfg, l), cfg.hidden_size, bias=cfg.bias, device=self._device(device),
+                torch.nn.LSTMCell(layer_input_size(cfg, l), cfg.layer_hidden(l), bias=cfg.bias, device=self._device(device),
                                   dtype=dtype, **cfg.native_for(self.id)) for l in range(cfg.num_layers))
             return self._assign(cfg, module, weights, _cell_name, dtype)
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
@@ -312,8 +319,11 @@ class TorchLSTM(Impl):
             tuple(torch.from_numpy(np.ascontiguousarray(s[0] if cfg.layout == "unbatched" else s)).to(dev, dtype)
                   for s in pair) for pair in init]
         t1 = time.perf_counter()
+        first_state, call_outputs = list(state), []
         with torch.no_grad(), native("call"):
-            for _ in range(cfg.calls):                   # a later call continues from the states the last one left
+            for call in range(1, cfg.calls + 1):         # a later call continues from the states the last one left
+                if call in (cfg.resets or ()):
+                    state = list(first_state)            # a reset: the initial states of call 1 (or none) again
                 seq = [steps(t) for t in range(T)]
                 for l, cell in enumerate(cells):
                     outs = []
@@ -321,6 +331,8 @@ class TorchLSTM(Impl):
                         state[l] = cell(x_t, state[l])   # (h, c)
                         outs.append(state[l][0])
                     seq = outs
+                if cfg.calls > 1:
+                    call_outputs.append(self._cells_output(cfg, seq, state))
         t2 = time.perf_counter()
         axis = 1 if cfg.layout == "batch_major" else 0
         out = torch.stack(seq, dim=axis) if seq else None
@@ -335,8 +347,9 @@ class TorchLSTM(Impl):
         if out is not None:
             returns.insert(0, returned("[0]", "output", out, layer=L - 1))
         obs = Observation(
-            construct=(f"[torch.nn.LSTMCell(in, {cfg.hidden_size}, bias={cfg.bias}, dtype=torch.{cfg.dtype}"
-                       f"{_native_args(cfg, self.id)}) for each of {L} layer(s)] stepped by hand: each layer over every "
+            construct=(f"[torch.nn.LSTMCell(in, h, bias={cfg.bias}, dtype=torch.{cfg.dtype}{_native_args(cfg, self.id)}) "
+                       f"for in, h of each of {L} layer(s): {[(layer_input_size(cfg, l), cfg.layer_hidden(l)) for l in range(L)]}] "
+                       "stepped by hand: each layer over every "
                        "time step, cell(x_t, (h, c)) -> (h, c), the next layer over its h_t"
                        + (" from the given (h_0, c_0)" if init is not None else "")
                        + (f"; called {cfg.calls} times, each from the states the last call left" if cfg.calls > 1
@@ -354,8 +367,9 @@ class TorchLSTM(Impl):
         c = [to_np(s[1]) for s in state] if T or init is not None else None
         if h is None:      # no step and no initial state: the cells never ran; their state is zeros
             B = () if cfg.layout == "unbatched" else (cfg.batch,)
-            h = c = [np.zeros(B + (cfg.hidden_size,), np.float32 if cfg.dtype == "bfloat16" else cfg.dtype)] * L
-        out = np.zeros((cfg.batch, 0, cfg.hidden_size), h[0].dtype) if out is None else to_np(out)
+            h = c = [np.zeros(B + (cfg.layer_hidden(l),), np.float32 if cfg.dtype == "bfloat16" else cfg.dtype)
+                     for l in range(L)]
+        out = np.zeros((cfg.batch, 0, cfg.layer_hidden(-1)), h[0].dtype) if out is None else to_np(out)
         if cfg.layout == "unbatched":
             out, h, c = out[None], [a[None] for a in h], [a[None] for a in c]
             notes.append("unbatched: add a batch axis of 1 to the output and the states")
@@ -364,7 +378,42 @@ class TorchLSTM(Impl):
             notes.append("time-major steps stacked on axis 0: transpose to (B, T, H)")
         obs.output = out if cfg.return_sequences else h[L - 1]
         obs.states = list(zip(h, c))
+        obs.call_outputs = call_outputs or None
         return obs
+
+    def _cells_output(self, cfg: Config, seq: list, state: list) -> np.ndarray:
+        """One call's canonical output from the hand loop (the top cell's h per step, each layer's (h, c)), as
+        ``_run_cells`` makes ``obs.output``."""
+        torch = self._torch
+
+        def to_np(t):
+            t = t.detach().cpu()
+            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+        if not cfg.return_sequences:
+            if state[-1] is None:          # no step and no initial state: the cells never ran; zeros
+                return np.zeros((cfg.batch, cfg.layer_hidden(-1)), np.float32)
+            h = to_np(state[-1][0])
+            return h[None] if cfg.layout == "unbatched" else h
+        if not seq:
+            return np.zeros((cfg.batch, 0, cfg.layer_hidden(-1)), np.float32)
+        out = to_np(torch.stack(seq, dim=1 if cfg.layout == "batch_major" else 0))
+        return out[None] if cfg.layout == "unbatched" else out.transpose(1, 0, 2) if cfg.layout == "time_major" else out
+
+    def _call_output(self, cfg: Config, out, h_n) -> np.ndarray:
+        """One call's canonical output from nn.LSTM's (output, h_n), as ``run`` makes ``obs.output``: unpacked
+        (lengths), batch-first, and without return_sequences the top layer's final h, directions side by side."""
+        torch = self._torch
+        if cfg.return_sequences:
+            if cfg.lengths is not None:
+                out = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=_batch_first(cfg, self.id),
+                                                             total_length=cfg.timesteps)[0]
+            out = out.detach().cpu().float().numpy() if out.dtype == torch.bfloat16 else out.detach().cpu().numpy()
+            return out[None] if cfg.layout == "unbatched" else out.transpose(1, 0, 2) if cfg.layout == "time_major" \
+                else out
+        h = h_n.detach().cpu()
+        h = (h.float() if h.dtype == torch.bfloat16 else h).numpy()
+        h = h.reshape(cfg.num_layers, cfg.directions, cfg.batch, hidden_out(cfg))
+        return np.concatenate([h[-1, d] for d in range(cfg.directions)], axis=-1)
 
     def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
         if cfg.cell_api:
@@ -403,13 +452,20 @@ class TorchLSTM(Impl):
                          f"stacked on a first axis of L*D (index layer*D + direction) to {tuple(h0.shape)} and "
                          f"{tuple(c0.shape)}")
         t1 = time.perf_counter()
+        first_args, call_outputs = args, []
         with torch.no_grad(), native("call"):
-            for _ in range(cfg.calls):                     # each call continues from the previous one's (h_n, c_n)
+            for call in range(1, cfg.calls + 1):           # each call continues from the previous one's (h_n, c_n)
+                if call in (cfg.resets or ()):
+                    args = first_args                      # a reset: the initial state of call 1 (or none) again
                 out, (h_n, c_n) = module(*args)
                 args = (xin, (h_n, c_n))
+                if cfg.calls > 1:
+                    call_outputs.append(self._call_output(cfg, out, h_n))
         if cfg.calls > 1:
             notes.append(f"{cfg.calls} calls on the same input, each given the previous call's (h_n, c_n) as its "
-                         "initial state (torch's own way to continue a sequence); the last call's returns are compared")
+                         "initial state (torch's own way to continue a sequence)"
+                         + (f"; call(s) {', '.join(map(str, cfg.resets))} given the first call's initial state "
+                            "again (a reset)" if cfg.resets else "") + "; the last call's returns are compared")
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
@@ -455,6 +511,7 @@ class TorchLSTM(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         obs.normalization = notes
+        obs.call_outputs = call_outputs or None
         if cfg.layout == "unbatched":
             out, h_n, c_n = out[None], h_n[:, None], c_n[:, None]
             notes.append("unbatched: add a batch axis of 1 to output (axis 0) and h_n/c_n (axis 1)")
