@@ -52,6 +52,8 @@ CONFIGS = {
                                              return_state=True),
         "sizes-bi-state-initial": Config(5, (4, 6), num_layers=2, bidirectional=True, return_state=True,
                                          initial_state="random"),
+        "stacked-cells-state-initial": Config(5, (4, 6), num_layers=2, cell_api=True, stacked_cells=True,
+                                              return_state=True, initial_state="random"),
         "refused-c-of-another-batch": Config(5, 4, initial_state="ones", feed_state_batch=3, feed_state_only="c"),
     },
     "flax-linen": {

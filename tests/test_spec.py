@@ -855,3 +855,18 @@ def test_a_hidden_size_list_is_validated(tmp_path, fields, words):
             input_size: 3{body}
         """)
     assert err.field in ("hidden_size", "proj_size") and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"stacked_cells": "true"}, "set cell_api too"),
+    ({"stacked_cells": "true", "cell_api": "true", "bidirectional": "true"}, "runs a whole stack per direction"),
+])
+def test_stacked_cells_needs_the_cell_api_and_one_direction(tmp_path, fields, words):
+    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4{body}
+        """)
+    assert err.field == "stacked_cells" and words in str(err), str(err)

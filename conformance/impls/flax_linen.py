@@ -97,6 +97,9 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
     stack = per_layer_unsupported(cfg, api, "initial_carry=(c, h), Bidirectional ((c_fw, h_fw), (c_bw, h_bw))")
     if stack:
         return stack
+    if cfg.stacked_cells:
+        return (f"stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); {api} takes one cell, and "
+                "flax has no cell that steps a list of cells (cell_api steps each by hand, the same numbers)")
     if cfg.cell_api:
         why = [name for name, on in (("bidirectional", cfg.bidirectional), ("lengths", cfg.lengths is not None),
                                      ("go_backwards", cfg.go_backwards), ("native keywords", cfg.native))
