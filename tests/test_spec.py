@@ -870,3 +870,20 @@ def test_stacked_cells_needs_the_cell_api_and_one_direction(tmp_path, fields, wo
             hidden_size: 4{body}
         """)
     assert err.field == "stacked_cells" and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("claim, words", [
+    ("{warns: UserWarning}", "a mapping with type (a warning category, e.g. UserWarning)"),
+    ("{warns: {type: 'User Warning'}}", "is not a warning category"),
+    ("{warns: {match: '(unclosed'}}", "not a regular expression"),
+])
+def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words):
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: c
+            input_size: 3
+            hidden_size: 4
+            claims:
+              - {{source: doc, impl: torch, {claim[1:-1]}}}
+        """)
+    assert err.field == "claims.warns" and words in str(err), str(err)
