@@ -390,6 +390,10 @@ def _claim_verdict(claim: Claim, obs: Observation, directions: int = 1) -> dict:
             observed = np.asarray(observed, np.float64)
             real["values"][name] = observed.tolist()
             holds &= bool(np.allclose(observed, want, atol=claim.atol, rtol=claim.rtol))
+    if claim.warns is not None:
+        claimed["warns"] = dict(claim.warns)
+        real["warns"] = [{"type": w["type"], "message": w["message"]} for w in obs.warnings]
+        holds &= any(claim.raises_matches(w, claim.warns) for w in obs.warnings)
     for key, same in (("same_calls", True), ("different_calls", False)):
         pairs = getattr(claim, key)
         if pairs is None:

@@ -17,10 +17,10 @@ from .fields import ROLES, as_number
 from .limits import MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS, MAX_CLAIM_VALUES, MAX_TEXT_CHARS
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "dtypes", "paths", "params",
-                "values", "same_calls", "different_calls", "atol", "rtol", "raises", "holds", "note")
+                "values", "same_calls", "different_calls", "atol", "rtol", "raises", "warns", "holds", "note")
 # What a claim may state (at least one of them), beside its source, scope and texts.
 STATEMENTS = ("outputs", "roles", "param_count", "dtypes", "paths", "params", "values", "same_calls",
-              "different_calls", "raises")
+              "different_calls", "raises", "warns")
 VALUE_TENSOR_RE = re.compile(r"^(output|layer\d+/(forward|backward)/[hc])$")
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
 CLAIM_ATOL = CLAIM_RTOL = 1e-6     # a values claim's default tolerance (Keras's and NumPy's assertAllClose)
@@ -43,6 +43,7 @@ class Claim:
     atol: float = CLAIM_ATOL
     rtol: float = CLAIM_RTOL
     raises: tuple[tuple[str, str], ...] | None = None    # ("type", name) and ("match", regex): the call is refused
+    warns: tuple[tuple[str, str], ...] | None = None     # the same, of a warning the run raises
     # pairs of call numbers (1-based, ``calls``) whose outputs are the same (within atol/rtol), or are not
     same_calls: tuple[tuple[int, int], ...] | None = None
     different_calls: tuple[tuple[int, int], ...] | None = None
@@ -53,10 +54,10 @@ class Claim:
     def applies_to(self, impl_id: str) -> bool:
         return any(fnmatch.fnmatchcase(impl_id, p) for p in self.impl)
 
-    def raises_matches(self, rejection: dict) -> bool:
-        """Whether a run's ``rejection`` is the refusal this claim says: the exception is of the claimed
-        type (or a subclass of it) and its message matches the claimed pattern (``re.search``)."""
-        want = dict(self.raises or ())
+    def raises_matches(self, rejection: dict, want: tuple | None = None) -> bool:
+        """Whether a run's ``rejection`` (or a warning: ``want`` is then ``warns``) is the one this claim says:
+        of the claimed type (or a subclass of it), its message matching the claimed pattern (``re.search``)."""
+        want = dict(self.raises if want is None else want)
         return ((not want.get("type") or want["type"] in rejection.get("types", [rejection.get("type")]))
                 and (not want.get("match") or re.search(want["match"], rejection.get("message", "")) is not None))
 
@@ -102,7 +103,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
             raise SpecError("expected a non-negative integer (at most 2**63 - 1)", field="claims.param_count",
                             line=raw.line_of("param_count"), **loc)
         param_count = pc
-    raises = _raises(raw, **loc)
+    raises, warns = _raises(raw, **loc), _raises(raw, "warns", **loc)
     dtypes = _names(raw, "dtypes", DTYPE_NAMES, **loc)
     paths = _names(raw, "paths", None, **loc)
     params = _params(raw, **loc)
@@ -121,7 +122,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
                                 field=f"claims.{key}", line=raw.line_of(key), **loc)
             tol[key] = number
     if outputs is None and roles is None and param_count is None and all(
-            x is None for x in (dtypes, paths, params, values, raises, same_calls, different_calls)):
+            x is None for x in (dtypes, paths, params, values, raises, warns, same_calls, different_calls)):
         raise SpecError(f"a claim must state at least one of {', '.join(STATEMENTS)}", field="claims",
                         line=raw.line, **loc)
     if outputs is not None and roles is not None and len(outputs) != len(roles):
@@ -134,7 +135,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
     note = optional_text(raw, "note", "claims.note", **loc)
     return Claim(source=source, impl=impl, says=says, outputs=outputs, roles=roles, param_count=param_count,
                  dtypes=dtypes, paths=paths, params=params, values=values, **tol, raises=raises, holds=holds, note=note,
-                 same_calls=same_calls, different_calls=different_calls, line=raw.line)
+                 same_calls=same_calls, different_calls=different_calls, warns=warns, line=raw.line)
 
 
 def _call_pairs(raw, key: str, **loc) -> tuple | None:
@@ -152,18 +153,19 @@ def _call_pairs(raw, key: str, **loc) -> tuple | None:
     return tuple(tuple(p) for p in value)
 
 
-def _raises(raw, **loc) -> tuple | None:
+def _raises(raw, key: str = "raises", **loc) -> tuple | None:
     """``raises``: ``{type: ExceptionName, match: regex}`` (either may be left out): the implementation
-    refuses the call with such an exception."""
-    if "raises" not in raw:
+    refuses the call with such an exception; ``warns``: it warns so (a warning category, e.g. UserWarning)."""
+    if key not in raw:
         return None
-    value, kloc = raw["raises"], dict(loc, field="claims.raises", line=raw.line_of("raises"))
+    value, kloc = raw[key], dict(loc, field=f"claims.{key}", line=raw.line_of(key))
+    what = "an exception class name, e.g. ValueError" if key == "raises" else "a warning category, e.g. UserWarning"
     if not isinstance(value, dict) or not value or set(value) - {"type", "match"} or not all(
             isinstance(v, str) and v for v in value.values()):
-        raise SpecError("expected a mapping with type (an exception class name, e.g. ValueError) and/or match "
-                        "(a regular expression its message must contain)", **kloc)
+        raise SpecError(f"expected a mapping with type ({what}) and/or match (a regular expression its message must "
+                        "contain)", **kloc)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", value.get("type", "x")):
-        raise SpecError(f"{short(value['type'])} is not an exception class name", **kloc)
+        raise SpecError(f"{short(value['type'])} is not {what.split(',')[0]}", **kloc)
     if "match" in value:
         check_length(value["match"], MAX_TEXT_CHARS, "the pattern", **kloc)
         try:

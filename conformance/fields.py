@@ -152,6 +152,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
                           "dropout the values are drawn at random, so values and padding are not compared"),
     "cell_api": FieldSpec(bool, False, "build it from the cell-level API: torch nn.LSTMCell stepped by hand over "
                           "the time steps (and layer after layer), Keras RNN(LSTMCell); the same semantics"),
+    "stacked_cells": FieldSpec(bool, False, "one RNN over every layer's cell, stepped together per time step: Keras "
+                               "RNN([LSTMCell(H0), LSTMCell(H1), ...]) (StackedRNNCells), returning [output, [h, c] of "
+                               "each cell]; needs cell_api; the same semantics (torch and Flax have no such construct)"),
     "calls": FieldSpec(int, 1, "consecutive calls on the input, each starting from the state the previous one ended "
                        "with, in each framework's own way (Keras stateful=True, torch's (h_n, c_n) fed back, Flax's "
                        "carry); the output and states compared are the last call's", minimum=1, maximum=MAX_CALLS),
@@ -210,6 +213,7 @@ class Config:
     layer_dropout: float = 0.0
     training: bool = False
     cell_api: bool = False
+    stacked_cells: bool = False
     calls: int = 1
     resets: tuple[int, ...] | None = None
     native: tuple = ()             # ((impl pattern, ((keyword, value), ...)), ...): see native_mapping
@@ -443,6 +447,13 @@ def cross_check(values: dict, line_of, **loc) -> None:
                             field="lengths", line=line_of("lengths"), **loc)
     if values["mask"] is not None:
         _cross_check_mask(values, line_of, **loc)
+    if values["stacked_cells"]:
+        at = {"field": "stacked_cells", "line": line_of("stacked_cells"), **loc}
+        if not values["cell_api"]:
+            raise SpecError("stacked_cells is a construct of the cell-level API: set cell_api too", **at)
+        if values["bidirectional"]:
+            raise SpecError("stacked_cells with bidirectional: Keras's Bidirectional(RNN(cells)) runs a whole stack per "
+                            "direction, which is another semantics than a bidirectional layer per level", **at)
     if values["resets"] is not None:
         resets, at = values["resets"], {"field": "resets", "line": line_of("resets"), **loc}
         if values["calls"] < 2:

@@ -59,6 +59,7 @@ MAX_RECORD_TEXT = 16 * 1024    # characters of a run record's reason and traceba
 # results file larger than a report reads: the default set uses at most 3 claims per case, 3 tensors
 # and 3 dimensions per claimed shape, and one pattern per list.
 MAX_CLAIMS = 16                # claims in one case
+MAX_WARNINGS = 32              # distinct warnings a run's record keeps
 MAX_CLAIM_TENSORS = 64         # a claim's `outputs` shapes, and its `roles`
 MAX_CLAIM_VALUES = 4096        # numbers in one claim's values
 MAX_CLAIM_DIMS = 8             # dimensions of one claimed shape

@@ -67,7 +67,7 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
         "reference": reference.summary(case.config),
         "native": {"construct": obs.construct, "returns": obs.returns, "params": obs.params,
                    "param_count": obs.param_count, "normalization": obs.normalization, "repro": repro,
-                   "rejection": obs.rejection},
+                   "rejection": obs.rejection, "warnings": obs.warnings},
         "canonical": {"output_shape": _shape(obs.output),
                       "state_shapes": None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]},
         "versions": info.get("versions", {}),

@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -178,6 +179,24 @@ def _roundtrip(impl, cfg, device: str) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
 
 
+def recorded_warnings(caught: list) -> list[dict]:
+    """The warnings a run raised, as data: each distinct (category, message) once, in order, at most
+    ``MAX_WARNINGS`` of them, their messages clipped like any native text."""
+    from .limits import MAX_WARNINGS, clip_text
+
+    out, seen = [], set()
+    for w in caught:
+        key = (w.category.__name__, str(w.message))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"type": key[0], "types": [t.__name__ for t in w.category.__mro__[:-1]],
+                    "message": clip_text(key[1])})
+        if len(out) == MAX_WARNINGS:
+            break
+    return out
+
+
 def _send(conn: Connection, obs) -> None:
     """Send an observation; one that cannot be pickled (a framework object left in it) becomes an
     error observation instead of a dead worker. Pickling happens before anything is written."""
@@ -232,19 +251,22 @@ def serve(impl_id: str, conn: Connection) -> None:
             conn.send(reply)
             continue
         t0 = time.perf_counter()
-        try:
-            cfg = Config(**msg["config"])
-            _inject_fault(case_id)
-            weights = _mapping_fault(case_id, canonical_weights(cfg))
-            obs = impl.run(cfg, msg["device"], make_input(cfg), weights, initial_states(cfg))
-        except Rejected as exc:      # the framework refused what it was given: a native fact
-            obs = Observation(status="rejected", reason=clip_text(str(exc)), rejection=exc.info,
-                              traceback=clip_text("".join(traceback.format_exception(exc.__cause__))))
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a framework error is a verdict, not a crash
-            obs = _error(exc)
+        with warnings.catch_warnings(record=True) as caught:    # what the framework warns of during the run
+            warnings.simplefilter("always")
+            try:
+                cfg = Config(**msg["config"])
+                _inject_fault(case_id)
+                weights = _mapping_fault(case_id, canonical_weights(cfg))
+                obs = impl.run(cfg, msg["device"], make_input(cfg), weights, initial_states(cfg))
+            except Rejected as exc:      # the framework refused what it was given: a native fact
+                obs = Observation(status="rejected", reason=clip_text(str(exc)), rejection=exc.info,
+                                  traceback=clip_text("".join(traceback.format_exception(exc.__cause__))))
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a framework error is a verdict, not a crash
+                obs = _error(exc)
         if not isinstance(obs, Observation):
             obs = Observation(status="error", reason=f"{impl_id}'s run returned {type(obs).__name__}, "
                                                      "not an Observation")
+        obs.warnings = recorded_warnings(caught)
         obs.timings["total_s"] = time.perf_counter() - t0
         served += 1
         obs.timings["worker_run"] = served          # this worker process's nth run: memory over time

@@ -49,3 +49,26 @@ def test_what_a_cell_api_cannot_express_is_unsupported_and_says_why(impl, field,
 def test_a_flax_cell_stepped_by_hand_gives_the_rnn_s_numbers(pool, impl):
     obs = agree(pool, impl, Config(**BASE, num_layers=2, initial_state="random", layout="time_major"))
     assert "stepped by hand" in obs.construct and all("/cell/" in p["name"] for p in obs.params)
+
+
+# ---- stacked_cells: one Keras RNN over every layer's cell (StackedRNNCells) ----
+
+STACKED = dict(BASE, hidden_size=(5, 3), num_layers=2, stacked_cells=True, initial_state="random")
+
+
+def test_keras_rnn_over_a_list_of_cells_returns_each_cell_s_h_and_c_nested_and_the_layers_numbers(pool):
+    obs = agree(pool, "tf-keras", Config(**STACKED))
+    assert [(r["path"], r["role"], r["shape"]) for r in obs.returns] == [
+        ("[0]", "output", [2, 3, 3]), ("[1][0]", "h", [2, 5]), ("[1][1]", "c", [2, 5]),
+        ("[2][0]", "h", [2, 3]), ("[2][1]", "c", [2, 3])]
+    assert "tf_keras.layers.RNN([tf_keras.layers.LSTMCell(5, " in obs.construct
+
+
+def test_keras_3_cannot_reset_a_stateful_rnn_over_a_list_of_cells(pool):
+    obs = pool.run("keras-jax", "c", Config(**dict(STACKED, calls=2, resets=(2,))), "cpu")
+    assert obs.status == "rejected" and "has no attribute 'assign'" in obs.rejection["message"]
+
+
+@pytest.mark.parametrize("impl", ["torch", "flax-linen", "flax-nnx"])
+def test_only_keras_has_an_rnn_over_a_list_of_cells(impl):
+    assert "StackedRNNCells" in impls.get(impl).unsupported(Config(**STACKED))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conformance import checks, reference
-from conformance.spec import Case, Config
+from conformance.spec import Case, Claim, Config
 
 
 def run(pool, impl, **kw):
@@ -62,3 +62,16 @@ def test_a_run_whose_values_were_skipped_is_valid_results_and_reads_back(pool, t
     doc["runs"][0]["checks"]["values"]["details"] = {}           # neither a reason nor the comparison
     with pytest.raises(Exception, match="must contain"):
         validate(doc)
+
+
+def test_a_warning_the_framework_raises_during_the_run_is_recorded_and_claims_read_it(pool):
+    cfg = Config(3, 4, layer_dropout=0.5)
+    obs = pool.run("torch", "c", cfg, "cpu")
+    (warning,) = [w for w in obs.warnings if "dropout" in w["message"]]
+    assert warning["type"] == "UserWarning" and "Warning" in warning["types"]
+    claim = Claim(source="doc", impl=("torch",), warns=(("type", "UserWarning"), ("match", "expects num_layers")))
+    (detail,) = checks.check_claims(Case(id="c", config=cfg, file="cases/x.yaml", line=1, claims=(claim,)), obs,
+                                    "torch").details["claims"]
+    assert detail["true"] is True
+    two = pool.run("torch", "c", Config(3, 4, layer_dropout=0.5, num_layers=2), "cpu")
+    assert not [w for w in two.warnings if "dropout" in w["message"]]

@@ -20,10 +20,18 @@ def test_keras_returns_the_forward_then_the_backward_output_before_the_states(po
     assert checks.check_values(Case(id="c", config=cfg, file="cases/x.yaml", line=1), obs, "cpu", ref).ok
 
 
-def test_frameworks_without_separate_outputs_say_why():
+def test_torch_without_separate_outputs_says_why():
+    assert "always concatenates the two directions" in impls.get("torch").unsupported(Config(**BASE))
+
+
+@pytest.mark.parametrize("impl", ["flax-linen", "flax-nnx"])
+def test_flax_returns_the_two_outputs_apart_with_a_merge_fn_that_keeps_them(pool, impl):
     cfg = Config(**BASE)
-    assert "always concatenates the two directions" in impls.get("torch").unsupported(cfg)
-    assert "does not express it yet" in impls.get("flax-linen").unsupported(cfg)
+    obs = pool.run(impl, "c", cfg, "cpu")
+    outputs = [(r["path"], r["direction"], r["shape"]) for r in obs.returns if r["role"] == "output"]
+    assert outputs == [("[1][0]", "forward", [2, 5, 4]), ("[1][1]", "backward", [2, 5, 4])]
+    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg))
+    assert checks.check_values(Case(id="c", config=cfg, file="cases/x.yaml", line=1), obs, "cpu", ref).ok
 
 
 def test_merge_mode_none_cannot_be_stacked(tmp_path):

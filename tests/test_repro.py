@@ -52,6 +52,8 @@ CONFIGS = {
                                              return_state=True),
         "sizes-bi-state-initial": Config(5, (4, 6), num_layers=2, bidirectional=True, return_state=True,
                                          initial_state="random"),
+        "stacked-cells-state-initial": Config(5, (4, 6), num_layers=2, cell_api=True, stacked_cells=True,
+                                              return_state=True, initial_state="random"),
         "refused-c-of-another-batch": Config(5, 4, initial_state="ones", feed_state_batch=3, feed_state_only="c"),
     },
     "flax-linen": {
@@ -62,6 +64,8 @@ CONFIGS = {
         "cells-2layer-initial": Config(5, 4, num_layers=2, cell_api=True, initial_state="random"),
         "sizes-bi-initial-state": Config(5, (4, 6, 3), num_layers=3, bidirectional=True, initial_state="ones",
                                          return_state=True),
+        "merge-none-sequences-state": Config(5, 4, bidirectional=True, merge_mode="none", return_sequences=True,
+                                             return_state=True),
         "refused-wrong-features-2layer": Config(5, 4, num_layers=2, feed_input_size=6),
         "refused-h-too-wide": Config(5, 4, initial_state="zeros", feed_state_hidden=7, feed_state_only="h"),
     },

@@ -855,3 +855,35 @@ def test_a_hidden_size_list_is_validated(tmp_path, fields, words):
             input_size: 3{body}
         """)
     assert err.field in ("hidden_size", "proj_size") and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"stacked_cells": "true"}, "set cell_api too"),
+    ({"stacked_cells": "true", "cell_api": "true", "bidirectional": "true"}, "runs a whole stack per direction"),
+])
+def test_stacked_cells_needs_the_cell_api_and_one_direction(tmp_path, fields, words):
+    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4{body}
+        """)
+    assert err.field == "stacked_cells" and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("claim, words", [
+    ("{warns: UserWarning}", "a mapping with type (a warning category, e.g. UserWarning)"),
+    ("{warns: {type: 'User Warning'}}", "is not a warning category"),
+    ("{warns: {match: '(unclosed'}}", "not a regular expression"),
+])
+def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words):
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: c
+            input_size: 3
+            hidden_size: 4
+            claims:
+              - {{source: doc, impl: torch, {claim[1:-1]}}}
+        """)
+    assert err.field == "claims.warns" and words in str(err), str(err)

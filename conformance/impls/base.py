@@ -53,6 +53,9 @@ class Observation:
     # exception's class name, "types": its classes' names (MRO), "message": its message, "phase": "build"
     # or "call"}. A native fact, compared with what the canonical semantics accepts (check ``accepts``).
     rejection: dict | None = None
+    # What the framework warned of during the run (``warnings``): [{"type": the category's name, "types": its
+    # classes' names, "message"}], each distinct one once (``worker.recorded_warnings``). A native fact claims read.
+    warnings: list = field(default_factory=list)
 
 
 class Rejected(Exception):

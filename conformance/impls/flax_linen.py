@@ -59,7 +59,11 @@ _MERGE = {
     "sum": ("merge_fn=lambda a, b: a + b", lambda a, b: a + b),
     "mul": ("merge_fn=lambda a, b: a * b", lambda a, b: a * b),
     "ave": ("merge_fn=lambda a, b: (a + b) / 2", lambda a, b: (a + b) / 2),
+    # merge_mode none: the two outputs returned apart (a tuple), canonically side by side
+    "none": ("merge_fn=lambda a, b: (a, b) (the outputs apart)", lambda a, b: np.concatenate([a, b], -1)),
 }
+_MERGE_FN = {"sum": lambda a, b: a + b, "mul": lambda a, b: a * b, "ave": lambda a, b: (a + b) / 2,
+             "none": lambda a, b: (a, b)}     # flax's merge_fn per merge_mode (concat: its default)
 _GATES = ("i", "f", "g", "o")   # canonical gate order; flax names its Dense layers i{gate} and h{gate}
 _RNN_NAMES = ("forward_rnn", "backward_rnn")   # nn.Bidirectional's submodule names, by canonical direction
 
@@ -93,10 +97,13 @@ def cell_functions(cfg: Config) -> dict:
 
 def flax_unsupported(cfg: Config, api: str) -> str | None:
     """Why flax's ``api`` (``flax.linen.RNN``, ``flax.nnx.RNN``) cannot express the case's masking or
-    dropout, or the adapter does not yet express its merge_mode none or cell_api, or None."""
+    dropout, or the adapter does not yet express its cell_api with them, or None."""
     stack = per_layer_unsupported(cfg, api, "initial_carry=(c, h), Bidirectional ((c_fw, h_fw), (c_bw, h_bw))")
     if stack:
         return stack
+    if cfg.stacked_cells:
+        return (f"stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); {api} takes one cell, and "
+                "flax has no cell that steps a list of cells (cell_api steps each by hand, the same numbers)")
     if cfg.cell_api:
         why = [name for name, on in (("bidirectional", cfg.bidirectional), ("lengths", cfg.lengths is not None),
                                      ("go_backwards", cfg.go_backwards), ("native keywords", cfg.native))
@@ -104,9 +111,6 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
         if why:
             return (f"cell_api: the cell stepped by hand (cell(carry, x_t) per step) has no {', '.join(why)}: those "
                     f"are {api}'s")
-    if cfg.merge_mode == "none":
-        return ("merge_mode none: this adapter does not express it yet (flax's Bidirectional would, with "
-                "merge_fn=lambda a, b: (a, b) returning the two outputs apart)")
     rates = [n for n in ("dropout", "recurrent_dropout", "layer_dropout") if getattr(cfg, n)]
     if rates or cfg.training:
         return (f"{api} and its LSTM cells have no dropout and no training mode (no deterministic flag): "
@@ -245,7 +249,8 @@ class FlaxLinen(Impl):
 
         half = cfg.dtype in ("float16", "bfloat16")
         merge = {"concat": "", "sum": ", merge_fn=lambda a, b: a + b", "mul": ", merge_fn=lambda a, b: a * b",
-                 "ave": ", merge_fn=lambda a, b: (a + b) / 2"}.get(cfg.merge_mode, "")
+                 "ave": ", merge_fn=lambda a, b: (a + b) / 2",
+                 "none": ", merge_fn=lambda a, b: (a, b)"}.get(cfg.merge_mode, "")
 
         def layer_src(param_dtype: str, H: int) -> str:
             if cfg.bidirectional:
@@ -271,7 +276,8 @@ class FlaxLinen(Impl):
                 extra += f"carries = [{', '.join(f'carry_{l}' for l in range(L))}]\n"
         if cfg.bidirectional:
             carry = "((c_fw, h_fw), (c_bw, h_bw))"
-            paths = ["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]", "[1]"]
+            paths = ["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]"] + (
+                ["[1][0]", "[1][1]"] if cfg.merge_mode == "none" else ["[1]"])
         else:
             carry = "(c, h)"
             paths = ["[0][0]", "[0][1]", "[1]"]
@@ -398,9 +404,7 @@ class FlaxLinen(Impl):
             layers = [CellByHand(cell_cls(features=cfg.layer_hidden(l), dtype=dtype, param_dtype=dtype,
                                           **cell_functions(cfg))) for l in range(cfg.num_layers)]
         elif cfg.bidirectional:
-            merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
-                "sum": lambda a, b: a + b, "mul": lambda a, b: a * b,
-                "ave": lambda a, b: (a + b) / 2}[cfg.merge_mode]}
+            merge = {} if cfg.merge_mode == "concat" else {"merge_fn": _MERGE_FN[cfg.merge_mode]}
             # Bidirectional passes its own time_major to both RNNs (overriding theirs): set it too.
             layers = [nn.Bidirectional(rnn(cfg.layer_hidden(l)), rnn(cfg.layer_hidden(l)), return_carry=True,
                                        time_major=time_major, **merge) for l in range(cfg.num_layers)]
@@ -509,9 +513,10 @@ class FlaxLinen(Impl):
         return per_layer
 
     @staticmethod
-    def _call_output(cfg: Config, out: np.ndarray, top_h: list) -> np.ndarray:
-        """One call's canonical output from the top layer's outputs and its final h per direction, as ``run``
-        makes ``obs.output``."""
+    def _call_output(cfg: Config, out, top_h: list) -> np.ndarray:
+        """One call's canonical output from the top layer's outputs (merge_mode none: the two apart) and its
+        final h per direction, as ``run`` makes ``obs.output``."""
+        out = np.concatenate(out, -1) if isinstance(out, tuple) else out
         if not cfg.return_sequences:
             hs = [h[None] if cfg.layout == "unbatched" else h for h in top_h]
             out = _MERGE[cfg.merge_mode][1](*hs) if cfg.directions == 2 else hs[0]
@@ -586,7 +591,8 @@ class FlaxLinen(Impl):
                 if cfg.calls > 1:
                     top = carries[-1]                    # (c, h), or ((c_f, h_f), (c_b, h_b))
                     hs = [top[1]] if cfg.directions == 1 else [top[0][1], top[1][1]]
-                    call_outputs.append(self._call_output(cfg, np.asarray(out), [np.asarray(h) for h in hs]))
+                    call_outputs.append(self._call_output(cfg, jax.tree_util.tree_map(np.asarray, out),
+                                                          [np.asarray(h) for h in hs]))
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
 
@@ -611,7 +617,12 @@ class FlaxLinen(Impl):
                 res.append(returned(p + "[1]", "h", h, top=top, layer=l, direction=dirs[d]))
             return res
 
-        obs.returns = carry_returns("[0]", L - 1, True) + [returned("[1]", "output", out, top=True, layer=L - 1)]
+        if isinstance(out, tuple):          # merge_mode none: (forward outputs, backward outputs)
+            obs.returns = carry_returns("[0]", L - 1, True) + [
+                returned(f"[1][{d}]", "output", o, top=True, layer=L - 1, direction=dirs[d]) for d, o in enumerate(out)]
+            out = np.concatenate(out, -1)
+        else:
+            obs.returns = carry_returns("[0]", L - 1, True) + [returned("[1]", "output", out, top=True, layer=L - 1)]
         for l in range(L - 1):
             obs.returns += carry_returns(f"layers[{l}]", l, False)
 

@@ -53,12 +53,13 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size
 from ..spec import Config
-from .flax_linen import (_GATES, _RNN_NAMES, FlaxLinen, by_hand_src, cell_functions, cell_functions_src,
+from .flax_linen import (_GATES, _MERGE_FN, _RNN_NAMES, FlaxLinen, by_hand_src, cell_functions, cell_functions_src,
                          features_text, flax_unsupported, initial_carry_src, native_src, step_by_hand)
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
-_MERGE_SRC = {"sum": "lambda a, b: a + b", "mul": "lambda a, b: a * b", "ave": "lambda a, b: (a + b) / 2"}
+_MERGE_SRC = {"sum": "lambda a, b: a + b", "mul": "lambda a, b: a * b", "ave": "lambda a, b: (a + b) / 2",
+              "none": "lambda a, b: (a, b)"}
 
 
 def _gate_name(prefix: str, gate: str) -> str:
@@ -172,7 +173,8 @@ class FlaxNnx(FlaxLinen):
                 lines.append(f"carries = [{', '.join(carries)}]")
             call += ", initial_carry=" + ("carries[l]" if cfg.per_layer_sizes else "carry")
         carry = "((c_fw, h_fw), (c_bw, h_bw))" if cfg.bidirectional else "(c, h)"
-        paths = (["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]", "[1]"] if cfg.bidirectional
+        paths = (["[0][0][0]", "[0][0][1]", "[0][1][0]", "[0][1][1]"]
+                 + (["[1][0]", "[1][1]"] if cfg.merge_mode == "none" else ["[1]"]) if cfg.bidirectional
                  else ["[0][0]", "[0][1]", "[1]"])
         lines += ["h = x",
                   "for l, layer in enumerate(layers):  # each layer reads the previous one's outputs",
@@ -214,8 +216,7 @@ class FlaxNnx(FlaxLinen):
                                     **cell_functions(cfg)),
                            return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
 
-        merge = {} if cfg.merge_mode == "concat" else {"merge_fn": {
-            "sum": lambda a, b: a + b, "mul": lambda a, b: a * b, "ave": lambda a, b: (a + b) / 2}[cfg.merge_mode]}
+        merge = {} if cfg.merge_mode == "concat" else {"merge_fn": _MERGE_FN[cfg.merge_mode]}
 
         class CellByHand(nnx.Module):
             """cell_api: the cell stepped by hand over time (see step_by_hand); its parameters sit under

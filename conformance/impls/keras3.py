@@ -168,6 +168,8 @@ class Keras3(Impl):
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
     def _construct(self, cfg: Config, return_sequences: bool, layer: int, quote: str = "'") -> str:
+        if cfg.stacked_cells:
+            return stacked_src("keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote)
         lstm = lstm_src("keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote, cfg.layer_hidden(layer))
         return (f"keras.layers.Bidirectional({lstm}, merge_mode={merge_src(cfg, quote)})"
                 if cfg.bidirectional else lstm)
@@ -301,6 +303,10 @@ class Keras3(Impl):
         keras.utils.set_random_seed(cfg.seed)
         layers = []
         with keras.device(self._keras_device(device)):
+            if cfg.stacked_cells:
+                rnn = stacked_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences))
+                rnn.build((cfg.batch, cfg.timesteps, cfg.input_size))
+                return [rnn]
             for l in range(L):
                 lstm = lstm_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True),
                                   cfg.layer_hidden(l))
@@ -327,22 +333,20 @@ class Keras3(Impl):
         else:
             layers = self._build(cfg, device)
         with keras.device(self._keras_device(device)):
-            for l, layer in enumerate(layers):
-                for d, sub in zip(direction_names(cfg), self._directions(layer)):
-                    for name, attr in _VARIABLES:
-                        key = f"layer{l}/{d}/{name}"
-                        if key in weights:
-                            getattr(sub.cell, attr).assign(np.asarray(weights[key], array_dtype(cfg)))
+            for l, d, cell in cells_of(cfg, layers, self._directions):
+                for name, attr in _VARIABLES:
+                    key = f"layer{l}/{d}/{name}"
+                    if key in weights:
+                        getattr(cell, attr).assign(np.asarray(weights[key], array_dtype(cfg)))
         return layers
 
     def read_weights(self, cfg: Config, native) -> dict:
         keras, out = self._keras, {}
-        for l, layer in enumerate(native):
-            for d, sub in zip(direction_names(cfg), self._directions(layer)):
-                for name, attr in _VARIABLES:
-                    var = getattr(sub.cell, attr, None)
-                    if var is not None:
-                        out[f"layer{l}/{d}/{name}"] = np.asarray(keras.ops.convert_to_numpy(var), array_dtype(cfg))
+        for l, d, cell in cells_of(cfg, native, self._directions):
+            for name, attr in _VARIABLES:
+                var = getattr(cell, attr, None)
+                if var is not None:
+                    out[f"layer{l}/{d}/{name}"] = np.asarray(keras.ops.convert_to_numpy(var), array_dtype(cfg))
         return out
 
     def _stack(self, cfg: Config, layers: list, x, mask, initial) -> list:
@@ -353,8 +357,8 @@ class Keras3(Impl):
             kw = {} if mask is None else {"mask": mask}
             if cfg.training:
                 kw["training"] = True
-            if initial is not None:
-                kw["initial_state"] = initial[l]
+            if initial is not None:    # stacked_cells: the one RNN takes every cell's [h, c], nested
+                kw["initial_state"] = initial if cfg.stacked_cells else initial[l]
             r = layer(h, **kw)
             native.append(r)
             h = r[0] if isinstance(r, (tuple, list)) else r
@@ -404,8 +408,7 @@ class Keras3(Impl):
                             returned_ = self._stack(cfg, layers, xin, mask, first)
                     else:   # (keras-jax stateful: eager, as a jitted StatelessScope would not keep the states)
                         returned_ = self._stack(cfg, layers, xin, mask, first)
-                    returned_ = [[keras.ops.convert_to_numpy(t) for t in r] if isinstance(r, (tuple, list))
-                                 else keras.ops.convert_to_numpy(r) for r in returned_]   # waits for the device
+                    returned_ = nested_numpy(returned_, keras.ops.convert_to_numpy)   # waits for the device
                     if cfg.calls > 1:
                         call_outputs.append(_call_output(cfg, returned_[-1]))
         t2 = time.perf_counter()
@@ -419,7 +422,7 @@ class Keras3(Impl):
             calls.append("training=True")
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
         between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
-                   "layer reads it" if cfg.go_backwards and L > 1 else "")
+                   "layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
         between += {"jax": "; the whole call jitted: jax.jit of the layers' __call__ in a keras.StatelessScope "
                            "holding their variables' values" if cfg.calls == 1 else "",
                     "torch": "; under torch.no_grad()", "tensorflow": ""}[self.backend]
@@ -449,7 +452,8 @@ class Keras3(Impl):
                             "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)")))
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
-        states = record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg))
+        states = (record_stacked_returns(returned_[0], obs.returns) if cfg.stacked_cells else
+                  record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg)))
         obs.call_outputs = call_outputs or None
 
         obs.output = canonical_output(cfg, returned_[-1])
@@ -461,7 +465,11 @@ class Keras3(Impl):
                      + ("; Bidirectional: forward_layer.cell <- forward, backward_layer.cell <- backward"
                         if cfg.bidirectional else ""))
         notes.append("input and output are batch-first natively: no layout change")
-        if L > 1:
+        if cfg.stacked_cells:
+            notes.append(f"stacked_cells: one RNN over {L} LSTMCells (StackedRNNCells), stepped together per time step, "
+                         "each cell reading the one below's h; canonical layer l <- rnn.cell.cells[l]; initial_state "
+                         "is nested, [[h, c] of each cell]")
+        elif L > 1:
             notes.append(f"{L} layers stacked by calling each on the previous one's output; lower layers use "
                          "return_sequences=True, the top layer the case's return_sequences")
         if cfg.lengths is not None:
@@ -510,9 +518,12 @@ class Keras3(Impl):
             if cfg.bidirectional:
                 notes.append("Bidirectional return_state order [output, h_fw, c_fw, h_bw, c_bw] -> states (h, c) "
                              "per direction (forward, backward)")
+            elif cfg.stacked_cells:
+                notes.append("RNN(cells) return_state order [output, [h, c] of cell 0, [h, c] of cell 1, ...] (nested) "
+                             "-> states (h, c) per layer")
             else:
                 notes.append("LSTM return_state order [output, h, c] -> states (h, c)")
-            if L > 1:
+            if L > 1 and not cfg.stacked_cells:
                 notes.append("every layer is built with return_state=True so lower layers' states are collected "
                              "from their returns (layers[l][1:]); states ordered by layer, then direction")
         return obs
@@ -545,10 +556,55 @@ def lstm_src(prefix: str, cfg: Config, kw: list[tuple[str, object]], quote: str,
     return f"{prefix}.RNN({prefix}.LSTMCell({units}, {args(cell)}), {args(rnn)})"
 
 
+def stacked_layer(layers, cfg: Config, kw: list[tuple[str, object]]):
+    """stacked_cells: ``RNN([LSTMCell(H0, **cell keywords), LSTMCell(H1, ...), ...], **the others)``, one RNN
+    over every layer's cell (Keras wraps the list in StackedRNNCells)."""
+    cell = {k: v for k, v in kw if k in _CELL_KEYWORDS}
+    rnn = {k: v for k, v in kw if k not in _CELL_KEYWORDS or k == "dtype"}
+    return layers.RNN([layers.LSTMCell(cfg.layer_hidden(l), **cell) for l in range(cfg.num_layers)], **rnn)
+
+
+def stacked_src(prefix: str, cfg: Config, kw: list[tuple[str, object]], quote: str) -> str:
+    """The source of :func:`stacked_layer`'s layer."""
+    def args(items):
+        return ", ".join(f"{k}={quote}{v}{quote}" if isinstance(v, str) else f"{k}={v}" for k, v in items)
+    cell = args([(k, v) for k, v in kw if k in _CELL_KEYWORDS])
+    rnn = args([(k, v) for k, v in kw if k not in _CELL_KEYWORDS or k == "dtype"])
+    cells = ", ".join(f"{prefix}.LSTMCell({cfg.layer_hidden(l)}, {cell})" for l in range(cfg.num_layers))
+    return f"{prefix}.RNN([{cells}], {rnn})"
+
+
+def nested_numpy(r, convert):
+    """A layer's nested return (lists of lists of tensors: stacked_cells nests each cell's [h, c]) as NumPy."""
+    return [nested_numpy(t, convert) for t in r] if isinstance(r, (tuple, list)) else convert(r)
+
+
+def cells_of(cfg: Config, layers: list, directions) -> list[tuple[int, str, object]]:
+    """(canonical layer, direction, its Keras LSTMCell) of built layers: each layer's (or Bidirectional
+    direction's) cell, or with stacked_cells the one RNN's cells in order."""
+    if cfg.stacked_cells:
+        return [(l, "forward", cell) for l, cell in enumerate(layers[0].cell.cells)]
+    return [(l, d, sub.cell) for l, layer in enumerate(layers)
+            for d, sub in zip(direction_names(cfg), directions(layer))]
+
+
+def record_stacked_returns(r, returns: list) -> list[tuple]:
+    """stacked_cells: what the one RNN over the cells returned, ``[output, [h, c] of cell 0, [h, c] of cell
+    1, ...]`` with return_state (else the output alone): appended to ``returns``; the (h, c) per layer."""
+    if not isinstance(r, list):
+        returns.append(returned("", "output", r))
+        return []
+    returns.append(returned("[0]", "output", r[0]))
+    for l, pair in enumerate(r[1:]):
+        returns += [returned(f"[{l + 1}][{i}]", role, pair[i], layer=l, direction="forward")
+                    for i, role in enumerate(("h", "c"))]
+    return [(pair[0], pair[1]) for pair in r[1:]]
+
+
 def stack_construct(cfg: Config, construct) -> str:
     """The construct of a stack in words, ``construct(return_sequences, layer)`` one layer's source."""
     L = cfg.num_layers
-    if L == 1:
+    if L == 1 or cfg.stacked_cells:
         return construct(cfg.return_sequences, 0)
     if cfg.per_layer_sizes:
         return (" then ".join(construct(cfg.return_sequences if l == L - 1 else True, l) for l in range(L))
@@ -573,6 +629,9 @@ def outputs_of(cfg: Config) -> int:
 
 def returned_paths(cfg: Config) -> list[str]:
     """The paths of what the top layer returns, in native order (``out`` alone, or ``out[i]``)."""
+    if cfg.stacked_cells:
+        return ["[0]"] + [f"[{l + 1}][{i}]" for l in range(cfg.num_layers) for i in range(2)] if cfg.return_state \
+            else [""]
     n = outputs_of(cfg) + (2 * cfg.directions if cfg.return_state else 0)
     return [f"[{i}]" for i in range(n)] if n > 1 else [""]
 
@@ -655,9 +714,9 @@ def stack_snippet(cfg: Config, construct, tensor: str, flip: str, mask_layout: s
                   + "".join(f"    [{tensor.format(make)} for shape in "
                             f"{[fed_state_shape(cfg, r, l * D + d) for d in range(D) for r in ('h', 'c')]}],\n"
                             for l in range(L)) + "]\n")
-    if L == 1:
+    if L == 1 or cfg.stacked_cells:
         if cfg.initial_state != "none":
-            call.append("initial_state=states[0]")
+            call.append("initial_state=states" + ("" if cfg.stacked_cells else "[0]"))
         build = f"layer = {construct(cfg.return_sequences, 0)}\nout = layer({', '.join(['x'] + call)})\n"
         return setup, build, "layer.count_params()"
     items = [construct(True, l) for l in range(L - 1)] + [construct(cfg.return_sequences, L - 1)]

@@ -46,8 +46,9 @@ import numpy as np
 from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
 from .base import Impl, Observation, native, per_layer_unsupported
-from .keras3 import (_call_output, canonical_output, lstm_layer, lstm_src, merge_src, native_merge_mode, outputs_of,
-                     record_stack_returns, returned_paths, stack_construct, stack_snippet)
+from .keras3 import (_call_output, canonical_output, cells_of, lstm_layer, lstm_src, merge_src, native_merge_mode,
+                     outputs_of, record_stack_returns, record_stacked_returns, returned_paths, stack_construct,
+                     nested_numpy, stack_snippet, stacked_layer, stacked_src)
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -116,6 +117,8 @@ class TfKeras2(Impl):
         return kw + [("dtype", cfg.dtype)] + list(cfg.native_for(self.id).items())
 
     def _construct(self, cfg: Config, return_sequences: bool, layer: int, quote: str = "'") -> str:
+        if cfg.stacked_cells:
+            return stacked_src("tf_keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote)
         lstm = lstm_src("tf_keras.layers", cfg, self._lstm_kwargs(cfg, return_sequences), quote, cfg.layer_hidden(layer))
         return (f"tf_keras.layers.Bidirectional({lstm}, merge_mode={merge_src(cfg, quote)})"
                 if cfg.bidirectional else lstm)
@@ -197,34 +200,37 @@ class TfKeras2(Impl):
         if reason:
             raise ValueError(reason)
         tf_keras = self._keras
-        L, dirs = cfg.num_layers, direction_names(cfg)
+        L = cfg.num_layers
         tf_keras.backend.clear_session()          # free the previous run's layers and reset layer names
         tf_keras.utils.set_random_seed(cfg.seed)
         layers = []
         with self._device(device):
-            for l in range(L):
+            if cfg.stacked_cells:
+                rnn = stacked_layer(tf_keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences))
+                rnn.build(self._native_shape(cfg, 0))
+                layers = [rnn]
+            for l in range(0 if cfg.stacked_cells else L):
                 lstm = lstm_layer(tf_keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1
                                                                           else True), cfg.layer_hidden(l))
                 layer = (tf_keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
                          else lstm)
                 layer.build(self._native_shape(cfg, l))       # else built on first call
-                for d, sub in zip(dirs, self._directions(layer)):
-                    for name, attr in _VARIABLES:
-                        key = f"layer{l}/{d}/{name}"
-                        if key in weights:
-                            var = getattr(sub.cell, attr)
-                            var.assign(self._tf.cast(np.asarray(weights[key], np.float64), var.dtype))
                 layers.append(layer)
+            for l, d, cell in cells_of(cfg, layers, self._directions):
+                for name, attr in _VARIABLES:
+                    key = f"layer{l}/{d}/{name}"
+                    if key in weights:
+                        var = getattr(cell, attr)
+                        var.assign(self._tf.cast(np.asarray(weights[key], np.float64), var.dtype))
         return layers
 
     def read_weights(self, cfg: Config, native) -> dict:
         out = {}
-        for l, layer in enumerate(native):
-            for d, sub in zip(direction_names(cfg), self._directions(layer)):
-                for name, attr in _VARIABLES:
-                    var = getattr(sub.cell, attr, None)
-                    if var is not None:
-                        out[f"layer{l}/{d}/{name}"] = np.asarray(self._tf.cast(var, self._tf.float64).numpy())
+        for l, d, cell in cells_of(cfg, native, self._directions):
+            for name, attr in _VARIABLES:
+                var = getattr(cell, attr, None)
+                if var is not None:
+                    out[f"layer{l}/{d}/{name}"] = np.asarray(self._tf.cast(var, self._tf.float64).numpy())
         return out
 
     def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
@@ -255,18 +261,16 @@ class TfKeras2(Impl):
                         for layer in layers:
                             layer.reset_states()
                     for l, layer in enumerate(layers):
-                        first = {} if initial is None or (k and not reset) else {"initial_state": initial[l]}
+                        first = {} if initial is None or (k and not reset) else {
+                            "initial_state": initial if cfg.stacked_cells else initial[l]}   # (stacked: nested)
                         r = layer(h, **call, **first)
                         returned_.append(r)
                         h = r[0] if isinstance(r, (tuple, list)) else r
                         if cfg.go_backwards and l < L - 1:
                             h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
                     if cfg.calls > 1:
-                        call_outputs.append(_call_output(cfg, [t.numpy() for t in returned_[-1]]
-                                                         if isinstance(returned_[-1], (tuple, list))
-                                                         else returned_[-1].numpy()))
-                returned_ = [[t.numpy() for t in r] if isinstance(r, (tuple, list)) else r.numpy()
-                             for r in returned_]   # waits for the device
+                        call_outputs.append(_call_output(cfg, nested_numpy(returned_[-1], lambda t: t.numpy())))
+                returned_ = nested_numpy(returned_, lambda t: t.numpy())   # waits for the device
         t2 = time.perf_counter()
 
         calls = []
@@ -283,7 +287,7 @@ class TfKeras2(Impl):
                       + (" and initial_state is given again" if init is not None else "") if cfg.resets else "")
                    + "); the last call's returns are compared" if cfg.calls > 1 else "")
         between += (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
-                   "next layer reads it" if cfg.go_backwards and L > 1 else "")
+                   "next layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
         obs = Observation(
             construct=(stack_construct(cfg, lambda seq, layer: self._construct(cfg, seq, layer))
                        + how + between),
@@ -292,7 +296,8 @@ class TfKeras2(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
-        states = record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg))
+        states = (record_stacked_returns(returned_[0], obs.returns) if cfg.stacked_cells else
+                  record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg)))
 
         obs.call_outputs = call_outputs or None
         out = canonical_output(cfg, returned_[-1])

@@ -91,6 +91,9 @@ class TorchLSTM(Impl):
         return tuple(k for k in self.own_keywords if not (k == "batch_first" and cfg.layout == "unbatched"))
 
     def unsupported(self, cfg: Config) -> str | None:
+        if cfg.stacked_cells:
+            return ("stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); torch has no construct that "
+                    "steps a list of cells: its cells are stepped by the user's own loop (cell_api, the same numbers)")
         if cfg.per_layer_sizes and not cfg.cell_api:
             return (f"torch.nn.LSTM has one hidden_size for every layer (hidden_size={list(cfg.hidden_size)}); "
                     "layers of their own sizes are a stack of modules, or of nn.LSTMCell (cell_api)")
