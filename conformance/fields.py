@@ -67,7 +67,7 @@ INITIAL_STATES = ("none", "zeros", "ones", "random")
 INPUTS = ("random", "arange")
 # Named activations the reference implements (reference.ACTIVATIONS); hard_sigmoid is max(0, min(1, x/6 + 1/2)),
 # Keras 3's, jax.nn's and torch's Hardsigmoid (tf-keras defines it as 0.2x + 0.5: a declared divergence).
-ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "relu", "linear")
+ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "relu", "elu", "linear")   # elu: x > 0 ? x : exp(x) - 1
 MAX_CONSTANT = 1e6     # a constant input, weight or initial state (larger: a typo, or an overflow in float16)
 
 

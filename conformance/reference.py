@@ -305,6 +305,7 @@ ACTIVATIONS = {                                   # the cell options' named func
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
     "hard_sigmoid": lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0),
     "relu": lambda z: np.maximum(z, 0.0),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),   # alpha 1: Keras's and jax.nn's default
     "linear": lambda z: np.array(z, copy=True),   # (a new array: h = o * act(c) is computed in place)
 }
 

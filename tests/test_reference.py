@@ -284,6 +284,7 @@ def test_keras_s_hard_coded_correctness_values_follow_from_the_lstm_equations():
     ("relu", "sigmoid", lambda z: np.maximum(z, 0), lambda z: 1 / (1 + np.exp(-z))),
     ("linear", "hard_sigmoid", lambda z: z, lambda z: np.clip(z / 6 + 0.5, 0, 1)),
     ("tanh", "tanh", np.tanh, np.tanh),
+    ("elu", "sigmoid", lambda z: np.where(z > 0, z, np.exp(z) - 1), lambda z: 1 / (1 + np.exp(-z))),
 ])
 def test_two_steps_follow_the_lstm_equations_with_the_case_s_activations(activation, recurrent_activation, act, gate):
     cfg, x, ref = run_ref(timesteps=2, return_state=True, activation=activation,

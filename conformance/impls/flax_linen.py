@@ -79,7 +79,7 @@ def _model_key(cfg: Config, device: str) -> tuple:
 
 
 # the case's activations -> jax.nn's functions (by name; linear is the identity); defaults not written
-_JAX_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "hard_sigmoid": "hard_sigmoid", "relu": "relu",
+_JAX_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "hard_sigmoid": "hard_sigmoid", "relu": "relu", "elu": "elu",
                     "linear": None}
 
 
