@@ -91,6 +91,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "return_state": FieldSpec(bool, False, "return the final (h, c) of every layer and direction"),
     "batch": FieldSpec(int, 2, "batch size B (must be 1 for layout unbatched; 0: an empty batch)", minimum=0,
                        maximum=MAX_SIZE),
+    "batch_shape": FieldSpec(tuple, None, "the batch as several leading axes, e.g. [2, 3] for batch 6: the input is "
+                             "(*batch_shape, T, F), lengths and states shaped like them (flax takes any leading batch "
+                             "axes); null = one batch axis", maximum=MAX_SIZE),
     "timesteps": FieldSpec(int, 3, "sequence length T (0: empty sequences)", minimum=0, maximum=MAX_TIMESTEPS),
     "layout": FieldSpec(str, "batch_major", "native input layout: (B,T,F), (T,B,F) or (T,F)",
                         choices=LAYOUTS),
@@ -187,6 +190,7 @@ class Config:
     return_sequences: bool = False
     return_state: bool = False
     batch: int = 2
+    batch_shape: tuple[int, ...] | None = None
     timesteps: int = 3
     layout: str = "batch_major"
     dtype: str = "float32"
@@ -225,6 +229,8 @@ class Config:
             object.__setattr__(self, "hidden_size", tuple(self.hidden_size))
         if isinstance(self.resets, list):
             object.__setattr__(self, "resets", tuple(self.resets))
+        if isinstance(self.batch_shape, list):
+            object.__setattr__(self, "batch_shape", tuple(self.batch_shape))
         if isinstance(self.mask, list) or isinstance(self.lengths, list):     # as JSON gives them back
             object.__setattr__(self, "mask", None if self.mask is None else
                                tuple(tuple(bool(v) for v in row) for row in self.mask))
@@ -447,6 +453,18 @@ def cross_check(values: dict, line_of, **loc) -> None:
                             field="lengths", line=line_of("lengths"), **loc)
     if values["mask"] is not None:
         _cross_check_mask(values, line_of, **loc)
+    if values["batch_shape"] is not None:
+        shape, at = values["batch_shape"], {"field": "batch_shape", "line": line_of("batch_shape"), **loc}
+        if not 2 <= len(shape) <= 4:
+            raise SpecError(f"batch_shape gives 2 to 4 leading batch axes (one axis is batch alone); got {list(shape)}",
+                            **at)
+        if math.prod(shape) != values["batch"]:
+            raise SpecError(f"batch_shape {list(shape)} holds {math.prod(shape)} sequences but batch is "
+                            f"{values['batch']}", **at)
+        if values["layout"] != "batch_major":
+            raise SpecError("batch_shape puts the batch axes first: layout must be batch_major", **at)
+        if values["feed_state_batch"] is not None:
+            raise SpecError("batch_shape with feed_state_batch: give one or the other", **at)
     if values["stacked_cells"]:
         at = {"field": "stacked_cells", "line": line_of("stacked_cells"), **loc}
         if not values["cell_api"]:

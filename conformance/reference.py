@@ -469,7 +469,10 @@ def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
 
 
 def to_native_layout(cfg: Config, x: np.ndarray) -> np.ndarray:
-    """Canonical (B, T, F) -> the layout the case asks the implementation to be fed."""
+    """Canonical (B, T, F) -> the layout the case asks the implementation to be fed (with ``batch_shape``,
+    (*batch_shape, T, F): the batch split into its leading axes, in order)."""
+    if cfg.batch_shape is not None:
+        return np.ascontiguousarray(x.reshape(cfg.batch_shape + x.shape[1:]))
     if cfg.layout == "time_major":
         return np.ascontiguousarray(x.transpose(1, 0, 2))
     if cfg.layout == "unbatched":
@@ -479,6 +482,8 @@ def to_native_layout(cfg: Config, x: np.ndarray) -> np.ndarray:
 
 def native_input_shape(cfg: Config) -> tuple[int, ...]:
     B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+    if cfg.batch_shape is not None:
+        return (*cfg.batch_shape, T, F)
     return {"batch_major": (B, T, F), "time_major": (T, B, F), "unbatched": (T, F)}[cfg.layout]
 
 

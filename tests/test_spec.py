@@ -887,3 +887,20 @@ def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words)
               - {{source: doc, impl: torch, {claim[1:-1]}}}
         """)
     assert err.field == "claims.warns" and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"batch": "6", "batch_shape": "[6]"}, "2 to 4 leading batch axes"),
+    ({"batch": "6", "batch_shape": "[2, 2]"}, "holds 4 sequences but batch is 6"),
+    ({"batch": "6", "batch_shape": "[2, 3]", "layout": "time_major"}, "layout must be batch_major"),
+    ({"batch": "6", "batch_shape": "[2, -3]"}, "a list of integers >= 0"),
+])
+def test_batch_shape_is_validated(tmp_path, fields, words):
+    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4{body}
+        """)
+    assert err.field == "batch_shape" and words in str(err), str(err)

@@ -101,6 +101,9 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
     stack = per_layer_unsupported(cfg, api, "initial_carry=(c, h), Bidirectional ((c_fw, h_fw), (c_bw, h_bw))")
     if stack:
         return stack
+    if cfg.batch_shape is not None and cfg.cell_api:
+        return ("cell_api with batch_shape: the cell stepped by hand here steps axis 1 of a (B, T, F) input; "
+                f"{api} itself takes the leading batch axes")
     if cfg.stacked_cells:
         return (f"stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); {api} takes one cell, and "
                 "flax has no cell that steps a list of cells (cell_api steps each by hand, the same numbers)")
@@ -136,7 +139,7 @@ def initial_carry_src(cfg: Config, layer: int = 0) -> str:
     constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
     for role, key in (("c", 1), ("h", 2)):
         b, w = fed_state_shape(cfg, role, layer * cfg.directions)
-        shape = (w,) if cfg.layout == "unbatched" else (b, w)
+        shape = (w,) if cfg.layout == "unbatched" else (*cfg.batch_shape, w) if cfg.batch_shape else (b, w)
         lines += (f"{role}0 = jax.random.uniform(jax.random.PRNGKey({key}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)\n"
                   if constant == "random" else f"{role}0 = jnp.full({shape}, {float(constant)!r}, jnp.{cfg.dtype})\n")
     return lines
@@ -235,6 +238,8 @@ class FlaxLinen(Impl):
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
                   "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
+        if cfg.batch_shape is not None:
+            layout += f"x = x.reshape({tuple(cfg.batch_shape)} + x.shape[1:])  # leading batch axes\n"
         if cfg.dtype in ("float16", "bfloat16"):
             layout += f"x = jnp.asarray(x, jnp.{cfg.dtype})\n"
         backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
@@ -262,7 +267,8 @@ class FlaxLinen(Impl):
         per_layer = cfg.per_layer_sizes          # layers of their own sizes: a list of layers (and carries)
         extra, call = "", ""
         if cfg.lengths is not None:
-            extra += f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence\n"
+            extra += (f"seq_lengths = jnp.array({list(cfg.lengths)})"
+                      + (f".reshape({tuple(cfg.batch_shape)})" if cfg.batch_shape else "") + "  # valid steps per sequence\n")
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
             for l in range(L if per_layer else 1):
@@ -503,6 +509,8 @@ class FlaxLinen(Impl):
 
         def put(a):
             a = np.asarray(a).astype(ndtype)
+            if cfg.batch_shape is not None:               # (B, H) -> (*batch_shape, H)
+                a = a.reshape(cfg.batch_shape + a.shape[1:])
             return jax.device_put(a[0] if cfg.layout == "unbatched" else a, dev)
 
         D = cfg.directions
@@ -517,6 +525,9 @@ class FlaxLinen(Impl):
         """One call's canonical output from the top layer's outputs (merge_mode none: the two apart) and its
         final h per direction, as ``run`` makes ``obs.output``."""
         out = np.concatenate(out, -1) if isinstance(out, tuple) else out
+        if cfg.batch_shape is not None:                    # (*batch_shape, ...) -> (B, ...)
+            out = out.reshape((cfg.batch,) + out.shape[len(cfg.batch_shape):])
+            top_h = [h.reshape(cfg.batch, -1) for h in top_h]
         if not cfg.return_sequences:
             hs = [h[None] if cfg.layout == "unbatched" else h for h in top_h]
             out = _MERGE[cfg.merge_mode][1](*hs) if cfg.directions == 2 else hs[0]
@@ -577,7 +588,8 @@ class FlaxLinen(Impl):
             native = self.load_weights(cfg, device, weights)
         ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
         xin = jax.device_put(to_native_layout(cfg, x).astype(ndtype), dev)
-        seq_lengths = None if cfg.lengths is None else jax.device_put(np.asarray(cfg.lengths, np.int32), dev)
+        seq_lengths = None if cfg.lengths is None else jax.device_put(
+            np.asarray(cfg.lengths, np.int32).reshape(cfg.batch_shape or (cfg.batch,)), dev)   # shaped like the batch
         carries0 = None if init is None else self._initial_carries(cfg, init, dev)
         jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
@@ -659,6 +671,12 @@ class FlaxLinen(Impl):
         elif time_major:
             out = out.transpose(1, 0, 2)
             notes.append("time_major=True outputs are (T, B, F): transpose to (B, T, F)")
+        elif cfg.batch_shape is not None:
+            nb = len(cfg.batch_shape)
+            out = out.reshape((cfg.batch,) + out.shape[nb:])
+            per_dir = [[(c.reshape(cfg.batch, -1), h.reshape(cfg.batch, -1)) for c, h in dirs_] for dirs_ in per_dir]
+            notes.append(f"input fed as {tuple(cfg.batch_shape)} + (T, F) (leading batch axes; seq_lengths and carries "
+                         "shaped like them); outputs and carries reshaped back to one batch axis (B, ...), in order")
         if cfg.dtype == "bfloat16":
             out = out.astype(np.float32)
             per_dir = [[(c.astype(np.float32), h.astype(np.float32)) for c, h in dirs_] for dirs_ in per_dir]

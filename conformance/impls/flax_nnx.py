@@ -123,6 +123,8 @@ class FlaxNnx(FlaxLinen):
             lines.append("x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)")
         elif cfg.layout == "unbatched":
             lines.append("x = x[0]  # unbatched (T, F)")
+        if cfg.batch_shape is not None:
+            lines.append(f"x = x.reshape({tuple(cfg.batch_shape)} + x.shape[1:])  # leading batch axes")
         if cfg.dtype in ("float16", "bfloat16"):
             lines.append(f"x = jnp.asarray(x, jnp.{cfg.dtype})")
         lines.append(f"rngs = nnx.Rngs({cfg.seed})")
@@ -157,7 +159,8 @@ class FlaxNnx(FlaxLinen):
         lines.append("]")
         call = ""
         if cfg.lengths is not None:
-            lines.append(f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence")
+            lines.append(f"seq_lengths = jnp.array({list(cfg.lengths)})"
+                         + (f".reshape({tuple(cfg.batch_shape)})" if cfg.batch_shape else "") + "  # valid steps per sequence")
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
             carries = []
