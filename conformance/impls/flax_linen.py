@@ -195,8 +195,29 @@ def cell_functions_src(cfg: Config, module: str = "jax.nn") -> str:
 
 
 def native_src(cfg: Config, impl_id: str) -> str:
-    """The case's native keywords for this implementation's RNN constructor, as source after its own."""
-    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items())
+    """The case's native keywords for this implementation's RNN constructor, as source after its own
+    (keep_order is in :func:`backwards_src`)."""
+    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items() if k != "keep_order")
+
+
+def native_kwargs(cfg: Config, impl_id: str) -> dict:
+    """The case's native RNN keywords, but keep_order (see :func:`backwards_kwargs`)."""
+    return {k: v for k, v in cfg.native_for(impl_id).items() if k != "keep_order"}
+
+
+def keeps_order(cfg: Config, impl_id: str) -> bool:
+    """go_backwards: whether the RNN returns its outputs in time order (keep_order=True, the adapter's choice)
+    or in reading order, last time step first (the case's native keep_order: false)."""
+    return bool(cfg.native_for(impl_id).get("keep_order", True))
+
+
+def backwards_kwargs(cfg: Config, impl_id: str) -> dict:
+    """go_backwards as the RNN's keywords: reverse=True, keep_order as :func:`keeps_order` says."""
+    return {"reverse": True, "keep_order": keeps_order(cfg, impl_id)} if cfg.go_backwards else {}
+
+
+def backwards_src(cfg: Config, impl_id: str) -> str:
+    return "".join(f", {k}={v!r}" for k, v in backwards_kwargs(cfg, impl_id).items())
 
 
 class FlaxLinen(Impl):
@@ -220,6 +241,12 @@ class FlaxLinen(Impl):
     # from the case's fields); a case's other `native:` keywords go to the RNN constructor
     own_keywords = ("cell", "return_carry", "time_major", "reverse", "keep_order")   # (gate_fn, activation_fn: fields)
 
+    def own_keywords_for(self, cfg: Config) -> tuple[str, ...]:
+        # go_backwards without lengths: keep_order is free (false: the outputs in reading order, which the
+        # normalization flips back to time order; nn.RNN's own reverse test reads them so)
+        free = cfg.go_backwards and cfg.lengths is None
+        return tuple(k for k in self.own_keywords if not (k == "keep_order" and free))
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.proj_size:
             return (f"flax.linen.{self.cell_cls} has no projection (proj_size={cfg.proj_size}): its h is always "
@@ -242,7 +269,7 @@ class FlaxLinen(Impl):
             layout += f"x = x.reshape({tuple(cfg.batch_shape)} + x.shape[1:])  # leading batch axes\n"
         if cfg.dtype in ("float16", "bfloat16"):
             layout += f"x = jnp.asarray(x, jnp.{cfg.dtype})\n"
-        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+        backwards = backwards_src(cfg, self.id)
 
         def rnn_src(param_dtype: str, H: int) -> str:
             cell = (f"nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
@@ -388,13 +415,13 @@ class FlaxLinen(Impl):
 
         dtype = getattr(jnp, cfg.dtype)
         time_major = cfg.layout == "time_major"
-        backwards = {"reverse": True, "keep_order": True} if cfg.go_backwards else {}
+        backwards = backwards_kwargs(cfg, self.id)
 
         cell_cls = getattr(nn, self.cell_cls)
 
         def rnn(H):
             return nn.RNN(cell_cls(features=H, dtype=dtype, param_dtype=dtype, **cell_functions(cfg)),
-                          return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
+                          return_carry=True, time_major=time_major, **backwards, **native_kwargs(cfg, self.id))
 
         class CellByHand(nn.Module):
             """cell_api: the cell stepped by hand over time (see step_by_hand); its parameters sit under
@@ -521,7 +548,7 @@ class FlaxLinen(Impl):
         return per_layer
 
     @staticmethod
-    def _call_output(cfg: Config, out, top_h: list) -> np.ndarray:
+    def _call_output(cfg: Config, out, top_h: list, flip: bool = False) -> np.ndarray:
         """One call's canonical output from the top layer's outputs (merge_mode none: the two apart) and its
         final h per direction, as ``run`` makes ``obs.output``."""
         out = np.concatenate(out, -1) if isinstance(out, tuple) else out
@@ -535,6 +562,8 @@ class FlaxLinen(Impl):
             out = out[None]
         elif cfg.layout == "time_major":
             out = out.transpose(1, 0, 2)
+        if flip and cfg.return_sequences:                   # keep_order=False: reading order -> time order
+            out = out[:, ::-1]
         return out.astype(np.float32) if cfg.dtype == "bfloat16" else out
 
     # Hooks that FlaxNnx (flax_nnx.py) overrides; the native return structure and its normalization
@@ -554,7 +583,7 @@ class FlaxLinen(Impl):
 
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
-        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+        backwards = backwards_src(cfg, self.id)
         rnn = (f"nn.RNN(nn.{self.cell_cls}(features={features_text(cfg)}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
                f"{cell_functions_src(cfg, 'nn')}), "
                f"return_carry=True, time_major={time_major}{backwards}{native_src(cfg, self.id)})")
@@ -604,7 +633,8 @@ class FlaxLinen(Impl):
                     top = carries[-1]                    # (c, h), or ((c_f, h_f), (c_b, h_b))
                     hs = [top[1]] if cfg.directions == 1 else [top[0][1], top[1][1]]
                     call_outputs.append(self._call_output(cfg, jax.tree_util.tree_map(np.asarray, out),
-                                                          [np.asarray(h) for h in hs]))
+                                                          [np.asarray(h) for h in hs],
+                                                          cfg.go_backwards and not keeps_order(cfg, self.id)))
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
 
@@ -677,6 +707,10 @@ class FlaxLinen(Impl):
             per_dir = [[(c.reshape(cfg.batch, -1), h.reshape(cfg.batch, -1)) for c, h in dirs_] for dirs_ in per_dir]
             notes.append(f"input fed as {tuple(cfg.batch_shape)} + (T, F) (leading batch axes; seq_lengths and carries "
                          "shaped like them); outputs and carries reshaped back to one batch axis (B, ...), in order")
+        if cfg.go_backwards and not keeps_order(cfg, self.id):
+            out = np.ascontiguousarray(out[:, ::-1])
+            notes.append("keep_order=False: the outputs come back in reading order (the last time step's first): "
+                         "flipped along time to time order")
         if cfg.dtype == "bfloat16":
             out = out.astype(np.float32)
             per_dir = [[(c.astype(np.float32), h.astype(np.float32)) for c, h in dirs_] for dirs_ in per_dir]
