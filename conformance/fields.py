@@ -111,7 +111,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "initial_state": FieldSpec(float, "none", "initial (h, c): none (not given: the framework's default, zeros), "
                                "or given in each framework's native form: zeros, ones, random (seeded uniform "
                                "(-0.5, 0.5)) or a constant", choices=INITIAL_STATES),
-    "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (not with bidirectional); canonical "
+    "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (with bidirectional: the two directions swap, "
+                              "the forward weights reading backwards, as Keras's Bidirectional(LSTM(go_backwards=True))); "
+                              "canonical "
                               "outputs stay in time order"),
     "activation": FieldSpec(str, "tanh", "the cell's activation: of the candidate g and of c in h = o * act(c) "
                             "(Keras activation, Flax activation_fn)", choices=ACTIVATIONS),
@@ -484,9 +486,6 @@ def cross_check(values: dict, line_of, **loc) -> None:
     if values["zero_output_for_mask"] and values["lengths"] is None and values["mask"] is None:
         raise SpecError("zero_output_for_mask is about masked steps: set lengths or mask too",
                         field="zero_output_for_mask", line=line_of("zero_output_for_mask"), **loc)
-    if values["go_backwards"] and values["bidirectional"]:
-        raise SpecError("go_backwards is for one direction; bidirectional already has a backward direction",
-                        field="go_backwards", line=line_of("go_backwards"), **loc)
     if values["unit_forget_bias"] and not values["bias"]:
         raise SpecError("unit_forget_bias sets the forget gate's bias, so it needs bias: true",
                         field="unit_forget_bias", line=line_of("unit_forget_bias"), **loc)

@@ -226,3 +226,8 @@ def test_reverse_without_keep_order_returns_reading_order_which_the_normalizatio
 def test_keep_order_is_the_adapter_s_own_unless_the_layer_reads_backwards():
     assert "sets them from the case's fields" in get("flax-linen").unsupported(
         Config(3, 4, native={"flax-linen": {"keep_order": False}}))
+
+
+def test_flax_bidirectional_fixes_its_directions_so_go_backwards_cannot_swap_them():
+    why = get("flax-linen").unsupported(Config(3, 4, bidirectional=True, go_backwards=True))
+    assert "reverse=False" in why and "cannot be swapped" in why

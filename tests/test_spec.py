@@ -288,7 +288,6 @@ def test_the_default_case_set_loads(tmp_path):
      "needs batch_major or time_major"),
     ({"num_layers": "-1"}, "num_layers", "must be >= 0"),
     ({"layout": "unbatched", "batch": "1", "lengths": "[2]"}, "lengths", "layout unbatched has none"),
-    ({"go_backwards": "true", "bidirectional": "true"}, "go_backwards", "bidirectional already has a backward"),
     ({"initial_state": "twos"}, "initial_state", "none | zeros | ones | random, or a number"),
     ({"initial_state": ".inf"}, "initial_state", "or a number from -1e+06 to 1e+06"),
     ({"input": "ones"}, "input", "random | arange, or a number"),

@@ -101,6 +101,9 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
     stack = per_layer_unsupported(cfg, api, "initial_carry=(c, h), Bidirectional ((c_fw, h_fw), (c_bw, h_bw))")
     if stack:
         return stack
+    if cfg.go_backwards and cfg.bidirectional:
+        return ("go_backwards with bidirectional: nn.Bidirectional calls its forward RNN with reverse=False and its "
+                "backward one with reverse=True, overriding the RNNs' own: the directions cannot be swapped")
     if cfg.batch_shape is not None and cfg.cell_api:
         return ("cell_api with batch_shape: the cell stepped by hand here steps axis 1 of a (B, T, F) input; "
                 f"{api} itself takes the leading batch axes")
