@@ -127,10 +127,11 @@ def check_state_order(case: Case, obs: Observation) -> Outcome | None:
         elif cfg.return_sequences:
             rows = np.arange(cfg.batch)
             last, first = out[rows, last_valid], out[rows, first_valid]
-            finals = ([first[:, :Hp]] if cfg.go_backwards else [last[:, :Hp]]) + ([first[:, Hp:]] if D == 2 else [])
-            where = ("output at each sequence's first valid step (read backwards)" if cfg.go_backwards else
-                     "output at each sequence's last valid step (forward)"
-                     + (" and at its first valid step (backward)" if D == 2 else ""))
+            finals = [(first if reference.reads_backwards(cfg, d) else last)[:, k * Hp:(k + 1) * Hp]
+                      for k, d in enumerate(reference.direction_names(cfg))]
+            where = " and ".join(f"output at each sequence's {'first' if reference.reads_backwards(cfg, d) else 'last'} "
+                                 f"valid step ({d}{', read backwards' if reference.reads_backwards(cfg, d) else ''})"
+                                 for d in reference.direction_names(cfg))
         else:
             finals = [out[:, d * Hp:(d + 1) * Hp] for d in range(D)]
             where = "output"
@@ -234,7 +235,7 @@ def _first_divergence(cfg, obs: Observation, ref: reference.Forward, atol, rtol)
                 bad = _compare(obs.output, ref.output, atol, rtol, rows=mask, cols=cols)[2].reshape(mask.shape)
                 if bad.any():
                     steps = np.nonzero(bad.any(0))[0]
-                    backwards = name == "backward" or cfg.go_backwards
+                    backwards = reference.reads_backwards(cfg, name)
                     t = int(steps.max() if backwards else steps.min())
                     return (f"layer {layer}, {name} direction, time step {t} ({'reading backwards' if backwards else 'reading forwards'}): "
                             "h (the output sequence)")
@@ -306,7 +307,9 @@ def _previous_outputs(cfg, output) -> np.ndarray:
 
     if reference.side_by_side(cfg):
         Hp = reference.hidden_out(cfg)
-        return np.concatenate([held(mask, out[..., :Hp]), backwards(mask, out[..., Hp:])], axis=-1)
+        halves = [out[..., :Hp], out[..., Hp:]]
+        return np.concatenate([backwards(mask, o) if reference.reads_backwards(cfg, d) else held(mask, o)
+                               for o, d in zip(halves, ("forward", "backward"))], axis=-1)
     return backwards(mask, out) if cfg.go_backwards else held(mask, out)
 
 

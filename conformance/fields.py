@@ -91,6 +91,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "return_state": FieldSpec(bool, False, "return the final (h, c) of every layer and direction"),
     "batch": FieldSpec(int, 2, "batch size B (must be 1 for layout unbatched; 0: an empty batch)", minimum=0,
                        maximum=MAX_SIZE),
+    "batch_shape": FieldSpec(tuple, None, "the batch as several leading axes, e.g. [2, 3] for batch 6: the input is "
+                             "(*batch_shape, T, F), lengths and states shaped like them (flax takes any leading batch "
+                             "axes); null = one batch axis", maximum=MAX_SIZE),
     "timesteps": FieldSpec(int, 3, "sequence length T (0: empty sequences)", minimum=0, maximum=MAX_TIMESTEPS),
     "layout": FieldSpec(str, "batch_major", "native input layout: (B,T,F), (T,B,F) or (T,F)",
                         choices=LAYOUTS),
@@ -108,7 +111,9 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
     "initial_state": FieldSpec(float, "none", "initial (h, c): none (not given: the framework's default, zeros), "
                                "or given in each framework's native form: zeros, ones, random (seeded uniform "
                                "(-0.5, 0.5)) or a constant", choices=INITIAL_STATES),
-    "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (not with bidirectional); canonical "
+    "go_backwards": FieldSpec(bool, False, "read the sequence in reverse (with bidirectional: the two directions swap, "
+                              "the forward weights reading backwards, as Keras's Bidirectional(LSTM(go_backwards=True))); "
+                              "canonical "
                               "outputs stay in time order"),
     "activation": FieldSpec(str, "tanh", "the cell's activation: of the candidate g and of c in h = o * act(c) "
                             "(Keras activation, Flax activation_fn)", choices=ACTIVATIONS),
@@ -187,6 +192,7 @@ class Config:
     return_sequences: bool = False
     return_state: bool = False
     batch: int = 2
+    batch_shape: tuple[int, ...] | None = None
     timesteps: int = 3
     layout: str = "batch_major"
     dtype: str = "float32"
@@ -225,6 +231,8 @@ class Config:
             object.__setattr__(self, "hidden_size", tuple(self.hidden_size))
         if isinstance(self.resets, list):
             object.__setattr__(self, "resets", tuple(self.resets))
+        if isinstance(self.batch_shape, list):
+            object.__setattr__(self, "batch_shape", tuple(self.batch_shape))
         if isinstance(self.mask, list) or isinstance(self.lengths, list):     # as JSON gives them back
             object.__setattr__(self, "mask", None if self.mask is None else
                                tuple(tuple(bool(v) for v in row) for row in self.mask))
@@ -447,6 +455,18 @@ def cross_check(values: dict, line_of, **loc) -> None:
                             field="lengths", line=line_of("lengths"), **loc)
     if values["mask"] is not None:
         _cross_check_mask(values, line_of, **loc)
+    if values["batch_shape"] is not None:
+        shape, at = values["batch_shape"], {"field": "batch_shape", "line": line_of("batch_shape"), **loc}
+        if not 2 <= len(shape) <= 4:
+            raise SpecError(f"batch_shape gives 2 to 4 leading batch axes (one axis is batch alone); got {list(shape)}",
+                            **at)
+        if math.prod(shape) != values["batch"]:
+            raise SpecError(f"batch_shape {list(shape)} holds {math.prod(shape)} sequences but batch is "
+                            f"{values['batch']}", **at)
+        if values["layout"] != "batch_major":
+            raise SpecError("batch_shape puts the batch axes first: layout must be batch_major", **at)
+        if values["feed_state_batch"] is not None:
+            raise SpecError("batch_shape with feed_state_batch: give one or the other", **at)
     if values["stacked_cells"]:
         at = {"field": "stacked_cells", "line": line_of("stacked_cells"), **loc}
         if not values["cell_api"]:
@@ -466,9 +486,6 @@ def cross_check(values: dict, line_of, **loc) -> None:
     if values["zero_output_for_mask"] and values["lengths"] is None and values["mask"] is None:
         raise SpecError("zero_output_for_mask is about masked steps: set lengths or mask too",
                         field="zero_output_for_mask", line=line_of("zero_output_for_mask"), **loc)
-    if values["go_backwards"] and values["bidirectional"]:
-        raise SpecError("go_backwards is for one direction; bidirectional already has a backward direction",
-                        field="go_backwards", line=line_of("go_backwards"), **loc)
     if values["unit_forget_bias"] and not values["bias"]:
         raise SpecError("unit_forget_bias sets the forget gate's bias, so it needs bias: true",
                         field="unit_forget_bias", line=line_of("unit_forget_bias"), **loc)

@@ -43,6 +43,13 @@ def direction_names(cfg: Config) -> tuple[str, ...]:
     return ("forward", "backward") if cfg.bidirectional else ("forward",)
 
 
+def reads_backwards(cfg: Config, direction: str) -> bool:
+    """Whether ``direction`` reads the sequence from its end: the backward one, and with go_backwards the
+    other way round (a lone layer reads backwards; a bidirectional one swaps its two directions, as Keras's
+    Bidirectional(LSTM(go_backwards=True)) does: its backward copy gets go_backwards=False)."""
+    return (direction == "backward") != cfg.go_backwards
+
+
 def output_shape(cfg: Config) -> tuple[int, ...]:
     """Canonical output: batch-first, (B, T, F) with return_sequences else (B, F).
 
@@ -444,7 +451,7 @@ def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
             k = layer * D + d
             w = {n.rsplit("/", 1)[1]: v for n, v in weights.items() if n.startswith(f"layer{layer}/{name}/")}
             states.append(_direction(cfg, seq, mask, w, None if init is None else init[k],
-                                     backward=name == "backward" or cfg.go_backwards, out=outs[d],
+                                     backward=reads_backwards(cfg, name), out=outs[d],
                                      out_batch_major=top, deadline=deadline))
         del seq                                  # the layer below's output: no longer needed
         if D == 1:
@@ -469,7 +476,10 @@ def forward_once(cfg: Config, x: np.ndarray, weights: dict[str, np.ndarray],
 
 
 def to_native_layout(cfg: Config, x: np.ndarray) -> np.ndarray:
-    """Canonical (B, T, F) -> the layout the case asks the implementation to be fed."""
+    """Canonical (B, T, F) -> the layout the case asks the implementation to be fed (with ``batch_shape``,
+    (*batch_shape, T, F): the batch split into its leading axes, in order)."""
+    if cfg.batch_shape is not None:
+        return np.ascontiguousarray(x.reshape(cfg.batch_shape + x.shape[1:]))
     if cfg.layout == "time_major":
         return np.ascontiguousarray(x.transpose(1, 0, 2))
     if cfg.layout == "unbatched":
@@ -479,6 +489,8 @@ def to_native_layout(cfg: Config, x: np.ndarray) -> np.ndarray:
 
 def native_input_shape(cfg: Config) -> tuple[int, ...]:
     B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+    if cfg.batch_shape is not None:
+        return (*cfg.batch_shape, T, F)
     return {"batch_major": (B, T, F), "time_major": (T, B, F), "unbatched": (T, F)}[cfg.layout]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from conformance import reference
 from conformance.impls.flax_linen import FlaxLinen
+from conformance.impls import get
 from conformance.spec import Config
 
 # find_spec only: jax and flax are imported in the worker, never in the test process.
@@ -211,3 +212,22 @@ def test_repeated_config_with_another_seed_reuses_the_build_but_not_the_values(p
     assert b.returns == [{**r} for r in a.returns]
     assert not np.allclose(a.output, b.output)
     assert b.timings["run_s"] < 0.5   # the jitted apply is cached per shape: no recompilation
+
+
+@pytest.mark.parametrize("impl", ["flax-linen", "flax-nnx"])
+def test_reverse_without_keep_order_returns_reading_order_which_the_normalization_flips(pool, impl):
+    cfg = Config(3, 4, timesteps=4, go_backwards=True, return_sequences=True, native={impl: {"keep_order": False}})
+    obs = pool.run(impl, "c", cfg, "cpu")
+    assert "keep_order=False" in obs.construct and any("reading order" in n for n in obs.normalization)
+    kept = pool.run(impl, "c", Config(3, 4, timesteps=4, go_backwards=True, return_sequences=True), "cpu")
+    np.testing.assert_allclose(obs.output, kept.output, rtol=1e-6, atol=1e-7)
+
+
+def test_keep_order_is_the_adapter_s_own_unless_the_layer_reads_backwards():
+    assert "sets them from the case's fields" in get("flax-linen").unsupported(
+        Config(3, 4, native={"flax-linen": {"keep_order": False}}))
+
+
+def test_flax_bidirectional_fixes_its_directions_so_go_backwards_cannot_swap_them():
+    why = get("flax-linen").unsupported(Config(3, 4, bidirectional=True, go_backwards=True))
+    assert "reverse=False" in why and "cannot be swapped" in why

@@ -13,9 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from conformance import impls, reference
+from conformance import checks, impls, reference
 from conformance.impls.tf_keras import TfKeras2
-from conformance.spec import Config
+from conformance.spec import Case, Config
 
 IMPL = "tf-keras"
 # find_spec only: TensorFlow stays out of the test process (it runs in the worker).
@@ -452,3 +452,12 @@ def test_a_batch_by_time_mask_is_wrong_for_time_major_input(printed):
 def test_setup_refuses_a_process_where_keras_3_was_imported(printed):
     text = output_of(printed, "keras3-guard")
     assert text.startswith("RuntimeError") and "TF_USE_LEGACY_KERAS=1" in text
+
+
+def test_tf_keras_swaps_the_directions_of_a_bidirectional_go_backwards_layer(pool):
+    cfg = Config(3, 4, timesteps=4, bidirectional=True, go_backwards=True, return_sequences=True, return_state=True)
+    obs = pool.run("tf-keras", "c", cfg, "cpu")
+    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg))
+    assert checks.check_values(Case(id="c", config=cfg, file="cases/x.yaml", line=1), obs, "cpu", ref).ok
+    keras3 = pool.run("keras-jax", "c", cfg, "cpu")
+    assert keras3.status == "rejected" and "different `go_backwards` value" in keras3.rejection["message"]

@@ -318,3 +318,16 @@ def test_a_stack_of_layers_of_their_own_sizes_is_each_layer_fed_the_one_below():
     assert np.array_equal(full.output, top.output) and full.output.shape == (2, 3, 2)
     assert np.array_equal(full.states[0][1], low.states[0][1]) and full.states[1][0].shape == (2, 2)
     assert reference.param_count(stack) == 4 * 5 * (3 + 5 + 1) + 4 * 2 * (5 + 2 + 1)
+
+
+def test_go_backwards_on_a_bidirectional_layer_swaps_the_directions_weights():
+    both = dict(input_size=3, hidden_size=4, timesteps=4, bidirectional=True, return_sequences=True,
+                return_state=True)
+    swapped = Config(**both, go_backwards=True)
+    plain = Config(**both)
+    x, w = reference.make_input(swapped), reference.canonical_weights(swapped)
+    exchanged = {k.replace("forward", "@").replace("backward", "forward").replace("@", "backward"): v
+                 for k, v in w.items()}
+    a, b = reference.forward(swapped, x, w), reference.forward(plain, x, exchanged)
+    np.testing.assert_array_equal(a.output, np.concatenate([b.output[..., 4:], b.output[..., :4]], axis=-1))
+    np.testing.assert_array_equal(a.states[0][1], b.states[1][1])

@@ -66,11 +66,14 @@ CONFIGS = {
                                          return_state=True),
         "merge-none-sequences-state": Config(5, 4, bidirectional=True, merge_mode="none", return_sequences=True,
                                              return_state=True),
+        "batch-axes-lengths-initial": Config(5, 4, batch=4, batch_shape=(2, 2), lengths=(3, 1, 2, 3),
+                                             initial_state="random", return_state=True),
         "refused-wrong-features-2layer": Config(5, 4, num_layers=2, feed_input_size=6),
         "refused-h-too-wide": Config(5, 4, initial_state="zeros", feed_state_hidden=7, feed_state_only="h"),
     },
     "flax-nnx": {
         "sizes-state-initial": Config(5, (4, 6), num_layers=2, initial_state="random", return_state=True),
+        "batch-axes-bi-initial": Config(5, 4, batch=6, batch_shape=(2, 3), bidirectional=True, initial_state="ones"),
     },
 }
 # "refused-*": configurations the framework refuses (a wrong input or state): the snippet must raise as the run did

@@ -288,7 +288,6 @@ def test_the_default_case_set_loads(tmp_path):
      "needs batch_major or time_major"),
     ({"num_layers": "-1"}, "num_layers", "must be >= 0"),
     ({"layout": "unbatched", "batch": "1", "lengths": "[2]"}, "lengths", "layout unbatched has none"),
-    ({"go_backwards": "true", "bidirectional": "true"}, "go_backwards", "bidirectional already has a backward"),
     ({"initial_state": "twos"}, "initial_state", "none | zeros | ones | random, or a number"),
     ({"initial_state": ".inf"}, "initial_state", "or a number from -1e+06 to 1e+06"),
     ({"input": "ones"}, "input", "random | arange, or a number"),
@@ -887,3 +886,20 @@ def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words)
               - {{source: doc, impl: torch, {claim[1:-1]}}}
         """)
     assert err.field == "claims.warns" and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"batch": "6", "batch_shape": "[6]"}, "2 to 4 leading batch axes"),
+    ({"batch": "6", "batch_shape": "[2, 2]"}, "holds 4 sequences but batch is 6"),
+    ({"batch": "6", "batch_shape": "[2, 3]", "layout": "time_major"}, "layout must be batch_major"),
+    ({"batch": "6", "batch_shape": "[2, -3]"}, "a list of integers >= 0"),
+])
+def test_batch_shape_is_validated(tmp_path, fields, words):
+    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
+    err = load_error(tmp_path, f"""
+        cases:
+          - id: bad
+            input_size: 3
+            hidden_size: 4{body}
+        """)
+    assert err.field == "batch_shape" and words in str(err), str(err)

@@ -101,6 +101,14 @@ def returned(path: str, role: str, array, *, top: bool = True, layer: int | None
             "top": top, "layer": layer, "direction": direction}
 
 
+def one_batch_axis(cfg: Config, api: str) -> str | None:
+    """Why ``api``, which takes one batch axis, cannot express a ``batch_shape`` of several, or None."""
+    if cfg.batch_shape is not None:
+        return (f"batch_shape {list(cfg.batch_shape)}: {api} takes one batch axis ((B, T, F) input), not several "
+                "leading ones")
+    return None
+
+
 def per_layer_unsupported(cfg: Config, construct: str, states: str) -> str | None:
     """Why an adapter that builds its stack layer by layer (``construct``, each layer given its own initial
     ``states``) cannot express a stack of no layers or another count of initial-state entries, or None."""

@@ -101,6 +101,12 @@ def flax_unsupported(cfg: Config, api: str) -> str | None:
     stack = per_layer_unsupported(cfg, api, "initial_carry=(c, h), Bidirectional ((c_fw, h_fw), (c_bw, h_bw))")
     if stack:
         return stack
+    if cfg.go_backwards and cfg.bidirectional:
+        return ("go_backwards with bidirectional: nn.Bidirectional calls its forward RNN with reverse=False and its "
+                "backward one with reverse=True, overriding the RNNs' own: the directions cannot be swapped")
+    if cfg.batch_shape is not None and cfg.cell_api:
+        return ("cell_api with batch_shape: the cell stepped by hand here steps axis 1 of a (B, T, F) input; "
+                f"{api} itself takes the leading batch axes")
     if cfg.stacked_cells:
         return (f"stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); {api} takes one cell, and "
                 "flax has no cell that steps a list of cells (cell_api steps each by hand, the same numbers)")
@@ -136,7 +142,7 @@ def initial_carry_src(cfg: Config, layer: int = 0) -> str:
     constant = {"zeros": 0.0, "ones": 1.0}.get(cfg.initial_state, cfg.initial_state)
     for role, key in (("c", 1), ("h", 2)):
         b, w = fed_state_shape(cfg, role, layer * cfg.directions)
-        shape = (w,) if cfg.layout == "unbatched" else (b, w)
+        shape = (w,) if cfg.layout == "unbatched" else (*cfg.batch_shape, w) if cfg.batch_shape else (b, w)
         lines += (f"{role}0 = jax.random.uniform(jax.random.PRNGKey({key}), {shape}, jnp.{cfg.dtype}, -0.5, 0.5)\n"
                   if constant == "random" else f"{role}0 = jnp.full({shape}, {float(constant)!r}, jnp.{cfg.dtype})\n")
     return lines
@@ -192,8 +198,29 @@ def cell_functions_src(cfg: Config, module: str = "jax.nn") -> str:
 
 
 def native_src(cfg: Config, impl_id: str) -> str:
-    """The case's native keywords for this implementation's RNN constructor, as source after its own."""
-    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items())
+    """The case's native keywords for this implementation's RNN constructor, as source after its own
+    (keep_order is in :func:`backwards_src`)."""
+    return "".join(f", {k}={v!r}" for k, v in cfg.native_for(impl_id).items() if k != "keep_order")
+
+
+def native_kwargs(cfg: Config, impl_id: str) -> dict:
+    """The case's native RNN keywords, but keep_order (see :func:`backwards_kwargs`)."""
+    return {k: v for k, v in cfg.native_for(impl_id).items() if k != "keep_order"}
+
+
+def keeps_order(cfg: Config, impl_id: str) -> bool:
+    """go_backwards: whether the RNN returns its outputs in time order (keep_order=True, the adapter's choice)
+    or in reading order, last time step first (the case's native keep_order: false)."""
+    return bool(cfg.native_for(impl_id).get("keep_order", True))
+
+
+def backwards_kwargs(cfg: Config, impl_id: str) -> dict:
+    """go_backwards as the RNN's keywords: reverse=True, keep_order as :func:`keeps_order` says."""
+    return {"reverse": True, "keep_order": keeps_order(cfg, impl_id)} if cfg.go_backwards else {}
+
+
+def backwards_src(cfg: Config, impl_id: str) -> str:
+    return "".join(f", {k}={v!r}" for k, v in backwards_kwargs(cfg, impl_id).items())
 
 
 class FlaxLinen(Impl):
@@ -217,6 +244,12 @@ class FlaxLinen(Impl):
     # from the case's fields); a case's other `native:` keywords go to the RNN constructor
     own_keywords = ("cell", "return_carry", "time_major", "reverse", "keep_order")   # (gate_fn, activation_fn: fields)
 
+    def own_keywords_for(self, cfg: Config) -> tuple[str, ...]:
+        # go_backwards without lengths: keep_order is free (false: the outputs in reading order, which the
+        # normalization flips back to time order; nn.RNN's own reverse test reads them so)
+        free = cfg.go_backwards and cfg.lengths is None
+        return tuple(k for k in self.own_keywords if not (k == "keep_order" and free))
+
     def unsupported(self, cfg: Config) -> str | None:
         if cfg.proj_size:
             return (f"flax.linen.{self.cell_cls} has no projection (proj_size={cfg.proj_size}): its h is always "
@@ -235,9 +268,11 @@ class FlaxLinen(Impl):
         layout = {"batch_major": "",
                   "time_major": "x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)\n",
                   "unbatched": "x = x[0]  # unbatched (T, F)\n"}[cfg.layout]
+        if cfg.batch_shape is not None:
+            layout += f"x = x.reshape({tuple(cfg.batch_shape)} + x.shape[1:])  # leading batch axes\n"
         if cfg.dtype in ("float16", "bfloat16"):
             layout += f"x = jnp.asarray(x, jnp.{cfg.dtype})\n"
-        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+        backwards = backwards_src(cfg, self.id)
 
         def rnn_src(param_dtype: str, H: int) -> str:
             cell = (f"nn.{self.cell_cls}(features={H}, dtype=jnp.{cfg.dtype}, "
@@ -262,7 +297,8 @@ class FlaxLinen(Impl):
         per_layer = cfg.per_layer_sizes          # layers of their own sizes: a list of layers (and carries)
         extra, call = "", ""
         if cfg.lengths is not None:
-            extra += f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence\n"
+            extra += (f"seq_lengths = jnp.array({list(cfg.lengths)})"
+                      + (f".reshape({tuple(cfg.batch_shape)})" if cfg.batch_shape else "") + "  # valid steps per sequence\n")
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
             for l in range(L if per_layer else 1):
@@ -382,13 +418,13 @@ class FlaxLinen(Impl):
 
         dtype = getattr(jnp, cfg.dtype)
         time_major = cfg.layout == "time_major"
-        backwards = {"reverse": True, "keep_order": True} if cfg.go_backwards else {}
+        backwards = backwards_kwargs(cfg, self.id)
 
         cell_cls = getattr(nn, self.cell_cls)
 
         def rnn(H):
             return nn.RNN(cell_cls(features=H, dtype=dtype, param_dtype=dtype, **cell_functions(cfg)),
-                          return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
+                          return_carry=True, time_major=time_major, **backwards, **native_kwargs(cfg, self.id))
 
         class CellByHand(nn.Module):
             """cell_api: the cell stepped by hand over time (see step_by_hand); its parameters sit under
@@ -503,6 +539,8 @@ class FlaxLinen(Impl):
 
         def put(a):
             a = np.asarray(a).astype(ndtype)
+            if cfg.batch_shape is not None:               # (B, H) -> (*batch_shape, H)
+                a = a.reshape(cfg.batch_shape + a.shape[1:])
             return jax.device_put(a[0] if cfg.layout == "unbatched" else a, dev)
 
         D = cfg.directions
@@ -513,10 +551,13 @@ class FlaxLinen(Impl):
         return per_layer
 
     @staticmethod
-    def _call_output(cfg: Config, out, top_h: list) -> np.ndarray:
+    def _call_output(cfg: Config, out, top_h: list, flip: bool = False) -> np.ndarray:
         """One call's canonical output from the top layer's outputs (merge_mode none: the two apart) and its
         final h per direction, as ``run`` makes ``obs.output``."""
         out = np.concatenate(out, -1) if isinstance(out, tuple) else out
+        if cfg.batch_shape is not None:                    # (*batch_shape, ...) -> (B, ...)
+            out = out.reshape((cfg.batch,) + out.shape[len(cfg.batch_shape):])
+            top_h = [h.reshape(cfg.batch, -1) for h in top_h]
         if not cfg.return_sequences:
             hs = [h[None] if cfg.layout == "unbatched" else h for h in top_h]
             out = _MERGE[cfg.merge_mode][1](*hs) if cfg.directions == 2 else hs[0]
@@ -524,6 +565,8 @@ class FlaxLinen(Impl):
             out = out[None]
         elif cfg.layout == "time_major":
             out = out.transpose(1, 0, 2)
+        if flip and cfg.return_sequences:                   # keep_order=False: reading order -> time order
+            out = out[:, ::-1]
         return out.astype(np.float32) if cfg.dtype == "bfloat16" else out
 
     # Hooks that FlaxNnx (flax_nnx.py) overrides; the native return structure and its normalization
@@ -543,7 +586,7 @@ class FlaxLinen(Impl):
 
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
-        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+        backwards = backwards_src(cfg, self.id)
         rnn = (f"nn.RNN(nn.{self.cell_cls}(features={features_text(cfg)}, dtype={cfg.dtype}, param_dtype={cfg.dtype}"
                f"{cell_functions_src(cfg, 'nn')}), "
                f"return_carry=True, time_major={time_major}{backwards}{native_src(cfg, self.id)})")
@@ -577,7 +620,8 @@ class FlaxLinen(Impl):
             native = self.load_weights(cfg, device, weights)
         ndtype = np.dtype(getattr(jax.numpy, cfg.dtype))
         xin = jax.device_put(to_native_layout(cfg, x).astype(ndtype), dev)
-        seq_lengths = None if cfg.lengths is None else jax.device_put(np.asarray(cfg.lengths, np.int32), dev)
+        seq_lengths = None if cfg.lengths is None else jax.device_put(
+            np.asarray(cfg.lengths, np.int32).reshape(cfg.batch_shape or (cfg.batch,)), dev)   # shaped like the batch
         carries0 = None if init is None else self._initial_carries(cfg, init, dev)
         jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
@@ -592,7 +636,8 @@ class FlaxLinen(Impl):
                     top = carries[-1]                    # (c, h), or ((c_f, h_f), (c_b, h_b))
                     hs = [top[1]] if cfg.directions == 1 else [top[0][1], top[1][1]]
                     call_outputs.append(self._call_output(cfg, jax.tree_util.tree_map(np.asarray, out),
-                                                          [np.asarray(h) for h in hs]))
+                                                          [np.asarray(h) for h in hs],
+                                                          cfg.go_backwards and not keeps_order(cfg, self.id)))
         t2 = time.perf_counter()
         carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
 
@@ -659,6 +704,16 @@ class FlaxLinen(Impl):
         elif time_major:
             out = out.transpose(1, 0, 2)
             notes.append("time_major=True outputs are (T, B, F): transpose to (B, T, F)")
+        elif cfg.batch_shape is not None:
+            nb = len(cfg.batch_shape)
+            out = out.reshape((cfg.batch,) + out.shape[nb:])
+            per_dir = [[(c.reshape(cfg.batch, -1), h.reshape(cfg.batch, -1)) for c, h in dirs_] for dirs_ in per_dir]
+            notes.append(f"input fed as {tuple(cfg.batch_shape)} + (T, F) (leading batch axes; seq_lengths and carries "
+                         "shaped like them); outputs and carries reshaped back to one batch axis (B, ...), in order")
+        if cfg.go_backwards and not keeps_order(cfg, self.id):
+            out = np.ascontiguousarray(out[:, ::-1])
+            notes.append("keep_order=False: the outputs come back in reading order (the last time step's first): "
+                         "flipped along time to time order")
         if cfg.dtype == "bfloat16":
             out = out.astype(np.float32)
             per_dir = [[(c.astype(np.float32), h.astype(np.float32)) for c, h in dirs_] for dirs_ in per_dir]

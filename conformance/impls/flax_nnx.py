@@ -53,8 +53,8 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size
 from ..spec import Config
-from .flax_linen import (_GATES, _MERGE_FN, _RNN_NAMES, FlaxLinen, by_hand_src, cell_functions, cell_functions_src,
-                         features_text, flax_unsupported, initial_carry_src, native_src, step_by_hand)
+from .flax_linen import (_GATES, _MERGE_FN, _RNN_NAMES, FlaxLinen, backwards_kwargs, backwards_src, by_hand_src, cell_functions, cell_functions_src,
+                         features_text, flax_unsupported, initial_carry_src, native_kwargs, native_src, step_by_hand)
 
 # cell choice -> the flax.nnx cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -123,6 +123,8 @@ class FlaxNnx(FlaxLinen):
             lines.append("x = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major (T, B, F)")
         elif cfg.layout == "unbatched":
             lines.append("x = x[0]  # unbatched (T, F)")
+        if cfg.batch_shape is not None:
+            lines.append(f"x = x.reshape({tuple(cfg.batch_shape)} + x.shape[1:])  # leading batch axes")
         if cfg.dtype in ("float16", "bfloat16"):
             lines.append(f"x = jnp.asarray(x, jnp.{cfg.dtype})")
         lines.append(f"rngs = nnx.Rngs({cfg.seed})")
@@ -131,7 +133,7 @@ class FlaxNnx(FlaxLinen):
                          "kernel (jax-ml/jax#30176);\n# flax's own half-precision variant (nnx.LSTMCell's default) "
                          "runs the QR in float32 and casts")
         half = ", recurrent_kernel_init=modified_orthogonal" if self._half_init(cfg) else ""
-        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+        backwards = backwards_src(cfg, self.id)
 
         def rnn(n_in: int, H: int) -> str:
             cell = (f"nnx.{self.cell_cls}({n_in}, {H}, dtype=jnp.{cfg.dtype}, param_dtype=jnp.{cfg.dtype}"
@@ -157,7 +159,8 @@ class FlaxNnx(FlaxLinen):
         lines.append("]")
         call = ""
         if cfg.lengths is not None:
-            lines.append(f"seq_lengths = jnp.array({list(cfg.lengths)})  # valid steps per sequence")
+            lines.append(f"seq_lengths = jnp.array({list(cfg.lengths)})"
+                         + (f".reshape({tuple(cfg.batch_shape)})" if cfg.batch_shape else "") + "  # valid steps per sequence")
             call += ", seq_lengths=seq_lengths"
         if cfg.initial_state != "none":
             carries = []
@@ -208,13 +211,13 @@ class FlaxNnx(FlaxLinen):
 
         dtype = getattr(jnp, cfg.dtype)
         time_major = cfg.layout == "time_major"
-        backwards = {"reverse": True, "keep_order": True} if cfg.go_backwards else {}
+        backwards = backwards_kwargs(cfg, self.id)
         cell_cls = getattr(nnx, self.cell_cls)
 
         def rnn(n_in, H, rngs):
             return nnx.RNN(cell_cls(n_in, H, dtype=dtype, param_dtype=dtype, rngs=rngs,
                                     **cell_functions(cfg)),
-                           return_carry=True, time_major=time_major, **backwards, **cfg.native_for(self.id))
+                           return_carry=True, time_major=time_major, **backwards, **native_kwargs(cfg, self.id))
 
         merge = {} if cfg.merge_mode == "concat" else {"merge_fn": _MERGE_FN[cfg.merge_mode]}
 
@@ -366,7 +369,7 @@ class FlaxNnx(FlaxLinen):
 
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"
-        backwards = ", reverse=True, keep_order=True" if cfg.go_backwards else ""
+        backwards = backwards_src(cfg, self.id)
         rnn = (f"nnx.RNN(nnx.{self.cell_cls}(in_features, {features_text(cfg)}, dtype={cfg.dtype}, "
                f"param_dtype={cfg.dtype}{cell_functions_src(cfg, 'nnx')}, rngs=rngs), return_carry=True, "
                f"time_major={time_major}{backwards}"

@@ -73,7 +73,7 @@ from ..reference import (array_dtype, direction_names, fed_input_size, fed_state
                          to_native_layout, valid_mask)
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, native, per_layer_unsupported, returned
+from .base import Impl, Observation, native, one_batch_axis, per_layer_unsupported, returned
 
 # Environment per backend: select it, keep its logging quiet, and keep it from grabbing all GPU memory
 # (several frameworks' workers may share one GPU).
@@ -134,6 +134,8 @@ class Keras3(Impl):
                     "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
+        if one_batch_axis(cfg, "keras.layers.LSTM (InputSpec(ndim=3))"):
+            return one_batch_axis(cfg, "keras.layers.LSTM (InputSpec(ndim=3))")
         stack = per_layer_unsupported(cfg, "keras.layers.LSTM", "initial_state=[h, c], Bidirectional [h_fw, c_fw, h_bw, c_bw]")
         if stack:
             return stack

@@ -34,7 +34,7 @@ import numpy as np
 from ..reference import (direction_names, fed_input_size, fed_state_entries, fed_state_shape, hidden_out, layer_input_size,
                          to_native_layout)
 from ..spec import Config
-from .base import Impl, Observation, native, returned
+from .base import Impl, Observation, native, one_batch_axis, returned
 
 # PackedSequence is a namedtuple (data, batch_sizes, sorted_indices, unsorted_indices)
 _PACKED_FIELDS = (("data", "output"), ("batch_sizes", "batch_sizes"), ("sorted_indices", "sorted_indices"),
@@ -91,6 +91,8 @@ class TorchLSTM(Impl):
         return tuple(k for k in self.own_keywords if not (k == "batch_first" and cfg.layout == "unbatched"))
 
     def unsupported(self, cfg: Config) -> str | None:
+        if one_batch_axis(cfg, "torch.nn.LSTM"):
+            return one_batch_axis(cfg, "torch.nn.LSTM")
         if cfg.stacked_cells:
             return ("stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); torch has no construct that "
                     "steps a list of cells: its cells are stepped by the user's own loop (cell_api, the same numbers)")
