@@ -161,3 +161,10 @@ def load_error(tmp_path: Path, text: str) -> spec.SpecError:
     with pytest.raises(spec.SpecError) as info:
         spec.load_file(write(tmp_path, text))
     return info.value
+
+
+def fields_error(tmp_path: Path, fields: dict, input_size: int = 3, hidden_size: int = 4) -> spec.SpecError:
+    """The SpecError of one case ``bad`` with ``input_size``, ``hidden_size`` and ``fields`` (YAML text per
+    value, written as they are)."""
+    body = "".join(f"\n    {k}: {v}" for k, v in fields.items())
+    return load_error(tmp_path, f"cases:\n  - id: bad\n    input_size: {input_size}\n    hidden_size: {hidden_size}{body}\n")

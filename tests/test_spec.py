@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance import spec
-from helpers import load_error, project, run, write
+from helpers import fields_error, load_error, project, run, write
 
 
 def test_a_minimal_case_gets_every_default(tmp_path):
@@ -861,13 +861,7 @@ def test_a_hidden_size_list_is_validated(tmp_path, fields, words):
     ({"stacked_cells": "true", "cell_api": "true", "bidirectional": "true"}, "runs a whole stack per direction"),
 ])
 def test_stacked_cells_needs_the_cell_api_and_one_direction(tmp_path, fields, words):
-    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
-    err = load_error(tmp_path, f"""
-        cases:
-          - id: bad
-            input_size: 3
-            hidden_size: 4{body}
-        """)
+    err = fields_error(tmp_path, fields)
     assert err.field == "stacked_cells" and words in str(err), str(err)
 
 
@@ -877,14 +871,7 @@ def test_stacked_cells_needs_the_cell_api_and_one_direction(tmp_path, fields, wo
     ("{warns: {match: '(unclosed'}}", "not a regular expression"),
 ])
 def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words):
-    err = load_error(tmp_path, f"""
-        cases:
-          - id: c
-            input_size: 3
-            hidden_size: 4
-            claims:
-              - {{source: doc, impl: torch, {claim[1:-1]}}}
-        """)
+    err = fields_error(tmp_path, {"claims": f"[{{source: doc, impl: torch, {claim[1:-1]}}}]"})
     assert err.field == "claims.warns" and words in str(err), str(err)
 
 
@@ -895,11 +882,5 @@ def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words)
     ({"batch": "6", "batch_shape": "[2, -3]"}, "a list of integers >= 0"),
 ])
 def test_batch_shape_is_validated(tmp_path, fields, words):
-    body = "".join(f"\n            {k}: {v}" for k, v in fields.items())
-    err = load_error(tmp_path, f"""
-        cases:
-          - id: bad
-            input_size: 3
-            hidden_size: 4{body}
-        """)
+    err = fields_error(tmp_path, fields)
     assert err.field == "batch_shape" and words in str(err), str(err)

@@ -692,10 +692,13 @@ class FlaxLinen(Impl):
             notes.append(f"lengths fed as seq_lengths={list(cfg.lengths)} to every layer: flax's carry is the state "
                          "at each sequence's last valid step; the outputs at padded steps are left as flax "
                          "returns them (it does not zero them)")
-        if cfg.go_backwards:
+        if cfg.go_backwards and keeps_order(cfg, self.id):
             notes.append(f"go_backwards: {self._api}.RNN(reverse=True, keep_order=True) reads each sequence's "
                          "valid steps in reverse and returns the outputs already in time order (keep_order), so "
                          "no flip; its carry is the state after reading time step 0")
+        elif cfg.go_backwards:
+            notes.append(f"go_backwards: {self._api}.RNN(reverse=True, keep_order=False) reads the sequence in reverse; "
+                         "its carry is the state after reading time step 0")
         notes.append("carry (c, h) -> canonical (h, c)")
         if cfg.layout == "unbatched":
             out = out[None]
