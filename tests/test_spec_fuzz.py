@@ -122,6 +122,8 @@ def config_value(name: str):
         plausible = st.one_of(st.none(), st.lists(st.lists(st.sampled_from([0, 1, True, 2]), max_size=5), max_size=4))
     else:
         plausible = st.one_of(st.integers(0, 9), st.sampled_from([f.maximum or 0, (f.maximum or 0) + 1, 10**100]))
+    if f.per_layer:              # hidden_size: a size per layer too
+        plausible = st.one_of(plausible, st.lists(st.one_of(st.integers(-1, 9), any_value), max_size=5))
     return st.one_of(plausible, plausible, any_value)
 
 
