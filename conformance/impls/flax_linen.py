@@ -35,8 +35,11 @@ returns the outputs in reading order; keep_order=True flips them back to time or
 
 ``cell_api`` replaces each ``nn.RNN`` with a small module holding the same cell as ``cell`` (so the
 parameter tree is the same) that steps it by hand, ``carry, y = cell(carry, x_t)`` for every time step
-(:func:`step_by_hand`); ``calls`` > 1 feeds each call's carries back as ``initial_carry``. Flax's cells
-have no dropout and no training mode.
+(:func:`step_by_hand`); ``calls`` > 1 feeds each call's carries back as ``initial_carry`` (``resets``: the
+first call's again). Flax's cells have no dropout and no training mode. ``merge_mode: none`` is
+``Bidirectional(merge_fn=lambda a, b: (a, b))`` (the outputs a tuple); ``batch_shape`` feeds
+``(*batch_shape, T, F)`` (seq_lengths and carries shaped like the batch) and reshapes the results back;
+a native ``keep_order: false`` with ``go_backwards`` returns the outputs in reading order, flipped back.
 """
 
 from __future__ import annotations

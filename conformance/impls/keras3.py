@@ -28,7 +28,11 @@ are ``initial_state=[h0, c0]`` for an LSTM and ``[h_fw, c_fw, h_bw, c_bw]`` for 
 apart (canonically side by side); ``cell_api`` builds ``RNN(LSTMCell(...))`` (the cell's keywords to the
 cell, the others to the RNN); ``calls`` > 1 builds the layers ``stateful=True`` and calls them again
 (initial states only in the first call; on JAX eagerly, as a jitted ``StatelessScope`` would not keep
-the states); ``training`` calls with ``training=True``.
+the states); ``resets`` calls every layer's ``reset_state()`` before the named calls (and gives
+``initial_state`` again); ``training`` calls with ``training=True``. ``stacked_cells`` builds one
+``RNN([LSTMCell(H0), LSTMCell(H1), ...])`` (Keras's StackedRNNCells) whose return nests each cell's
+``[h, c]`` and whose ``initial_state`` is nested the same way; a ``hidden_size`` list gives each layer (or
+cell) its own ``units``.
 
 The backend is fixed when Keras is imported, from ``KERAS_BACKEND`` (set in ``env`` before the
 worker imports anything), so one adapter instance serves exactly one backend: ``keras-tensorflow``,
