@@ -138,9 +138,7 @@ class Keras3(Impl):
                     "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
-        if one_batch_axis(cfg, "keras.layers.LSTM (InputSpec(ndim=3))"):
-            return one_batch_axis(cfg, "keras.layers.LSTM (InputSpec(ndim=3))")
-        stack = per_layer_unsupported(cfg, "keras.layers.LSTM", "initial_state=[h, c], Bidirectional [h_fw, c_fw, h_bw, c_bw]")
+        stack = stack_unsupported(cfg, "keras.layers")
         if stack:
             return stack
         if cfg.layer_dropout:
@@ -538,6 +536,13 @@ class Keras3(Impl):
 # cell_api: the keywords that go to LSTMCell; the others (and the case's native ones) go to the RNN layer
 _CELL_KEYWORDS = ("use_bias", "activation", "recurrent_activation", "dropout", "recurrent_dropout", "kernel_initializer",
                   "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dtype")
+
+
+def stack_unsupported(cfg: Config, module: str) -> str | None:
+    """What a stack of ``module``.LSTM layers (Keras 3 and Keras 2 alike) cannot take: several batch axes, a
+    stack of no layers, another count of initial-state entries."""
+    return (one_batch_axis(cfg, f"{module}.LSTM (InputSpec(ndim=3))")
+            or per_layer_unsupported(cfg, f"{module}.LSTM", "initial_state=[h, c], Bidirectional [h_fw, c_fw, h_bw, c_bw]"))
 
 
 def lstm_layer(layers, cfg: Config, kw: list[tuple[str, object]], units: int):

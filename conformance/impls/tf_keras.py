@@ -45,10 +45,10 @@ import numpy as np
 
 from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size, to_native_layout, valid_mask
 from ..spec import Config
-from .base import Impl, Observation, native, one_batch_axis, per_layer_unsupported
+from .base import Impl, Observation, native
 from .keras3 import (_call_output, canonical_output, cells_of, lstm_layer, lstm_src, merge_src, native_merge_mode,
                      outputs_of, record_stack_returns, record_stacked_returns, returned_paths, stack_construct,
-                     nested_numpy, stack_snippet, stacked_layer, stacked_src)
+                     nested_numpy, stack_snippet, stack_unsupported, stacked_layer, stacked_src)
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -83,9 +83,7 @@ class TfKeras2(Impl):
                     "zero_output_for_mask", "dropout", "recurrent_dropout", "stateful")
 
     def unsupported(self, cfg: Config) -> str | None:
-        if one_batch_axis(cfg, "tf_keras.layers.LSTM (InputSpec(ndim=3))"):
-            return one_batch_axis(cfg, "tf_keras.layers.LSTM (InputSpec(ndim=3))")
-        stack = per_layer_unsupported(cfg, "tf_keras.layers.LSTM", "initial_state=[h, c], Bidirectional [h_fw, c_fw, h_bw, c_bw]")
+        stack = stack_unsupported(cfg, "tf_keras.layers")
         if stack:
             return stack
         if cfg.layer_dropout:

@@ -91,8 +91,9 @@ class TorchLSTM(Impl):
         return tuple(k for k in self.own_keywords if not (k == "batch_first" and cfg.layout == "unbatched"))
 
     def unsupported(self, cfg: Config) -> str | None:
-        if one_batch_axis(cfg, "torch.nn.LSTM"):
-            return one_batch_axis(cfg, "torch.nn.LSTM")
+        axes = one_batch_axis(cfg, "torch.nn.LSTM")
+        if axes:
+            return axes
         if cfg.stacked_cells:
             return ("stacked_cells is Keras's StackedRNNCells (one RNN over a list of cells); torch has no construct that "
                     "steps a list of cells: its cells are stepped by the user's own loop (cell_api, the same numbers)")
