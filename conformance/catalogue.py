@@ -107,7 +107,7 @@ def _why_not(d: spec.Divergence, case: spec.Case, impl_id: str, device: str, ver
     if not any(fnmatch.fnmatchcase(impl_id, p) for p in d.impl):
         return None
     if not any(fnmatch.fnmatchcase(case.id, p) for p in d.cases) or any(
-            getattr(case.config, k) not in vals for k, vals in d.when):
+            spec.condition_value(case.config, k) not in vals for k, vals in d.when):
         return None                     # it is about other configurations: not a near miss
     reasons = []
     if not any(fnmatch.fnmatchcase(device, p) for p in d.devices):

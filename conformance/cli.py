@@ -231,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
                "  conformance validate my_cases.yaml        check a case file without running it\n"
                "  conformance impls --devices               what can run here, and on which devices\n"
                "  conformance report shard-*/results.json -o reports/merged\n"
-               "  conformance diff old.json new.json --markdown summary.md\n\n"
+               "  conformance diff old.json new.json --markdown summary.md\n"
+               "  conformance explore --time 1800 --seed 7   search for undeclared differences, shrink them\n\n"
                "`conformance COMMAND --help` says more about each.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", add_help=False,
@@ -282,6 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", type=Path, required=True, help="directory for index.html")
     rep.add_argument("--baseline", type=Path, default=None,
                      help="an earlier results.json: add a 'what changed' section (as conformance diff)")
+    from .explore import add_parser as add_explore
+    add_explore(sub)
     return parser
 
 
@@ -301,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         return _diff(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "explore":
+        from .explore import main as explore
+        return explore(args)
     return _impls(args)
 
 

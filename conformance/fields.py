@@ -273,6 +273,45 @@ class Config:
 assert [f.name for f in dataclasses.fields(Config)] == list(CONFIG_FIELDS)
 
 
+@dataclass(frozen=True)
+class Condition:
+    """A property of a whole configuration, derived from its fields, that a declaration's ``when`` can
+    name beside the fields themselves: what ``when`` could not say before ("some sequence has no real
+    step"), so that a declaration applies to every configuration it is about, a generated one
+    (``conformance explore``) included, not only to the cases whose ids a ``cases:`` pattern names."""
+
+    type: type
+    doc: str
+    of: Any                 # Config -> value
+    choices: tuple = (True, False)
+
+
+def _zero_length(cfg: "Config") -> bool:
+    if cfg.lengths is not None:
+        return 0 in cfg.lengths
+    return cfg.mask is not None and any(not any(row) for row in cfg.mask)
+
+
+CONDITIONS: dict[str, Condition] = {
+    "masked": Condition(bool, "some steps are not real: lengths or mask is given", lambda c: c.masked),
+    "zero_length": Condition(bool, "some sequence has no real step: a length of 0, or a mask row of zeros",
+                             _zero_length),
+    "reset": Condition(bool, "some call starts again from a reset state (resets is given)",
+                       lambda c: c.resets is not None),
+    "batch_axes": Condition(int, "how many leading batch axes the input has: 0 (unbatched), 1, or the length of "
+                            "batch_shape", lambda c: 0 if c.layout == "unbatched" else len(c.batch_shape or (1,)),
+                            choices=(0, 1, 2, 3, 4)),
+    "per_layer_sizes": Condition(bool, "the layers have hidden sizes of their own (hidden_size is a list)",
+                                 lambda c: c.per_layer_sizes),
+}
+assert not set(CONDITIONS) & set(CONFIG_FIELDS)
+
+
+def condition_value(cfg: Config, name: str):
+    """The value a ``when`` condition ``name`` (a field, or one of :data:`CONDITIONS`) has for ``cfg``."""
+    return CONDITIONS[name].of(cfg) if name in CONDITIONS else getattr(cfg, name)
+
+
 def check_value(name: str, value: Any, **loc) -> Any:
     spec = CONFIG_FIELDS[name]
     if spec.type is dict:

@@ -28,8 +28,8 @@ from packaging.version import InvalidVersion, Version
 from .claims import CLAIM_FIELDS, Claim, parse_claim
 from .errors import (SpecError, check_count, check_length, kind_of, optional_text, require_str, short,
                      str_or_list, unknown_field)
-from .fields import (CHECKS, CONFIG_FIELDS, DTYPES, ID_RE, INITIAL_STATES, LAYOUTS, MERGE_MODES, ROLES, Config,
-                     FieldSpec, as_number, check_value, cross_check)
+from .fields import (CHECKS, CONDITIONS, CONFIG_FIELDS, DTYPES, ID_RE, INITIAL_STATES, LAYOUTS, MERGE_MODES, ROLES, Config,
+                     FieldSpec, as_number, check_value, condition_value, cross_check)
 from .limits import (MAX_CASE_COST, MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS, MAX_CLAIMS, MAX_DEPTH,
                      MAX_FILE_BYTES, MAX_FILE_CASES, MAX_ID_CHARS, MAX_LAYERS, MAX_LIST_ITEMS, MAX_MATRIX,
                      MAX_NODES, MAX_RECORD_TEXT, MAX_SEED, MAX_SIZE, MAX_TEXT_CHARS, MAX_TIMESTEPS, case_cost,
@@ -39,13 +39,14 @@ from .loader import (LANGUAGE_VERSION, MARKER, SNAPSHOT, NotRegularFile, _head, 
 from .matrix import axes_of, combinations
 
 __all__ = [  # re-exported: the names the rest of the suite and its tests read from ``spec``
-    "CHECKS", "CLAIM_FIELDS", "CONFIG_FIELDS", "DTYPES", "ID_RE", "INITIAL_STATES", "LANGUAGE_VERSION", "LAYOUTS",
+    "CHECKS", "CLAIM_FIELDS", "CONDITIONS", "CONFIG_FIELDS", "condition_value", "DTYPES", "ID_RE", "INITIAL_STATES", "LANGUAGE_VERSION", "LAYOUTS",
     "MARKER", "MERGE_MODES", "ROLES", "SNAPSHOT", "Claim", "Config", "FieldSpec", "NotRegularFile", "SpecError",
     "MAX_CASE_COST", "MAX_CLAIM_DIMS", "MAX_CLAIM_INT", "MAX_CLAIM_TENSORS", "MAX_CLAIMS", "MAX_DEPTH",
     "MAX_FILE_BYTES", "MAX_FILE_CASES", "MAX_ID_CHARS", "MAX_LAYERS", "MAX_LIST_ITEMS", "MAX_MATRIX", "MAX_NODES",
     "MAX_RECORD_TEXT", "MAX_SEED", "MAX_SIZE", "MAX_TEXT_CHARS", "MAX_TIMESTEPS", "_head", "case_cost",
     "clip_text", "is_case_file", "is_marked", "open_regular", "read_text", "snapshot_key",
-    "Case", "CaseFile", "Divergence", "check_unique_ids", "load_file", "parse_divergence"]
+    "Case", "CaseFile", "Divergence", "check_unique_ids", "complete_config", "config_of", "load_file",
+    "parse_divergence"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Divergence:
                 and any(fnmatch.fnmatchcase(impl_id, p) for p in self.impl)
                 and any(fnmatch.fnmatchcase(device, p) for p in self.devices)
                 and any(fnmatch.fnmatchcase(case.id, p) for p in self.cases)
-                and all(getattr(case.config, k) in vals for k, vals in self.when)
+                and all(condition_value(case.config, k) in vals for k, vals in self.when)
                 and self.holds_for(versions or {}))
 
     def holds_for(self, versions: dict) -> bool:
@@ -125,6 +126,38 @@ def check_cost(cfg: Config, **loc) -> None:
                         "(fewer layers, a smaller hidden_size, batch or timesteps)", **loc)
 
 
+def complete_config(values: dict, line_of=lambda key: None, **loc) -> Config:
+    """The :class:`Config` of checked field values (each as :func:`check_value` returns it; fields not
+    given take their defaults): one spelling per configuration (batch 1 when unbatched, a uniform list
+    of sizes as one size, num_layers from a list), the constraints between fields, the cost limit.
+    ``line_of(field)`` locates an error; raises :class:`SpecError`."""
+    values = dict(values)
+    if values.get("layout") == "unbatched" and "batch" not in values:
+        values["batch"] = 1
+    full = {k: values.get(k, spec.default) for k, spec in CONFIG_FIELDS.items()}
+    if isinstance(full["hidden_size"], tuple):     # one size per layer: the list's length is the stack's
+        if "num_layers" not in values:
+            full["num_layers"] = len(full["hidden_size"])
+        if len(set(full["hidden_size"])) == 1 and len(full["hidden_size"]) == full["num_layers"]:
+            full["hidden_size"] = full["hidden_size"][0]    # one spelling: the same size everywhere is an int
+    cross_check(full, line_of, **loc)
+    config = Config(**full)
+    check_cost(config, line=line_of(None), **loc)
+    return config
+
+
+def config_of(raw: dict, **loc) -> Config:
+    """The :class:`Config` of a case's fields as YAML gives them (lists, numbers, strings), every one
+    checked as a case file's would be; raises :class:`SpecError` naming the field."""
+    for key in ("input_size", "hidden_size"):
+        if key not in raw:
+            raise SpecError(f"'{key}' is required", field=key, **loc)
+    for key in raw:
+        if key not in CONFIG_FIELDS:
+            raise unknown_field(key, CONFIG_FIELDS, **loc)
+    return complete_config({k: check_value(k, v, **loc) for k, v in raw.items()}, **loc)
+
+
 DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions")
 CASE_KEYS = ("id", "description", "matrix", "max_cases", "claims", "tolerance") + tuple(CONFIG_FIELDS)
 TOLERANCE_KEYS = ("atol", "rtol")
@@ -154,8 +187,16 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
                         line=raw.line_of("when"), **dloc)
     conds = []
     for key, val in when.items():
+        if key in CONDITIONS:
+            vals = val if isinstance(val, list) else [val]
+            cond = CONDITIONS[key]
+            if not vals or any(type(v) is not cond.type or v not in cond.choices for v in vals):
+                raise SpecError(f"expected {' | '.join(str(c).lower() for c in cond.choices)} (or a list of them), "
+                                f"got {short(val)}", field=f"when.{key}", line=when.line_of(key), **dloc)
+            conds.append((key, tuple(vals)))
+            continue
         if key not in CONFIG_FIELDS:
-            raise unknown_field(key, CONFIG_FIELDS, line=when.line_of(key), **dloc)
+            raise unknown_field(key, [*CONFIG_FIELDS, *CONDITIONS], line=when.line_of(key), **dloc)
         if not CONFIG_FIELDS[key].axis:
             raise SpecError(f"'{key}' cannot be a `when` condition; scope the declaration with `cases:`",
                             field=f"when.{key}", line=when.line_of(key), **dloc)
@@ -244,17 +285,7 @@ def _expand(raw: _LineDict, defaults: dict, default_lines: dict, path: Path, roo
             if key not in values:
                 raise SpecError(f"'{key}' is required (set it in the case, its matrix or the file's defaults)",
                                 field=key, line=raw.line, **cloc)
-        if values.get("layout") == "unbatched" and "batch" not in values:
-            values["batch"] = 1
-        full = {k: values.get(k, spec.default) for k, spec in CONFIG_FIELDS.items()}
-        if isinstance(full["hidden_size"], tuple):     # one size per layer: the list's length is the stack's
-            if "num_layers" not in values:
-                full["num_layers"] = len(full["hidden_size"])
-            if len(set(full["hidden_size"])) == 1 and len(full["hidden_size"]) == full["num_layers"]:
-                full["hidden_size"] = full["hidden_size"][0]    # one spelling: the same size everywhere is an int
-        cross_check(full, lambda k: vlines.get(k, raw.line), **cloc)
-        config = Config(**full)
-        check_cost(config, line=raw.line, **cloc)
+        config = complete_config(values, lambda k: vlines.get(k, raw.line), **cloc)
         for claim in parsed_claims:
             for key in ("same_calls", "different_calls"):
                 pairs = getattr(claim, key) or ()
