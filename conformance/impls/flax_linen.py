@@ -159,19 +159,23 @@ def by_hand_src(cfg: Config, api: str) -> str:
     if api == "nn":
         head = ("class ByHand(nn.Module):  # the cell stepped by hand: cell(carry, x_t) for every step\n"
                 "    cell: nn.Module\n\n")
-        make = "self.cell.initialize_carry(jax.random.PRNGKey(0), steps[0].shape)"
+        make = "self.cell.initialize_carry(jax.random.PRNGKey(0), step_shape)"
     else:
         head = ("class ByHand(nnx.Module):  # the cell stepped by hand: cell(carry, x_t) for every step\n"
                 "    def __init__(self, cell):\n        self.cell = cell\n\n")
-        make = "self.cell.initialize_carry(steps[0].shape, nnx.Rngs(0))"
+        make = "self.cell.initialize_carry(step_shape, nnx.Rngs(0))"
     return (head +
             "    def __call__(self, x, initial_carry=None):\n"
             f"        steps = [{step} for t in range(x.shape[{axis}])]\n"
+            f"        step_shape = x.shape[:{axis}] + x.shape[{axis + 1}:]\n"
             f"        carry = initial_carry if initial_carry is not None else {make}\n"
             "        outs = []\n"
             "        for x_t in steps:\n"
             "            carry, y = self.cell(carry, x_t)\n"
             "            outs.append(y)\n"
+            "        if not outs:  # no time steps: the carry as given, no outputs\n"
+            "            h = carry[1]\n"
+            f"            return carry, jnp.zeros(h.shape[:{axis}] + (0,) + h.shape[{axis}:], h.dtype)\n"
             f"        return carry, jnp.stack(outs, axis={axis})  # like RNN(return_carry=True)\n\n")
 
 
@@ -182,11 +186,15 @@ def step_by_hand(cell, x, initial_carry, time_axis: int, initial_carry_of):
     import jax.numpy as jnp
 
     steps = [x[:, t] if time_axis == 1 else x[t] for t in range(x.shape[time_axis])]
-    carry = initial_carry if initial_carry is not None else initial_carry_of(steps[0])
+    step_shape = x.shape[:time_axis] + x.shape[time_axis + 1:]
+    carry = initial_carry if initial_carry is not None else initial_carry_of(jnp.zeros(step_shape, x.dtype))
     outs = []
     for x_t in steps:
         carry, y = cell(carry, x_t)
         outs.append(y)
+    if not outs:        # no time steps: the carry as it was given, and an output sequence of none
+        h = carry[1]
+        return carry, jnp.zeros(h.shape[:time_axis] + (0,) + h.shape[time_axis:], h.dtype)
     return carry, jnp.stack(outs, axis=time_axis)
 
 

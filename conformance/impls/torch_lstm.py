@@ -375,7 +375,12 @@ class TorchLSTM(Impl):
             B = () if cfg.layout == "unbatched" else (cfg.batch,)
             h = c = [np.zeros(B + (cfg.layer_hidden(l),), np.float32 if cfg.dtype == "bfloat16" else cfg.dtype)
                      for l in range(L)]
-        out = np.zeros((cfg.batch, 0, cfg.layer_hidden(-1)), h[0].dtype) if out is None else to_np(out)
+        if out is None:    # no step: an output sequence of none, in the native layout as the loop would stack it
+            H = cfg.layer_hidden(-1)
+            out = np.zeros({"batch_major": (cfg.batch, 0, H), "time_major": (0, cfg.batch, H),
+                            "unbatched": (0, H)}[cfg.layout], h[0].dtype)
+        else:
+            out = to_np(out)
         if cfg.layout == "unbatched":
             out, h, c = out[None], [a[None] for a in h], [a[None] for a in c]
             notes.append("unbatched: add a batch axis of 1 to the output and the states")
