@@ -285,11 +285,26 @@ class Condition:
     of: Any                 # Config -> value
     choices: tuple = (True, False)
 
+    def describe_allowed(self) -> str:
+        return " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices)
+
 
 def _zero_length(cfg: "Config") -> bool:
     if cfg.lengths is not None:
         return 0 in cfg.lengths
     return cfg.mask is not None and any(not any(row) for row in cfg.mask)
+
+
+def _nonzero_initial_state(cfg: "Config") -> bool:
+    return cfg.initial_state in ("ones", "random") or (
+        not isinstance(cfg.initial_state, str) and cfg.initial_state != 0)
+
+
+def _state_batch_broadcast(cfg: "Config") -> str:
+    fed, batch = cfg.feed_state_batch, cfg.batch
+    if fed is None or fed == batch or 1 not in (fed, batch):
+        return "none"
+    return "state" if fed == 1 else "input"
 
 
 CONDITIONS: dict[str, Condition] = {
@@ -301,6 +316,13 @@ CONDITIONS: dict[str, Condition] = {
     "batch_axes": Condition(int, "how many leading batch axes the input has: 0 (unbatched), 1, or the length of "
                             "batch_shape", lambda c: 0 if c.layout == "unbatched" else len(c.batch_shape or (1,)),
                             choices=(0, 1, 2, 3, 4)),
+    "nonzero_initial_state": Condition(bool, "initial states are given and not all zero (ones, random, or a constant "
+                                       "other than 0)", _nonzero_initial_state),
+    "state_batch_broadcast": Condition(str, "whether the initial states' batch (feed_state_batch) and the input's "
+                                       "broadcast against each other: none (equal, or neither is 1), state (states of "
+                                       "batch 1 for a larger or empty input batch), input (an input of batch 1 for "
+                                       "states of another batch)", _state_batch_broadcast,
+                                       choices=("none", "state", "input")),
     "per_layer_sizes": Condition(bool, "the layers have hidden sizes of their own (hidden_size is a list)",
                                  lambda c: c.per_layer_sizes),
 }

@@ -191,8 +191,8 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
             vals = val if isinstance(val, list) else [val]
             cond = CONDITIONS[key]
             if not vals or any(type(v) is not cond.type or v not in cond.choices for v in vals):
-                raise SpecError(f"expected {' | '.join(str(c).lower() for c in cond.choices)} (or a list of them), "
-                                f"got {short(val)}", field=f"when.{key}", line=when.line_of(key), **dloc)
+                raise SpecError(f"expected {cond.describe_allowed()} (or a list of them), got {short(val)}",
+                                field=f"when.{key}", line=when.line_of(key), **dloc)
             conds.append((key, tuple(vals)))
             continue
         if key not in CONFIG_FIELDS:
