@@ -327,7 +327,7 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
     pad = ~valid.reshape(-1)
     last = _previous_outputs(cfg, obs.output).reshape(cfg.batch * T, -1)
     tol = _tol(np.float64)
-    zeros = repeated = True
+    zeros = repeated = leading = True
     max_abs = np.float64(0.0)
     for sl in _chunks(out.shape[0], out.shape[1]):
         keep = pad[sl]
@@ -336,6 +336,7 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
         at_pad = np.asarray(out[sl][keep], np.float64)
         zeros = zeros and bool(np.all(at_pad == 0))
         repeated = repeated and bool(np.allclose(last[sl][keep], at_pad, rtol=0, atol=tol))
+        leading = leading and bool(np.isnan(last[sl][keep]).all())
         max_abs = np.maximum(max_abs, np.abs(at_pad).max())
     if zeros and repeated:
         behaviour = "zeros (which is also the last valid output, repeated, for these sequences)"
@@ -345,8 +346,12 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
         behaviour = "the last valid output, repeated"
     else:
         behaviour = "computed values (the padding is read as input)"
+    # Zeros at padded steps that no real step precedes (in reading order) after a given initial state: a
+    # framework that repeats the previous output from zeros (Keras on TensorFlow and torch) looks the same as
+    # one that writes zeros, so such zeros are no evidence against a declared repetition.
     return Outcome(zeros, {"behaviour": behaviour, "padded_steps": int(pad.sum()),
-                           "max_abs_at_padding": float(max_abs)}, conclusive=not (zeros and repeated))
+                           "max_abs_at_padding": float(max_abs)},
+                   conclusive=not (zeros and (repeated or leading)))
 
 
 def _claim_verdict(claim: Claim, obs: Observation, directions: int = 1) -> dict:
