@@ -307,10 +307,17 @@ def _state_batch_broadcast(cfg: "Config") -> str:
     return "state" if fed == 1 else "input"
 
 
+def _state_batch(cfg: "Config") -> str:
+    fed = cfg.feed_state_batch
+    return "as_input" if fed is None or fed == cfg.batch else "larger" if fed > cfg.batch else "smaller"
+
+
 CONDITIONS: dict[str, Condition] = {
     "masked": Condition(bool, "some steps are not real: lengths or mask is given", lambda c: c.masked),
     "zero_length": Condition(bool, "some sequence has no real step: a length of 0, or a mask row of zeros",
                              _zero_length),
+    "stateful": Condition(bool, "the layer is called more than once, carrying its state (calls > 1; Keras "
+                          "stateful=True)", lambda c: c.calls > 1),
     "reset": Condition(bool, "some call starts again from a reset state (resets is given)",
                        lambda c: c.resets is not None),
     "batch_axes": Condition(int, "how many leading batch axes the input has: 0 (unbatched), 1, or the length of "
@@ -323,6 +330,8 @@ CONDITIONS: dict[str, Condition] = {
                                        "batch 1 for a larger or empty input batch), input (an input of batch 1 for "
                                        "states of another batch)", _state_batch_broadcast,
                                        choices=("none", "state", "input")),
+    "state_batch": Condition(str, "how the initial states' batch (feed_state_batch) compares with the input's: "
+                             "as_input, larger or smaller", _state_batch, choices=("as_input", "larger", "smaller")),
     "per_layer_sizes": Condition(bool, "the layers have hidden sizes of their own (hidden_size is a list)",
                                  lambda c: c.per_layer_sizes),
 }
