@@ -884,3 +884,51 @@ def test_a_warns_claim_is_validated_with_its_field_named(tmp_path, claim, words)
 def test_batch_shape_is_validated(tmp_path, fields, words):
     err = fields_error(tmp_path, fields)
     assert err.field == "batch_shape" and words in str(err), str(err)
+
+
+# ---- `when` conditions: properties of a whole configuration ----
+WHEN = """
+    cases:
+      - id: {id}
+        input_size: 3
+        hidden_size: 4
+{fields}
+    divergences:
+      - id: d
+        impl: torch
+        check: values
+        reason: r
+        when: {when}
+    """
+
+
+def _applies(tmp_path, fields: str, when: str) -> bool:
+    loaded = spec.load_file(write(tmp_path, WHEN.format(id="c", fields=fields, when=when)))
+    (case,), (div,) = loaded.cases, loaded.divergences
+    return div.applies(case, "torch", "cpu", "values")
+
+
+@pytest.mark.parametrize("fields, when, applies", [
+    ("        lengths: [3, 0]", "{zero_length: true}", True),
+    ("        lengths: [3, 1]", "{zero_length: true}", False),
+    ("        mask: [[0, 0, 0], [0, 1, 1]]", "{zero_length: true, masked: true}", True),
+    ("        calls: 3\n        resets: [3]", "{reset: true, stateful: true}", True),
+    ("        batch: 4\n        batch_shape: [2, 2]", "{batch_axes: [2, 3]}", True),
+    ("        initial_state: zeros", "{nonzero_initial_state: true}", False),
+    ("        initial_state: 0.5", "{nonzero_initial_state: true}", True),
+    ("        batch: 1\n        initial_state: ones\n        feed_state_batch: 2",
+     "{state_batch_broadcast: input, state_batch: larger}", True),
+    ("        initial_state: ones\n        feed_state_batch: 1", "{state_batch_broadcast: input}", False),
+])
+def test_a_when_condition_is_a_property_of_the_whole_configuration(tmp_path, fields, when, applies):
+    assert _applies(tmp_path, fields, when) is applies
+
+
+def test_a_when_condition_with_a_value_it_cannot_take_is_refused_with_the_allowed_ones(tmp_path):
+    err = load_error(tmp_path, WHEN.format(id="c", fields="", when="{state_batch: bigger}"))
+    assert err.field == "when.state_batch" and "as_input | larger | smaller" in str(err), str(err)
+
+
+def test_an_unknown_when_key_names_the_conditions_too(tmp_path):
+    err = load_error(tmp_path, WHEN.format(id="c", fields="", when="{zero_lenght: true}"))
+    assert "zero_length" in str(err), str(err)
