@@ -126,21 +126,25 @@ def test_a_slug_is_a_safe_file_name_and_unique_per_signature():
 
 
 # ---- the journal ----
+def entry(index: int) -> dict:
+    return {"kind": "config", "index": index, "values": {"input_size": 1, "hidden_size": 1}, "signatures": {}}
+
+
 def test_a_torn_last_journal_line_is_ignored_and_cut_off_before_the_next_line(tmp_path):
     j = journal.Journal(tmp_path)
-    j.append({"kind": "config", "index": 0})
+    j.append(entry(0))
     j.close()
     with open(tmp_path / journal.JOURNAL, "a") as f:
         f.write('{"kind": "config", "ind')                      # a kill in the middle of a line
     assert [e["index"] for e in journal.Journal(tmp_path).read()] == [0]
     j = journal.Journal(tmp_path)
-    j.append({"kind": "config", "index": 1})
+    j.append(entry(1))
     j.close()
     assert [e["index"] for e in journal.Journal(tmp_path).read()] == [0, 1]
 
 
 def test_a_damaged_journal_line_is_an_error_naming_the_file_and_line(tmp_path):
-    (tmp_path / journal.JOURNAL).write_text('{"kind": "config", "index": 0}\nnot json\n{"kind": "config"}\n')
+    (tmp_path / journal.JOURNAL).write_text(json.dumps(entry(0)) + '\nnot json\n' + json.dumps(entry(1)) + '\n')
     with pytest.raises(journal.JournalError, match=r"journal.jsonl:2: not JSON"):
         journal.Journal(tmp_path).read()
 
@@ -295,3 +299,27 @@ def test_ctrl_c_keeps_everything_found_so_far(tmp_path):
     assert proc.returncode == 130, out
     doc = findings.load(tmp_path / "out")
     assert doc["state"]["stopped"] == "interrupted" and doc["state"]["configs"] >= 3
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"seed": 1, "impls": ["rm -rf"], "devices": ["cpu"], "shard": None, "divergences": [], "builtin": True},
+     "are not implementations"),
+    ({"seed": 1, "impls": ["torch"], "devices": ["tpu"], "shard": None, "divergences": [], "builtin": True},
+     "are not cpu or gpu"),
+    ({"seed": 1, "impls": ["torch"], "devices": ["cpu"], "shard": [3, 2], "divergences": [], "builtin": True},
+     "is not [I, N]"),
+    ({"seed": 1, "impls": ["torch"], "devices": ["cpu"], "shard": None, "divergences": ["/nowhere.yaml"],
+      "builtin": True}, "are not catalogue files here"),
+])
+def test_resume_refuses_settings_it_cannot_trust(tmp_path, settings, message):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / journal.SETTINGS).write_text(json.dumps(settings))
+    proc = explore("--resume", "out", "--max-configs", "1", cwd=tmp_path)
+    assert proc.returncode == 4 and message in proc.stderr and "explore.json" in proc.stderr, proc.stderr
+
+
+def test_a_journal_line_that_is_not_an_entry_is_refused_with_its_line(tmp_path):
+    (tmp_path / journal.JOURNAL).write_text('{"kind": "config", "index": 0, "values": {}, "signatures": {}}\n'
+                                            '{"kind": "config", "index": "0", "values": [], "signatures": {}}\n')
+    with pytest.raises(journal.JournalError, match=r"journal.jsonl:2: not a journal entry"):
+        journal.Journal(tmp_path).read()

@@ -75,6 +75,32 @@ def _positive(value, option: str, integer: bool = False):
     return value
 
 
+def _check_saved(fixed: dict, path: Path) -> None:
+    """The settings an explore saved, as hostile as any input: known implementations and devices, a
+    shard I/N, catalogue files that are still there."""
+    from .. import impls
+
+    def bad(what: str):
+        raise UsageError(f"{path}: {what}; it is not an explore's settings file, or it was edited")
+
+    if not isinstance(fixed["impls"], list) or not fixed["impls"] or any(i not in impls.ids() for i in fixed["impls"]):
+        bad(f"impls {str(fixed['impls'])[:200]} are not implementations ({', '.join(impls.ids())})")
+    if not isinstance(fixed["devices"], list) or not fixed["devices"] or any(d not in ("cpu", "gpu")
+                                                                             for d in fixed["devices"]):
+        bad(f"devices {str(fixed['devices'])[:100]} are not cpu or gpu")
+    shard = fixed.get("shard")
+    if shard is not None and not (isinstance(shard, list) and len(shard) == 2 and all(type(x) is int for x in shard)
+                                  and 1 <= shard[0] <= shard[1]):
+        bad(f"shard {str(shard)[:100]} is not [I, N]")
+    if not 0 <= fixed["seed"] <= 10**9:
+        bad(f"seed {fixed['seed']} is not from 0 to 1e9")
+    if not isinstance(fixed.get("divergences"), list) or any(not isinstance(f, str) or not Path(f).is_file()
+                                                             for f in fixed["divergences"]):
+        bad(f"divergences {str(fixed.get('divergences'))[:200]} are not catalogue files here")
+    if not isinstance(fixed.get("builtin"), bool):
+        bad("builtin is not true or false")
+
+
 def settings_from(args) -> tuple:
     from ..devices import default_devices
     from . import engine, journal
@@ -82,6 +108,7 @@ def settings_from(args) -> tuple:
     if args.resume is not None:
         saved = journal.read_settings(args.resume)
         fixed = {k: saved.get(k) for k in engine.Settings.FIXED}
+        _check_saved(fixed, args.resume / journal.SETTINGS)
         fixed["shard"] = tuple(fixed["shard"]) if fixed.get("shard") else None
         s = engine.Settings(**fixed)
         s.max_configs = args.max_configs if args.max_configs is not None else saved.get("max_configs")

@@ -41,6 +41,21 @@ def read_settings(out: Path) -> dict:
     return data
 
 
+def _well_formed(entry) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    if entry.get("kind") == "config":
+        sigs = entry.get("signatures")
+        return (type(entry.get("index")) is int and entry["index"] >= 0 and isinstance(entry.get("values"), dict)
+                and isinstance(sigs, dict) and all(isinstance(v, dict) and {"check", "kind", "impls"} <= set(v)
+                                                   for v in sigs.values())
+                and all(isinstance(entry.get(k, {}), dict) for k in ("known", "stale", "verdicts", "impl_seconds"))
+                and isinstance(entry.get("seconds", 0.0), (int, float)))
+    if entry.get("kind") == "finding":
+        return isinstance(entry.get("signature"), str) and isinstance(entry.get("minimal", {}), dict)
+    return False
+
+
 class Journal:
     def __init__(self, out: Path):
         self.path = out / JOURNAL
@@ -61,8 +76,9 @@ class Journal:
                     if line.endswith(b"\n"):
                         raise JournalError(f"{self.path}:{number}: not JSON; the journal is damaged") from None
                     break                   # the last line, cut short by a kill: written again when resumed
-                if not isinstance(entry, dict) or entry.get("kind") not in ("config", "finding"):
-                    raise JournalError(f"{self.path}:{number}: not a journal entry")
+                if not _well_formed(entry):
+                    raise JournalError(f"{self.path}:{number}: not a journal entry (a config needs an index, values "
+                                       "and signatures; a finding a signature)")
                 entries.append(entry)
         return entries
 
