@@ -332,6 +332,9 @@ CONDITIONS: dict[str, Condition] = {
                                        choices=("none", "state", "input")),
     "state_batch": Condition(str, "how the initial states' batch (feed_state_batch) compares with the input's: "
                              "as_input, larger or smaller", _state_batch, choices=("as_input", "larger", "smaller")),
+    "recurrent_dropout_given": Condition(bool, "recurrent_dropout is above 0 (whether training or not: Keras then "
+                                         "leaves its fused LSTM for the generic loop)",
+                                         lambda c: c.recurrent_dropout > 0),
     "per_layer_sizes": Condition(bool, "the layers have hidden sizes of their own (hidden_size is a list)",
                                  lambda c: c.per_layer_sizes),
 }
