@@ -158,9 +158,9 @@ def check_param_count(case: Case, obs: Observation, formula_name: str) -> Outcom
         details["problem"] = (f"the real parameter count {obs.param_count} differs from the framework's "
                               f"documented formula ({documented})")
         return Outcome(False, details, declarable=False)
-    # Where the framework's formula gives the canonical count for this configuration (no units: a second bias
-    # of width 0), agreeing is no evidence against a declared formula difference.
-    return Outcome(obs.param_count == canonical, details, conclusive=documented != canonical)
+    # A layer of no units has no parameters whatever the formula (a second bias of width 0): agreeing on 0 is no
+    # evidence against a declared formula difference.
+    return Outcome(obs.param_count == canonical, details, conclusive=canonical != 0)
 
 
 # Default tolerances of the values check, per dtype and device: |observed - reference| <= atol +

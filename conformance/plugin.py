@@ -62,15 +62,10 @@ def _split(values: list[str], option: str) -> list[str]:
 
 
 def _select_impls(patterns: list[str]) -> list[str]:
-    if not patterns:
-        return impls.ids()
-    chosen = []
-    for p in patterns:
-        hits = [i for i in impls.ids() if fnmatch.fnmatchcase(i, p)]
-        if not hits:
-            raise pytest.UsageError(f"--impl {p!r} matches no implementation; known: {', '.join(impls.ids())}")
-        chosen += [h for h in hits if h not in chosen]
-    return chosen
+    try:
+        return impls.select(patterns)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _select_devices(values: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ device) so that they cost no framework start-up, then the worker run, then the c
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -239,18 +240,17 @@ def _schema_validator():
     """The JSON Schema of results.json (``results.schema.json``, shipped with the package), compiled
     once by fastjsonschema (about 20x faster than interpreting it: 20,000 runs in ~2.5 s, as long as
     parsing the JSON takes)."""
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        from importlib import resources
-
-        import fastjsonschema
-
-        schema = json.loads(resources.files("conformance").joinpath("results.schema.json").read_text("utf-8"))
-        _VALIDATOR = fastjsonschema.compile(schema)
-    return _VALIDATOR
+    return compiled_schema("results.schema.json")
 
 
-_VALIDATOR = None
+@functools.lru_cache(maxsize=None)
+def compiled_schema(name: str):
+    """A JSON Schema shipped with the package (results.json's, findings.json's), compiled once."""
+    from importlib import resources
+
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(resources.files("conformance").joinpath(name).read_text("utf-8")))
 
 
 def _where_in(doc: dict, path) -> str:

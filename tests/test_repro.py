@@ -83,20 +83,7 @@ REFUSED = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, c
            if name.startswith("refused-")]
 RUN_IDS = [f"{impl_id}-{name}" for impl_id, name, _ in RUNS]
 FRAMEWORKS = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras")
-MARKER = "@@@ repro snippet"
-RAISED = "@@@ raised"
-
-DRIVER = textwrap.dedent(f"""
-    import runpy, sys, traceback
-    for path in sys.argv[1:]:
-        print({MARKER!r}, path, flush=True)
-        try:
-            runpy.run_path(path, run_name="__main__")
-        except BaseException as exc:
-            traceback.print_exc(file=sys.stdout)
-            print({RAISED!r}, type(exc).__name__)
-        sys.stdout.flush()
-""")
+from conformance.explore.confirm import DRIVER, MARKER, RAISED  # the driver explore confirms findings with
 
 
 class SnippetRuns:

@@ -125,7 +125,8 @@ def settings_from(args) -> tuple:
         if args.impl and not names:
             raise UsageError("--impl names nothing; leave it out for every implementation")
         try:
-            chosen = engine.selected_impls(names)
+            from .. import impls as _impls
+            chosen = _impls.select(names)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         from .. import impls

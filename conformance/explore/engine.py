@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import impls, results, spec
+from .. import results, spec
 from ..catalogue import builtin_catalogue, in_scope
 from ..runner import WorkerPool
 from . import confirm, journal, shrink, signature, space
@@ -285,17 +285,3 @@ class Explorer:
         used = self.known()
         return [{"id": d.id, "file": results.display_path(d.file, Path.cwd()), "line": d.line}
                 for d in self.decls if d.id not in used]
-
-
-def selected_impls(patterns: list[str]) -> list[str]:
-    import fnmatch
-
-    if not patterns:
-        return impls.ids()
-    chosen = []
-    for p in patterns:
-        hits = [i for i in impls.ids() if fnmatch.fnmatchcase(i, p)]
-        if not hits:
-            raise ValueError(f"--impl {p!r} matches no implementation; known: {', '.join(impls.ids())}")
-        chosen += [h for h in hits if h not in chosen]
-    return chosen

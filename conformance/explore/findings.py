@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .. import __version__, spec
-from ..results import ResultsError, write_atomic
+from ..results import ResultsError, compiled_schema, write_atomic
 from . import signature, space
 
 SCHEMA_VERSION = 1
@@ -153,24 +152,11 @@ def write_files(out: Path, doc: dict) -> None:
 
 
 # ---- reading, validating and merging findings documents from elsewhere ----
-def _validator():
-    import fastjsonschema
-
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        schema = json.loads(resources.files("conformance").joinpath("findings.schema.json").read_text("utf-8"))
-        _VALIDATOR = fastjsonschema.compile(schema)
-    return _VALIDATOR
-
-
-_VALIDATOR = None
-
-
 def validate(doc, where: str) -> dict:
     import fastjsonschema
 
     try:
-        _validator()(doc)
+        compiled_schema("findings.schema.json")(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise ResultsError(f"{where}: not a findings document: {exc.message[:300]}") from None
     for k, entry in enumerate(doc["findings"]):

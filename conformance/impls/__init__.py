@@ -41,3 +41,19 @@ def get(impl_id: str) -> Impl:
 
 
 __all__ = ["Impl", "Observation", "get", "ids"]
+
+
+def select(patterns: list[str]) -> list[str]:
+    """The implementation ids ``patterns`` (ids or globs) name, in the order given, each once; none: every
+    one. Raises ``ValueError`` naming a pattern that matches nothing."""
+    import fnmatch
+
+    if not patterns:
+        return ids()
+    chosen: list[str] = []
+    for p in patterns:
+        hits = [i for i in ids() if fnmatch.fnmatchcase(i, p)]
+        if not hits:
+            raise ValueError(f"--impl {p!r} matches no implementation; known: {', '.join(ids())}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
