@@ -91,7 +91,10 @@ def verdict(record: dict, printed: str) -> dict:
     if got["raised"]:
         return {"confirmed": False, "printed": printed[-2000:],
                 "why": f"the snippet raised {got['raised']}, but the run was not refused"}
-    want = [(r["path"], r["shape"]) for r in native.get("returns") or [] if "shape" in r]
+    # what the native call returned (paths into `out`), not what the adapter derived from it (an unpacked
+    # sequence, named by the call that derives it), which the snippet shows as a comment
+    want = [(r["path"], r["shape"]) for r in native.get("returns") or []
+            if "shape" in r and (r["path"] == "" or r["path"][0] in "[.")]
     want_params = native.get("param_count")
     problems = []
     if want and [list(s) for _, s in want] != [s for _, s in got["returns"]]:
