@@ -134,6 +134,7 @@ def test_sorting_by_a_column_puts_its_most_severe_verdicts_first_in_each_file(de
 
 def test_a_case_opens_with_its_reference_and_a_panel_per_implementation(default_report, default_run):
     case = "bidirectional-state"
+    default_report.fill("#f-text", case)          # (the matrix shows the worst cases first, a page at a time)
     default_report.click(f"#matrix tr[data-case='{case}'] a.case-link")
     detail = default_report.locator("#detail")
     detail.wait_for(state="visible")
@@ -491,4 +492,4 @@ def test_screenshots_of_the_first_screen_a_divergent_case_and_the_structure_view
         shots.append(SHOTS / f"{name}-{width}.png")
         default_report.screenshot(path=str(shots[-1]), full_page=False)
     for shot in shots:
-        assert 10_000 < shot.stat().st_size < 400_000, shot
+        assert 10_000 < shot.stat().st_size < 1_000_000, shot
