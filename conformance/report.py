@@ -175,7 +175,7 @@ def _law(points: list[tuple[int, int]]) -> str:
     if all(d == 0 for _, d in points):
         return "0"
     ratios = {d / h for h, d in points if h}
-    if len(ratios) == 1 and all(h for h, _ in points):
+    if len(ratios) == 1 and all(d == 0 for h, d in points if not h):     # k·H is 0 at H = 0
         k = ratios.pop()
         return f"{'+' if k > 0 else '−'}{abs(k):g}·H"
     return "varies with H"
