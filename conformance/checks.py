@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -81,6 +82,73 @@ def check_dtype(case: Case, obs: Observation) -> Outcome | None:
     return Outcome(not wrong, {"expected": expected, "observed": sorted({r["dtype"] for r in rows}),
                                "tensors": rows, "wrong": [f"{r['path'] or '(the return)'} ({r['role']}): {r['dtype']}"
                                                           for r in wrong]})
+
+
+def _refusal_text(info: dict | None) -> str:
+    return f"refused: {(info or {}).get('type')}: {(info or {}).get('message')}"
+
+
+def _dims_match(symbolic, eager) -> bool:
+    """A symbolic shape against an eager one: the same rank, every known dimension the same (an unknown one,
+    None, matches any size)."""
+    return symbolic is not None and eager is not None and len(symbolic) == len(eager) and all(
+        s is None or s == e for s, e in zip(symbolic, eager))
+
+
+def check_symbolic(case: Case, obs: Observation) -> Outcome | None:
+    """Shapes without running: what the framework infers of the returns (``Impl.infer``: Keras's symbolic
+    ``keras.Input``, ``torch.export`` or the meta device, ``jax.eval_shape``), with the batch and the time steps
+    unknown where it can, against what the call really returned: the same tensors at the same places, every
+    known dimension and dtype the same, the same parameter count; an inference that refuses what the call
+    accepts (or accepts what it refuses) differs too. A framework that has no way to infer is a fact (skipped,
+    with its reason); one that needed a dimension known says so (``attempts``)."""
+    sym = obs.symbolic
+    if sym is None:
+        return None
+    if "cannot" in sym:
+        return Outcome(True, {"reason": sym["cannot"]}, verdict=SKIPPED)
+    attempts = [{"unknown": a.get("unknown"), "refused": _refusal_text(a.get("refused"))} for a in sym.get("attempts") or []]
+    if "error" in sym:
+        err = sym["error"]
+        return Outcome(False, {"error": f"{err.get('type')}: {err.get('message')}", "traceback": err.get("traceback"),
+                               "attempts": attempts}, verdict=ERROR)
+    eager = _refusal_text(obs.rejection) if obs.status == "rejected" else "accepted"
+    if "refused" in sym or obs.status == "rejected":
+        symbolic = _refusal_text(sym["refused"]) if "refused" in sym else "accepted"
+        ok = ("refused" in sym) == (obs.status == "rejected")
+        problems = [] if ok else [f"shape inference {'refuses' if 'refused' in sym else 'accepts'} what the call "
+                                  f"{'accepts' if obs.status != 'rejected' else 'refuses'}"]
+        return Outcome(ok, {"api": sym.get("api", ""), "symbolic": symbolic, "eager": eager, "attempts": attempts,
+                            "problems": problems}, conclusive=not ok or "refused" not in sym)
+    real = [r for r in obs.returns]
+    inferred = list(sym.get("returns") or [])
+    problems = []
+    if [r["path"] for r in inferred] != [r["path"] for r in real]:
+        problems.append(f"inferred returns at {[r['path'] for r in inferred]}, the call returned "
+                        f"{[r['path'] for r in real]}")
+    for s, e in zip(inferred, real):
+        if s["path"] != e["path"]:
+            continue
+        where = s["path"] or "(the return)"
+        if not _dims_match(s.get("shape"), e.get("shape")):
+            problems.append(f"{where}: inferred {_shape_text(s.get('shape'))}, returned {_shape_text(e.get('shape'))}")
+        if s.get("dtype") and e.get("dtype") and s["dtype"] != e["dtype"]:
+            problems.append(f"{where}: inferred dtype {s['dtype']}, returned {e['dtype']}")
+    if sym.get("param_count") is not None and obs.param_count is not None and sym["param_count"] != obs.param_count:
+        problems.append(f"inferred {sym['param_count']} parameters, the built construct has {obs.param_count}")
+    unknown = sorted({r["path"] or "(the return)" for r in inferred if None in (r.get("shape") or [])})
+    return Outcome(not problems, {
+        "api": sym.get("api", ""), "unknown": sym.get("unknown", []), "attempts": attempts,
+        "symbolic": [{"path": r["path"], "role": r.get("role"), "shape": r.get("shape"), "dtype": r.get("dtype")}
+                     for r in inferred],
+        "param_count": sym.get("param_count"), "left_unknown": unknown, "notes": sym.get("notes") or [],
+        "problems": problems})
+
+
+def _shape_text(shape) -> str:
+    if shape is None:
+        return "nothing"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _tol(dtype) -> float:
@@ -408,6 +476,10 @@ def _claim_verdict(claim: Claim, obs: Observation, directions: int = 1) -> dict:
         claimed["warns"] = dict(claim.warns)
         real["warns"] = [{"type": w["type"], "message": w["message"]} for w in obs.warnings]
         holds &= any(claim.raises_matches(w, claim.warns) for w in obs.warnings)
+    if claim.summary is not None:
+        claimed["summary"] = claim.summary_dict()
+        real["summary"], true = _summary_verdict(claimed["summary"], obs.summary)
+        holds &= true
     for key, same in (("same_calls", True), ("different_calls", False)):
         pairs = getattr(claim, key)
         if pairs is None:
@@ -434,6 +506,40 @@ def _claim_verdict(claim: Claim, obs: Observation, directions: int = 1) -> dict:
             "true": bool(holds), "expected_true": claim.holds, "verdict": verdict, "line": claim.line}
 
 
+def _summary_verdict(claimed: dict, got: dict | None) -> tuple[dict, bool]:
+    """What Keras's real ``model.summary()`` printed, parsed, and whether it is what ``claimed`` quotes: the same
+    layer rows (every one but the InputLayer, in order: each quoted column the same, a layer by its type in
+    parentheses, a shape without its spacing) and the same totals."""
+    from . import summary as summary_text
+
+    if not got or "text" not in got:
+        why = (got or {}).get("cannot") or (got or {}).get("refused") or (got or {}).get("error") or "no summary"
+        return {"unavailable": why if isinstance(why, str) else f"{why.get('type')}: {why.get('message')}"}, False
+    try:
+        parsed = summary_text.parse(got["text"])
+    except ValueError as exc:
+        return {"unavailable": str(exc), "text": got["text"]}, False
+    rows = summary_text.layer_rows(parsed)
+    real = {"rows": [{"layer": r["layer"], "output_shape": r["output_shape"], "params": r["params"]} for r in rows],
+            **{k: parsed[k] for k in ("total_params", "trainable_params", "non_trainable_params")},
+            "how": got.get("how", ""), "text": got["text"]}
+    holds = True
+    if "rows" in claimed:
+        holds = len(claimed["rows"]) == len(rows)
+        for want, row in zip(claimed["rows"], rows):
+            if "layer" in want:
+                kind = re.search(r"\((\w+)\)\s*$", want["layer"])
+                holds &= (kind.group(1) if kind else want["layer"]) == row["type"]
+            if "output_shape" in want:
+                holds &= summary_text.shape_text(want["output_shape"]) == summary_text.shape_text(row["output_shape"])
+            if "params" in want:
+                holds &= want["params"] == row["params"]
+    for key in ("total_params", "trainable_params", "non_trainable_params"):
+        if key in claimed:
+            holds &= claimed[key] == parsed[key]
+    return real, bool(holds)
+
+
 def _canonical_tensor(obs: Observation, name: str, directions: int):
     """The canonical tensor a values claim names (``output``, ``layer<l>/<direction>/<h|c>``), or None."""
     if name == "output":
@@ -447,14 +553,27 @@ def _canonical_tensor(obs: Observation, name: str, directions: int):
     return np.asarray(obs.states[k][0 if which == "h" else 1])
 
 
-def check_claims(case: Case, obs: Observation, impl_id: str) -> Outcome | None:
-    """Claims from documents, each true or false when run; a false claim must be recorded as such."""
+# What a claim may say that a shape-only run cannot tell (numbers, calls compared, what the computation raised
+# or warned of): such a claim is not asked in shape-only mode.
+COMPUTED_CLAIM_FIELDS = ("values", "same_calls", "different_calls", "raises", "warns")
+
+
+def check_claims(case: Case, obs: Observation, impl_id: str, shape_only: bool = False) -> Outcome | None:
+    """Claims from documents, each true or false when run; a false claim must be recorded as such. In shape-only
+    mode only the claims about shapes, structure and counts are asked (the others are counted apart)."""
     claims = [c for c in case.claims if c.applies_to(impl_id)]
+    left = []
+    if shape_only:
+        left = [c for c in claims if any(getattr(c, f) is not None for f in COMPUTED_CLAIM_FIELDS)]
+        claims = [c for c in claims if c not in left]
     if not claims:
         return None
     results = [_claim_verdict(c, obs, case.config.directions) for c in claims]
     verdict = worst(r["verdict"] for r in results)
-    return Outcome(verdict == AGREE, {"claims": results}, verdict=verdict)
+    details = {"claims": results}
+    if left:
+        details["not_asked"] = f"{len(left)} claim(s) about computed values, calls or errors: not asked in shape-only mode"
+    return Outcome(verdict == AGREE, details, verdict=verdict)
 
 
 class EvaluationError(Exception):
@@ -486,31 +605,38 @@ def check_accepts(case: Case, obs: Observation, refusal: str | None) -> Outcome 
 
 def evaluate(case: Case, impl_id: str, device: str, obs: Observation, formula_name: str,
              divergences: list[Divergence], versions: dict | None = None,
-             timeout: float | None = None) -> dict[str, dict]:
+             timeout: float | None = None, shape_only: bool = False) -> dict[str, dict]:
     """Run every check; return ``{check: {"verdict", "details", "divergence"}}``. ``versions`` (the
     run's package versions) select declarations scoped to framework releases; ``timeout`` (seconds)
-    bounds the float64 reference. Raises :class:`EvaluationError` (and nothing else) when the
-    reference or a check cannot be computed."""
+    bounds the float64 reference. ``shape_only``: the observation is a shape-only run's (``Impl.run_shapes``):
+    only ``SHAPE_CHECKS`` are asked, and no reference is computed. Raises :class:`EvaluationError` (and nothing
+    else) when the reference or a check cannot be computed."""
     cfg = case.config
     deadline = None if timeout is None else time.monotonic() + timeout
     refusal, ref = reference.rejects(cfg), None
     try:
-        if refusal is None and obs.status != "rejected":
+        if refusal is None and obs.status != "rejected" and not shape_only:
             ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
                                     reference.initial_states(cfg), deadline=deadline)
     except Exception as exc:   # noqa: BLE001 - MemoryError first of all
         raise EvaluationError("reference", exc) from exc
     try:
-        return _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref, refusal)
+        return _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref, refusal, shape_only)
     except Exception as exc:   # noqa: BLE001
         raise EvaluationError("checks", exc) from exc
 
 
-def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref, refusal) -> dict[str, dict]:
+def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref, refusal,
+           shape_only: bool = False) -> dict[str, dict]:
     outcomes = dict.fromkeys(CHECKS)
     outcomes["accepts"] = check_accepts(case, obs, refusal)
-    outcomes["claims"] = check_claims(case, obs, impl_id)
-    if ref is not None:     # both accepted the call: every other check compares the results
+    outcomes["claims"] = check_claims(case, obs, impl_id, shape_only)
+    outcomes["symbolic"] = check_symbolic(case, obs)
+    if shape_only:          # the shapes and the count the framework inferred; no number was computed
+        if refusal is None and obs.status != "rejected":
+            outcomes.update(output_shape=check_output_shape(case, obs), state_shapes=check_state_shapes(case, obs),
+                            dtype=check_dtype(case, obs), param_count=check_param_count(case, obs, formula_name))
+    elif ref is not None:     # both accepted the call: every other check compares the results
         outcomes.update(_compare_results(case, obs, device, formula_name, ref))
     assert tuple(outcomes) == CHECKS
     return _verdicts(case, impl_id, device, versions, divergences, outcomes)

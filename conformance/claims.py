@@ -17,10 +17,12 @@ from .fields import ROLES, as_number
 from .limits import MAX_CLAIM_DIMS, MAX_CLAIM_INT, MAX_CLAIM_TENSORS, MAX_CLAIM_VALUES, MAX_TEXT_CHARS
 
 CLAIM_FIELDS = ("source", "impl", "says", "outputs", "roles", "param_count", "dtypes", "paths", "params",
-                "values", "same_calls", "different_calls", "atol", "rtol", "raises", "warns", "holds", "note")
+                "values", "same_calls", "different_calls", "atol", "rtol", "raises", "warns", "summary", "holds", "note")
 # What a claim may state (at least one of them), beside its source, scope and texts.
 STATEMENTS = ("outputs", "roles", "param_count", "dtypes", "paths", "params", "values", "same_calls",
-              "different_calls", "raises", "warns")
+              "different_calls", "raises", "warns", "summary")
+SUMMARY_ROW_KEYS = ("layer", "output_shape", "params")         # a summary row's columns a claim may quote
+SUMMARY_TOTALS = ("total_params", "trainable_params", "non_trainable_params")
 VALUE_TENSOR_RE = re.compile(r"^(output|layer\d+/(forward|backward)/[hc])$")
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
 CLAIM_ATOL = CLAIM_RTOL = 1e-6     # a values claim's default tolerance (Keras's and NumPy's assertAllClose)
@@ -47,12 +49,25 @@ class Claim:
     # pairs of call numbers (1-based, ``calls``) whose outputs are the same (within atol/rtol), or are not
     same_calls: tuple[tuple[int, int], ...] | None = None
     different_calls: tuple[tuple[int, int], ...] | None = None
+    # Keras's model.summary() as printed: (("rows", ((("layer", "lstm (LSTM)"), ("output_shape", "(None, 3)"),
+    # ("params", 168)), ...)), ("total_params", 168), ...); see summary_dict
+    summary: tuple | None = None
     holds: bool = True             # the case author's expectation, after running it
     note: str = ""
     line: int | None = None
 
     def applies_to(self, impl_id: str) -> bool:
         return any(fnmatch.fnmatchcase(impl_id, p) for p in self.impl)
+
+    def summary_dict(self) -> dict | None:
+        """The summary this claim quotes: ``{"rows": [{"layer", "output_shape", "params"} (those given)], and
+        any of "total_params", "trainable_params", "non_trainable_params"}``, or None."""
+        if self.summary is None:
+            return None
+        out = dict(self.summary)
+        if "rows" in out:
+            out["rows"] = [dict(r) for r in out["rows"]]
+        return out
 
     def raises_matches(self, rejection: dict, want: tuple | None = None) -> bool:
         """Whether a run's ``rejection`` (or a warning: ``want`` is then ``warns``) is the one this claim says:
@@ -109,6 +124,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
     params = _params(raw, **loc)
     values = _values(raw, **loc)
     same_calls, different_calls = _call_pairs(raw, "same_calls", **loc), _call_pairs(raw, "different_calls", **loc)
+    summary = _summary(raw, **loc)
     tol = {}
     for key in ("atol", "rtol"):
         if key in raw:
@@ -122,7 +138,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
                                 field=f"claims.{key}", line=raw.line_of(key), **loc)
             tol[key] = number
     if outputs is None and roles is None and param_count is None and all(
-            x is None for x in (dtypes, paths, params, values, raises, warns, same_calls, different_calls)):
+            x is None for x in (dtypes, paths, params, values, raises, warns, same_calls, different_calls, summary)):
         raise SpecError(f"a claim must state at least one of {', '.join(STATEMENTS)}", field="claims",
                         line=raw.line, **loc)
     if outputs is not None and roles is not None and len(outputs) != len(roles):
@@ -135,7 +151,7 @@ def parse_claim(raw: Any, **loc) -> Claim:
     note = optional_text(raw, "note", "claims.note", **loc)
     return Claim(source=source, impl=impl, says=says, outputs=outputs, roles=roles, param_count=param_count,
                  dtypes=dtypes, paths=paths, params=params, values=values, **tol, raises=raises, holds=holds, note=note,
-                 same_calls=same_calls, different_calls=different_calls, warns=warns, line=raw.line)
+                 same_calls=same_calls, different_calls=different_calls, warns=warns, summary=summary, line=raw.line)
 
 
 def _call_pairs(raw, key: str, **loc) -> tuple | None:
@@ -151,6 +167,48 @@ def _call_pairs(raw, key: str, **loc) -> tuple | None:
         raise SpecError(f"expected a list of pairs of two different call numbers (1 = the first call), e.g. [[1, 3]]; "
                         f"got {short(value)}", field=f"claims.{key}", line=raw.line_of(key), **loc)
     return tuple(tuple(p) for p in value)
+
+
+def _summary_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_CLAIM_INT
+
+
+def _summary(raw, **loc) -> tuple | None:
+    """``summary``: rows of Keras's ``model.summary()`` table as printed, ``{rows: [{layer: "lstm_3 (LSTM)",
+    output_shape: "(None, 3)", params: 168}], total_params: 168}`` (each key optional, at least one); the
+    layer's name is compared by its type in parentheses only (Keras numbers names per session)."""
+    if "summary" not in raw:
+        return None
+    value, kloc = raw["summary"], dict(loc, field="claims.summary", line=raw.line_of("summary"))
+    allowed = ("rows", *SUMMARY_TOTALS)
+    if not isinstance(value, dict) or not value or set(value) - set(allowed):
+        raise SpecError(f"expected a mapping of {', '.join(allowed)} (at least one), e.g. {{rows: [{{layer: "
+                        "'lstm (LSTM)', output_shape: '(None, 3)', params: 168}], total_params: 168}", **kloc)
+    out = []
+    for key in SUMMARY_TOTALS:
+        if key in value:
+            if not _summary_count(value[key]):
+                raise SpecError(f"{key}: expected a non-negative integer, got {short(value[key])}", **kloc)
+            out.append((key, value[key]))
+    if "rows" in value:
+        rows = value["rows"]
+        if isinstance(rows, list):
+            check_count(rows, MAX_CLAIM_TENSORS, "summary rows", **kloc)
+        if not isinstance(rows, list) or not rows:
+            raise SpecError("rows: expected a list of the table's rows, e.g. [{output_shape: '(None, 3)', params: 168}]",
+                            **kloc)
+        parsed = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or not row or set(row) - set(SUMMARY_ROW_KEYS):
+                raise SpecError(f"row {i}: expected a mapping of {', '.join(SUMMARY_ROW_KEYS)} (at least one)", **kloc)
+            for key in ("layer", "output_shape"):
+                if key in row and not (isinstance(row[key], str) and 0 < len(row[key]) <= 200):
+                    raise SpecError(f"row {i}: {key}: expected the text as printed (at most 200 characters)", **kloc)
+            if "params" in row and not _summary_count(row["params"]):
+                raise SpecError(f"row {i}: params: expected a non-negative integer, got {short(row['params'])}", **kloc)
+            parsed.append(tuple((k, row[k]) for k in SUMMARY_ROW_KEYS if k in row))
+        out.insert(0, ("rows", tuple(parsed)))
+    return tuple(out)
 
 
 def _raises(raw, key: str = "raises", **loc) -> tuple | None:

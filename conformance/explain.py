@@ -78,6 +78,17 @@ def explain(rec: dict) -> str:
                       f"{'' if t['ok'] else '  <- outside tolerance'}" for t in det["tensors"]]
             if det.get("first"):
                 lines.append(f"    first leaves the reference at: {det['first']}")
+        elif name == "symbolic":
+            if "error" in det:
+                lines.append(f"    the suite failed to ask for the inference: {det['error']}")
+            elif "symbolic" in det and isinstance(det["symbolic"], str):
+                lines += [f"    inferred ({det.get('api')}): {det['symbolic']}", f"    called:   {det.get('eager')}"]
+            else:
+                lines.append(f"    inferred by {det.get('api')} with {' and '.join(det.get('unknown') or []) or 'no'} "
+                             "dimension(s) unknown:")
+                lines += [f"    {p}" for p in det.get("problems") or []]
+            lines += [f"    refused first with {' and '.join(a['unknown']) or 'nothing'} unknown: {a['refused']}"
+                      for a in det.get("attempts") or []]
         elif name == "padding":
             lines.append(f"    at the {det['padded_steps']} padded output steps: {det['behaviour']} (canonical: zeros; "
                          f"largest |value| {_num(det.get('max_abs_at_padding'))})")

@@ -173,7 +173,10 @@ CONFIG_FIELDS: dict[str, FieldSpec] = {
 MAX_NATIVE_KEYWORDS = 32       # keywords for one implementation pattern (and patterns in `native`)
 MAX_NATIVE_TEXT = 200          # characters of a keyword's name, a pattern or a string value
 
-CHECKS = ("accepts", "output_shape", "state_shapes", "state_order", "dtype", "param_count", "values", "padding", "claims")
+CHECKS = ("accepts", "output_shape", "state_shapes", "state_order", "dtype", "param_count", "symbolic", "values",
+          "padding", "claims")
+# The checks a shape-only run (`conformance run --shape-only`) asks: nothing that needs a computed number.
+SHAPE_CHECKS = ("accepts", "output_shape", "state_shapes", "dtype", "param_count", "claims")
 ROLES = ("output", "h", "c")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 

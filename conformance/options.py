@@ -47,6 +47,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--conformance-shard", "run only shard I of N (1 <= I <= N): a run's shard depends only on its own "
            "file, case, implementation and device; merge the shards' results with `conformance report`",
            "--shard", {"default": None, "metavar": "I/N"}),
+    Option("--conformance-shape-only", "shape-only: each framework infers the shapes and the parameter count "
+           "without computing (Keras's symbolic call, torch's meta device, jax.eval_shape), and only the shape, "
+           "dtype, parameter, acceptance and shape-claim checks are asked: no values, for speed at scale",
+           "--shape-only", {"action": "store_true"}),
     Option("--conformance-run-timeout", "a run taking longer kills its worker and is an error (default 300; "
            "a finite number > 0, at most 1e6)", "--run-timeout",
            {"type": float, "default": 300.0, "metavar": "SECONDS"}),

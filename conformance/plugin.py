@@ -33,6 +33,7 @@ import pytest
 
 from . import catalogue, checks, impls, options, shards, spec
 from .devices import DEVICES, default_devices
+from .fields import CHECKS, SHAPE_CHECKS
 
 _KEY = pytest.StashKey["ConformanceSession"]()
 _ALIASES_LEFT = pytest.StashKey[list]()
@@ -138,6 +139,7 @@ class ConformanceSession:
         self.shard = shards.parse_option(config.getoption("conformance_shard"))
         self.doc_extra: dict = {"catalogues": []}    # top-level keys of results.json (catalogues used, shard)
         self.run_timeout = _positive_seconds(config.getoption("conformance_run_timeout"), "--run-timeout")
+        self.shape_only = bool(config.getoption("conformance_shape_only"))
         self.flush_s = _positive_seconds(config.getoption("conformance_flush"), "--conformance-flush", allow_zero=True)
         from .settings import SettingError, check
         try:
@@ -181,6 +183,8 @@ class ConformanceSession:
         if self.shard is not None:
             self.doc_extra["shard"] = {"index": self.shard[0], "count": self.shard[1], "group": self._shard_group()}
         self.environment_extra["builtin_divergences"] = self.builtin
+        if self.shape_only:
+            self.environment_extra["shape_only"] = True
         self.environment_extra["command"] = _command(config)
         if not self.is_worker and not config.getoption("no_conformance_report"):
             from .output import OutputError, check_destination
@@ -306,7 +310,8 @@ class ConformanceSession:
                 items[:] = keep
         if not self.filled:
             return
-        done = {key_of(r): r["config"] for r in self.filled}
+        mode = "shape-only" if self.shape_only else "eager"      # a run of the other mode is not this session's
+        done = {key_of(r): r["config"] for r in self.filled if r.get("mode", "eager") == mode}
         keep, skip = [], []
         for item in items:
             key = isinstance(item, CaseItem) and (display_path(item.case.file, config.rootpath), item.case.id,
@@ -468,8 +473,10 @@ class ConformanceSession:
             for d in self.declared[f]:
                 if d["file"] != builtin or self._runs_shipped_cases():    # the shipped catalogue is about the
                     declared.setdefault(d["id"], d)                       # shipped cases: not said of yours
+        asked = SHAPE_CHECKS if self.shape_only else CHECKS     # a shape-only session asks no values or padding
         return [d for d in declared.values()
-                if d["id"] not in used and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
+                if d["id"] not in used and d.get("check") in asked
+                and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
 
     def _runs_shipped_cases(self) -> bool:
         shipped = catalogue.shipped_cases()
@@ -492,8 +499,8 @@ class ConformanceSession:
             taken = sum(1 for r in self.filled if key_of(r) in self._index and self.records[self._index[key_of(r)]] is r)
             terminalreporter.write_line(
                 f"{taken} runs taken from {self.fill_path}, {len(self.records) - taken} run now"
-                + (f" ({self.rerun_from_fill} of them again: their configuration changed since it was written)"
-                   if self.rerun_from_fill else ""))
+                + (f" ({self.rerun_from_fill} of them again: their configuration changed since it was written, "
+                   "or the mode, eager or shape-only)" if self.rerun_from_fill else ""))
         if self.environment_extra.get("fault_injection"):
             terminalreporter.write_line(f"warning: fault injection is on: CONFORMANCE_FAULT="
                                         f"{self.environment_extra['fault_injection']} (recorded in results.json)",
@@ -651,7 +658,7 @@ class CaseItem(pytest.Item):
             raise KeyboardInterrupt(sess.stop_signal)
         try:
             self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences,
-                                  root=self.config.rootpath)
+                                  root=self.config.rootpath, shape_only=sess.shape_only)
         except Exception as exc:  # noqa: BLE001 - a bug of the suite's own still leaves the run's record
             self.record = failed_record(self.case, self.impl_id, self.device, exc, root=self.config.rootpath)
         root = self.config.rootpath

@@ -30,7 +30,7 @@ import jinja2
 from .checks import FAILING, KNOWN, VERDICTS
 from .diff import ID_LIMIT, Diff, compare, summary_line
 from .results import dumps, load, write_atomic
-from .fields import freeze
+from .fields import SHAPE_CHECKS, freeze
 from .text import terminal_text
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
@@ -314,6 +314,8 @@ def _check_note(name: str, chk: dict) -> str:
             note = "; ".join(f"{t.get('tensor')}: max abs {t.get('max_abs')}" for t in bad[:3]) or "values differ"
         elif name == "padding":
             note = f"padded steps hold {d.get('behaviour')}"
+        elif name == "symbolic":
+            note = d.get("error") or "; ".join(map(str, d.get("problems") or [])) or str(d.get("symbolic"))
         elif name == "claims":
             claims = d.get("claims") or []
             false = sum(not c.get("true") for c in claims)
@@ -495,6 +497,7 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
             "runs": [[ci, col, v, chk, dumps(detail, separators=(",", ":")), *rest]
                      for ci, col, v, chk, detail, *rest in runs]}
     partial = [(path, doc["partial"]) for path, doc in sources if doc.get("partial")]
+    shape_only = sum(1 for _, doc in sources for r in doc.get("runs") or [] if r.get("mode") == "shape-only")
     collection_errors = [{"source": path, **e} for path, doc in sources for e in doc.get("collection_errors") or []]
     ctx = {
         "collection_errors": collection_errors,
@@ -505,6 +508,7 @@ def build(sources: list[tuple[str, dict]], changes: Diff | None = None) -> dict:
         "shards": _shards(sources),
         "merged": len(sources) > 1,
         "partial": partial,
+        "shape_only": shape_only, "shape_checks": SHAPE_CHECKS,
         "cols": cols,
         # agree is always a column when a declaration can be muted (its runs then count as agree)
         "verdicts": [v for v in VERDICTS if any(c[v] for c in counts.values()) or (v == "agree" and decls)],

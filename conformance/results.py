@@ -47,7 +47,7 @@ def display_path(path: str, root: Path | None) -> str:
 
 
 def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: dict, info: dict,
-           root: Path | None = None, repro: str = "") -> dict:
+           root: Path | None = None, repro: str = "", shape_only: bool = False) -> dict:
     """The run record of one case × impl × device. A framework's ``reason`` and ``traceback`` can be
     of any length (an exception quoting a whole tensor): each is cut to ``spec.MAX_RECORD_TEXT``
     characters, head and tail kept, with a line saying how much was cut."""
@@ -68,7 +68,10 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
         "reference": reference.summary(case.config),
         "native": {"construct": obs.construct, "returns": obs.returns, "params": obs.params,
                    "param_count": obs.param_count, "normalization": obs.normalization, "repro": repro,
-                   "rejection": obs.rejection, "warnings": obs.warnings},
+                   "rejection": obs.rejection, "warnings": obs.warnings,
+                   **({"symbolic": _clipped(obs.symbolic)} if obs.symbolic is not None else {}),
+                   **({"summary": _clipped(obs.summary)} if obs.summary is not None else {})},
+        "mode": "shape-only" if shape_only else "eager",
         "canonical": {"output_shape": _shape(obs.output),
                       "state_shapes": None if obs.states is None else [[_shape(h), _shape(c)] for h, c in obs.states]},
         "versions": info.get("versions", {}),
@@ -79,8 +82,27 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
     }
 
 
+def _clipped(node):
+    """A framework's texts inside a native fact (messages, tracebacks, a printed summary), each cut as a run's
+    reason is (``clip_text``)."""
+    from .spec import clip_text
+
+    if isinstance(node, str):
+        return clip_text(node)
+    if isinstance(node, dict):
+        return {k: _clipped(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clipped(v) for v in node]
+    return node
+
+
+def wants_summary(case: Case, impl_id: str) -> bool:
+    """Whether a claim of ``case`` for ``impl_id`` quotes Keras's ``model.summary()`` (the worker prints it then)."""
+    return any(c.summary is not None and c.applies_to(impl_id) for c in case.claims)
+
+
 def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences: list[Divergence],
-            root: Path | None = None) -> dict:
+            root: Path | None = None, shape_only: bool = False) -> dict:
     """The record of one run. The float64 reference and the checks run here, in the test process:
     when they fail (``MemoryError`` included) the run is an ``error`` saying so, with ``fault``
     ``{"kind": "exception", "type": ..., "phase": "reference"}`` (or ``"checks"``), never an
@@ -94,13 +116,14 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
     elif device == "gpu" and not machine_has_gpu():
         obs = Observation(status="skipped", reason="no GPU on this machine")
     else:
-        obs = pool.run(impl_id, case.id, case.config, device)
+        obs = pool.run(impl_id, case.id, case.config, device, mode="shapes" if shape_only else "eager",
+                       symbolic=not shape_only, summary=wants_summary(case, impl_id))
     run_checks = {}
     info = pool.infos.get(impl_id, {})
     if obs.status in ("ok", "rejected"):
         try:
             run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences,
-                                         info.get("versions"), timeout=pool.run_timeout)
+                                         info.get("versions"), timeout=pool.run_timeout, shape_only=shape_only)
         except Exception as exc:   # noqa: BLE001 - MemoryError too: whatever it is, the run keeps its record
             import traceback
 
@@ -110,7 +133,7 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
             obs.fault = {"kind": "exception", "type": type(failure.cause).__name__, "phase": failure.phase}
             del exc, failure               # (their frames hold the reference's arrays: free them now)
     repro = "" if impl.unsupported(case.config) else impl.repro(case.config)
-    return record(case, impl_id, device, obs, run_checks, info, root, repro)
+    return record(case, impl_id, device, obs, run_checks, info, root, repro, shape_only)
 
 
 def failed_record(case: Case, impl_id: str, device: str, exc: BaseException, root: Path | None = None) -> dict:

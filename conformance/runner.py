@@ -266,15 +266,19 @@ class WorkerPool:
             self._worker(impl_id)
         return self.infos[impl_id]
 
-    def run(self, impl_id: str, case_id: str, cfg: Config, device: str, timeout: float | None = None) -> Observation:
-        """One run in the impl's worker; a worker fault becomes an ``error`` observation (see the module doc)."""
+    def run(self, impl_id: str, case_id: str, cfg: Config, device: str, timeout: float | None = None, *,
+            mode: str = "eager", symbolic: bool = False, summary: bool = False) -> Observation:
+        """One run in the impl's worker; a worker fault becomes an ``error`` observation (see the module doc).
+        ``mode`` "shapes": shape-only (``Impl.run_shapes``); ``symbolic``: the framework's shape inference
+        attached (``Observation.symbolic``); ``summary``: Keras's ``model.summary()`` attached."""
         t0 = time.perf_counter()
         try:
             worker = self._worker(impl_id)
             if device not in worker.info["devices"]:
                 return Observation(status="skipped", reason=(
                     f"{impl_id} sees no {device} device here (it reports: {', '.join(worker.info['devices'])})"))
-            obs = worker.request({"op": "run", "case": case_id, "config": cfg.to_dict(), "device": device},
+            obs = worker.request({"op": "run", "case": case_id, "config": cfg.to_dict(), "device": device,
+                                  "mode": mode, "symbolic": symbolic, "summary": summary},
                                  f"running case {case_id!r} on {device}",
                                  self.run_timeout if timeout is None else timeout)
         except WorkerError as exc:

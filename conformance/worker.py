@@ -197,6 +197,63 @@ def recorded_warnings(caught: list) -> list[dict]:
     return out
 
 
+def _run_shapes(impl, cfg, device: str, init):
+    """Shape-only mode's observation (``Impl.run_shapes``); an adapter with no shape-only path gives an
+    ``unsupported`` one saying so."""
+    from .impls.base import Observation
+
+    try:
+        obs = impl.run_shapes(cfg, device, init)
+    except NotImplementedError as exc:
+        return Observation(status="unsupported", reason=f"shape-only: {exc}")
+    obs.normalization.insert(0, "shape-only: the framework inferred the shapes without computing; the output "
+                                "and states hold no numbers")
+    return obs
+
+
+def _failure(exc: BaseException) -> dict:
+    from .limits import clip_text
+
+    return {"type": _exception_name(exc), "message": clip_text(str(exc)),
+            "traceback": clip_text(traceback.format_exc())}
+
+
+def infer(impl, cfg, device: str) -> dict:
+    """What the framework infers of ``cfg``'s shapes without computing (``Impl.infer``): first with the batch and
+    the time steps unknown, then, where it refuses, with one of them known, then both. Each refusal is kept
+    (``attempts``): a framework that cannot infer with an unknown dimension is a fact worth showing. An
+    exception of the suite's own code is ``{"error": ...}``, never lost in the run's record."""
+    from .impls.base import UNKNOWN_DIMS, Rejected
+
+    attempts = []
+    for unknown in (UNKNOWN_DIMS, ("time",), ("batch",), ()):
+        try:
+            got = impl.infer(cfg, device, unknown)
+        except Rejected as exc:
+            attempts.append({"unknown": list(unknown), "refused": {k: exc.info[k] for k in ("type", "message")}})
+            continue
+        except NotImplementedError as exc:
+            return {"cannot": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - the suite's own failure: said in the symbolic check
+            return {"error": _failure(exc), "attempts": attempts}
+        return {**got, "unknown": list(unknown), "attempts": attempts}
+    return {"refused": attempts[-1]["refused"], "attempts": attempts}
+
+
+def summary(impl, cfg, device: str) -> dict:
+    """Keras's ``model.summary()`` text for ``cfg``'s construct (``Impl.summary``), or why there is none."""
+    from .impls.base import Rejected
+
+    try:
+        return impl.summary(cfg, device)
+    except Rejected as exc:
+        return {"refused": {k: exc.info[k] for k in ("type", "message")}}
+    except NotImplementedError as exc:
+        return {"cannot": str(exc)}
+    except Exception as exc:  # noqa: BLE001
+        return {"error": _failure(exc)}
+
+
 def _send(conn: Connection, obs) -> None:
     """Send an observation; one that cannot be pickled (a framework object left in it) becomes an
     error observation instead of a dead worker. Pickling happens before anything is written."""
@@ -256,13 +313,23 @@ def serve(impl_id: str, conn: Connection) -> None:
             try:
                 cfg = Config(**msg["config"])
                 _inject_fault(case_id)
-                weights = _mapping_fault(case_id, canonical_weights(cfg))
-                obs = impl.run(cfg, msg["device"], make_input(cfg), weights, initial_states(cfg))
+                if msg.get("mode") == "shapes":     # shape-only: the framework's inference, nothing computed
+                    obs = _run_shapes(impl, cfg, msg["device"], initial_states(cfg))
+                else:
+                    weights = _mapping_fault(case_id, canonical_weights(cfg))
+                    obs = impl.run(cfg, msg["device"], make_input(cfg), weights, initial_states(cfg))
             except Rejected as exc:      # the framework refused what it was given: a native fact
                 obs = Observation(status="rejected", reason=clip_text(str(exc)), rejection=exc.info,
                                   traceback=clip_text("".join(traceback.format_exception(exc.__cause__))))
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - a framework error is a verdict, not a crash
                 obs = _error(exc)
+            if isinstance(obs, Observation) and obs.status in ("ok", "rejected"):
+                if msg.get("symbolic"):
+                    t1 = time.perf_counter()
+                    obs.symbolic = infer(impl, cfg, msg["device"])
+                    obs.timings["symbolic_s"] = time.perf_counter() - t1
+                if msg.get("summary"):
+                    obs.summary = summary(impl, cfg, msg["device"])
         if not isinstance(obs, Observation):
             obs = Observation(status="error", reason=f"{impl_id}'s run returned {type(obs).__name__}, "
                                                      "not an Observation")

@@ -58,6 +58,9 @@ def add_parser(sub) -> None:
     p.add_argument("--shrink-tries", type=int, default=None, metavar="N",
                    help="configurations tried to shrink one finding (default 48)")
     p.add_argument("--no-confirm", action="store_true", help="do not run repros on the bare frameworks")
+    p.add_argument("--shape-only", action="store_true",
+                   help="a first pass at scale: every configuration shape-only (as conformance run --shape-only: the "
+                        "frameworks' shape inference, no values)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="implementations run side by side (default: the CPU count, at most 4)")
     p.add_argument("--run-timeout", type=float, default=120.0, metavar="SECONDS", help="a longer run is an error")
@@ -99,6 +102,8 @@ def _check_saved(fixed: dict, path: Path) -> None:
         bad(f"divergences {str(fixed.get('divergences'))[:200]} are not catalogue files here")
     if not isinstance(fixed.get("builtin"), bool):
         bad("builtin is not true or false")
+    if not isinstance(fixed.get("shape_only"), bool):
+        bad("shape_only is not true or false")
 
 
 def settings_from(args) -> tuple:
@@ -108,6 +113,7 @@ def settings_from(args) -> tuple:
     if args.resume is not None:
         saved = journal.read_settings(args.resume)
         fixed = {k: saved.get(k) for k in engine.Settings.FIXED}
+        fixed["shape_only"] = saved.get("shape_only", False)      # (explores saved before shape-only mode: eager)
         _check_saved(fixed, args.resume / journal.SETTINGS)
         fixed["shard"] = tuple(fixed["shard"]) if fixed.get("shard") else None
         s = engine.Settings(**fixed)
@@ -142,7 +148,7 @@ def settings_from(args) -> tuple:
                             max_configs=args.max_configs,
                             shard=tuple(int(x) for x in args.shard.split("/")) if args.shard else None,
                             divergences=[str(p) for p in args.divergences], builtin=not args.no_builtin_divergences,
-                            confirm=not args.no_confirm)
+                            confirm=not args.no_confirm, shape_only=args.shape_only)
         out = args.output or Path("reports/explore")
     s.time_s = _positive(args.time, "--time")
     _positive(s.max_configs, "--max-configs", integer=True)

@@ -37,6 +37,7 @@ class Settings:
     confirm: bool = True
     jobs: int = 2
     run_timeout: float = 120.0
+    shape_only: bool = False      # every configuration shape-only (results.execute(shape_only=True)): a fast first pass
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -44,7 +45,7 @@ class Settings:
         return d
 
     # What a resumed session must share with the one it continues (the rest it may change).
-    FIXED = ("seed", "impls", "devices", "shard", "divergences", "builtin")
+    FIXED = ("seed", "impls", "devices", "shard", "divergences", "builtin", "shape_only")
 
 
 def indices(settings: Settings):
@@ -111,7 +112,7 @@ class Explorer:
 
     def _one(self, case: spec.Case, impl: str, device: str) -> dict:
         try:
-            return results.execute(case, impl, device, self.pool, self.decls)
+            return results.execute(case, impl, device, self.pool, self.decls, shape_only=self.settings.shape_only)
         except Exception as exc:  # noqa: BLE001 - the run keeps a record, as in conformance run
             return results.failed_record(case, impl, device, exc)
 

@@ -56,6 +56,14 @@ class Observation:
     # What the framework warned of during the run (``warnings``): [{"type": the category's name, "types": its
     # classes' names, "message"}], each distinct one once (``worker.recorded_warnings``). A native fact claims read.
     warnings: list = field(default_factory=list)
+    # The shapes the framework infers without computing (``Impl.infer``), attached by the worker when asked:
+    # {"api", "returns", "param_count", "unknown": the dims left unknown, "attempts": the inferences the
+    # framework refused first (with more dims unknown)}, or {"cannot": why the framework has no way to},
+    # or {"refused": the framework's rejection with every dim known, "attempts"}. None: not asked.
+    symbolic: dict | None = None
+    # Keras's ``model.summary()`` of the construct (``Impl.summary``), when a summary claim asks: {"text", "how"}
+    # or {"cannot": why}. None: not asked.
+    summary: dict | None = None
 
 
 class Rejected(Exception):
@@ -96,8 +104,11 @@ def dtype_name(dtype) -> str:
 def returned(path: str, role: str, array, *, top: bool = True, layer: int | None = None,
              direction: str | None = None) -> dict:
     """Describe one native returned tensor (role from spec.ROLES, or the name of another part such as a
-    PackedSequence's ``batch_sizes``), its dtype by :func:`dtype_name`, as returned (before any widening)."""
-    return {"path": path, "role": role, "shape": [int(d) for d in array.shape], "dtype": dtype_name(array.dtype),
+    PackedSequence's ``batch_sizes``), its dtype by :func:`dtype_name`, as returned (before any widening).
+    ``array`` may be a framework's symbolic tensor (``keras.KerasTensor``, ``jax.ShapeDtypeStruct``, a torch
+    meta or fake tensor): a dimension it leaves unknown is ``None``."""
+    return {"path": path, "role": role, "shape": [None if d is None else int(d) for d in array.shape],
+            "dtype": dtype_name(array.dtype),
             "top": top, "layer": layer, "direction": direction}
 
 
@@ -125,6 +136,18 @@ def per_layer_unsupported(cfg: Config, construct: str, states: str) -> str | Non
 
 def to_numpy(array) -> np.ndarray:
     return np.asarray(array)
+
+
+def placeholder(shape, dtype: str) -> np.ndarray:
+    """Shape-only mode (``Impl.run_shapes``): an array of the ``shape`` a framework inferred, holding no numbers
+    (zeros, every stride 0: it costs no memory), so that a run's normalization (transposes, flips, slices) gives
+    the canonical shapes as it does for computed arrays. bfloat16, which NumPy lacks, is float32 (as the adapters
+    widen it); every other dtype by its name."""
+    np_dtype = np.float32 if dtype == "bfloat16" else np.dtype(dtype)
+    return np.broadcast_to(np.zeros((), np_dtype), tuple(int(d) for d in shape))
+
+
+UNKNOWN_DIMS = ("batch", "time")     # the dimensions ``Impl.infer`` may be asked to leave unknown
 
 
 class Impl:
@@ -205,6 +228,35 @@ class Impl:
         import the framework.
         """
         raise NotImplementedError
+
+    # ---- symbolic half (worker): shapes without computing ----
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        """The shapes of what ``run`` returns for ``cfg``, as the framework infers them without computing any
+        value (Keras: symbolic ``keras.Input`` tensors; torch: ``torch.export`` with ``Dim``s, or the meta
+        device; JAX/Flax: ``jax.eval_shape`` with ``jax.export.symbolic_shape`` dims), with the dimensions
+        named in ``unknown`` (a subset of ``UNKNOWN_DIMS``: the batch, the time steps) of unknown size.
+
+        Returns ``{"api": what inferred them, in words, "returns": [returned(...)] (the same paths, roles,
+        top, layer and direction as ``run`` records, a dimension the framework left unknown ``None``, one it
+        fixed to a number that number), "param_count": the native parameter count or None, "notes": [...]}``.
+        The framework's refusal raises :class:`Rejected` (calls inside :func:`native`); the worker then asks
+        again with fewer unknown dimensions. ``NotImplementedError(reason)``: the framework has no way to
+        infer this construct (a fact, said in the check)."""
+        raise NotImplementedError(f"the {self.id} adapter has no symbolic inference")
+
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        """Shape-only mode: ``run``'s observation for ``cfg`` from the framework's inference with every
+        dimension known, instead of a computation: ``returns``, ``params``, ``param_count``, ``construct`` and
+        ``normalization`` as ``run`` gives them, ``output`` and ``states`` as :func:`placeholder` arrays of the
+        canonical shapes (normalized by the same code as ``run``), no numbers. ``init`` as in ``run`` (only its
+        shapes matter). Raises :class:`Rejected` as ``run`` does."""
+        raise NotImplementedError(f"the {self.id} adapter has no shape-only path")
+
+    def summary(self, cfg: Config, device: str) -> dict:
+        """Keras: the text ``model.summary()`` prints for the construct ``run`` builds, as a model of an input
+        of unknown batch (``{"text", "how"}``); raises :class:`Rejected` where the framework refuses to build
+        it, ``NotImplementedError(reason)`` where the framework has no summary."""
+        raise NotImplementedError(f"{self.id} has no model.summary()")
 
     # ---- worker half: runs in the impl's own process ----
     def setup(self) -> dict[str, str]:

@@ -48,10 +48,10 @@ import time
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, fed_input_size, fed_state_shape, to_native_layout
+from ..reference import array_dtype, direction_names, fed_input_size, fed_state_shape, initial_states, to_native_layout
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, native as native_call, per_layer_unsupported, returned
+from .base import Impl, Observation, dtype_name, native as native_call, per_layer_unsupported, placeholder, returned
 
 # cell choice -> the flax.linen cell class
 _CELLS = {"plain": "LSTMCell", "optimized": "OptimizedLSTMCell"}
@@ -185,7 +185,8 @@ def step_by_hand(cell, x, initial_carry, time_axis: int, initial_carry_of):
     ``initial_carry_of(x_t)`` makes the carry when none is given (the cell's own initialize_carry)."""
     import jax.numpy as jnp
 
-    steps = [x[:, t] if time_axis == 1 else x[t] for t in range(x.shape[time_axis])]
+    # int(): a Python loop needs the number of steps; a symbolic one (infer) is jax's to refuse
+    steps = [x[:, t] if time_axis == 1 else x[t] for t in range(int(x.shape[time_axis]))]
     step_shape = x.shape[:time_axis] + x.shape[time_axis + 1:]
     carry = initial_carry if initial_carry is not None else initial_carry_of(jnp.zeros(step_shape, x.dtype))
     outs = []
@@ -234,6 +235,44 @@ def backwards_src(cfg: Config, impl_id: str) -> str:
     return "".join(f", {k}={v!r}" for k, v in backwards_kwargs(cfg, impl_id).items())
 
 
+def _placeholder(s) -> np.ndarray:
+    """Shape-only mode: a returned ShapeDtypeStruct as a :func:`placeholder` of its shape (no numbers)."""
+    return placeholder(s.shape, dtype_name(s.dtype))
+
+
+def _placeholder_of(shape) -> np.ndarray:
+    return np.broadcast_to(np.zeros((), np.float32), tuple(shape))
+
+
+class _Inferred:
+    """A returned ShapeDtypeStruct with each symbolic dimension expression jax left in its shape as None."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+
+
+def _unknown_as_none(s) -> _Inferred:
+    return _Inferred(tuple(int(d) if isinstance(d, (int, np.integer)) else None for d in s.shape), s.dtype)
+
+
+def _symbol_names(cfg: Config, unknown: tuple[str, ...]) -> list[str]:
+    """The symbolic dims ``infer`` names: ``b`` (``b0, b1, ...`` with ``batch_shape``; none unbatched) when the
+    batch is unknown, ``t`` when the time steps are."""
+    names = []
+    if "batch" in unknown:
+        if cfg.batch_shape is not None:
+            names += [f"b{i}" for i in range(len(cfg.batch_shape))] if len(cfg.batch_shape) > 1 else ["b"]
+        elif cfg.layout != "unbatched":
+            names.append("b")
+    if "time" in unknown:
+        names.append("t")
+    return names
+
+
+def _dims_text(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 class FlaxLinen(Impl):
     id = "flax-linen"
     requires = ("jax", "flax")
@@ -249,6 +288,7 @@ class FlaxLinen(Impl):
         self.id = "flax-linen" if cell == "plain" else f"flax-linen-{cell}"
         self._models: dict = {}   # _model_key -> (model, jitted apply)
         self._shapes: dict = {}   # (_model_key, input_size) -> flax's own abstract variables (eval_shape)
+        self._abstract: dict = {}  # abstract signature -> (carries, outputs) ShapeDtypeStructs (run_shapes)
 
     # ---- static half ----
     # the RNN keywords the adapter sets (go_backwards is reverse=True with keep_order=True; the cell is built
@@ -400,6 +440,7 @@ class FlaxLinen(Impl):
         drop the adapter's models and JAX's in-memory caches (the persistent cache on disk stays)."""
         self._models.clear()
         self._shapes.clear()
+        self._abstract.clear()
         self._jax.clear_caches()
 
     def _gpus(self) -> list:
@@ -578,7 +619,7 @@ class FlaxLinen(Impl):
             out = out.transpose(1, 0, 2)
         if flip and cfg.return_sequences:                   # keep_order=False: reading order -> time order
             out = out[:, ::-1]
-        return out.astype(np.float32) if cfg.dtype == "bfloat16" else out
+        return out.astype(np.float32, copy=False) if cfg.dtype == "bfloat16" else out
 
     # Hooks that FlaxNnx (flax_nnx.py) overrides; the native return structure and its normalization
     # below are shared (nnx.RNN / nnx.Bidirectional return the same (carry, outputs) with (c, h) carries).
@@ -636,51 +677,197 @@ class FlaxLinen(Impl):
         carries0 = None if init is None else self._initial_carries(cfg, init, dev)
         jax.block_until_ready((xin, seq_lengths, carries0))
         t1 = time.perf_counter()
-        first, call_outputs = carries0, []
         with jax.default_device(dev), native_call("call"):
-            for call in range(1, cfg.calls + 1):         # each call continues from the previous one's carry
-                if call in (cfg.resets or ()):
-                    carries0 = first                     # a reset: the initial carry of call 1 (or none) again
-                carries, out = jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, carries0))
-                carries0 = carries
-                if cfg.calls > 1:
-                    top = carries[-1]                    # (c, h), or ((c_f, h_f), (c_b, h_b))
-                    hs = [top[1]] if cfg.directions == 1 else [top[0][1], top[1][1]]
-                    call_outputs.append(self._call_output(cfg, jax.tree_util.tree_map(np.asarray, out),
-                                                          [np.asarray(h) for h in hs],
-                                                          cfg.go_backwards and not keeps_order(cfg, self.id)))
+            carries, out, call_outputs = self._calls(
+                cfg, lambda c0: jax.block_until_ready(self._apply(cfg, device, native, xin, seq_lengths, c0)),
+                carries0, np.asarray)
         t2 = time.perf_counter()
-        carries, out = jax.tree_util.tree_map(np.asarray, (carries, out))
+        obs = self._observe(cfg, self._param_shapes(cfg, device, native), init is not None, device, carries, out,
+                            call_outputs, np.asarray)
+        obs.timings = {"build_s": t1 - t0, "run_s": t2 - t1}
+        return obs
 
+    # ---- shape-only mode and symbolic inference: the same construct, jax.eval_shape instead of a computation
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        """``run``'s observation from ``jax.eval_shape`` of the same apply (every dimension known): the abstract
+        variables flax itself declares (no weights), ShapeDtypeStruct inputs, each returned ShapeDtypeStruct a
+        :func:`placeholder` for ``run``'s own normalization. Nothing is computed or compiled; the traced result is
+        kept per abstract signature (:meth:`_abstract_apply`)."""
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        t0 = time.perf_counter()
+        xin, seq_lengths, carries0 = self._abstract_inputs(cfg, init)
+        with native_call("build"):
+            params = self._param_shapes(cfg, device, None)
+        t1 = time.perf_counter()
+        with native_call("call"):
+            carries, out, call_outputs = self._calls(
+                cfg, lambda c0: self._abstract_apply(cfg, device, xin, seq_lengths, c0), carries0, _placeholder)
+        t2 = time.perf_counter()
+        obs = self._observe(cfg, params, init is not None, device, carries, out, call_outputs, _placeholder)
+        obs.timings = {"build_s": t1 - t0, "run_s": t2 - t1}
+        return obs
+
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        """``jax.eval_shape`` of the construct ``run`` calls (its abstract variables, calls > 1 fed back) on
+        ShapeDtypeStruct inputs whose ``unknown`` dims are ``jax.export.symbolic_shape`` dims; a symbolic
+        dimension expression left in a result is recorded as None."""
+        reason = self.unsupported(cfg)
+        if reason:
+            raise NotImplementedError(reason)
+        xin, seq_lengths, carries0 = self._abstract_inputs(cfg, initial_states(cfg), unknown)
+        with native_call("build"):
+            params = self._param_shapes(cfg, device, None)
+        with native_call("call"):
+            carries, out, _ = self._calls(
+                cfg, lambda c0: self._abstract_apply(cfg, device, xin, seq_lengths, c0, keep=False), carries0, None)
+        carries, out = self._jax.tree_util.tree_map(_unknown_as_none, (carries, out))
+        notes = [f"inputs as jax.ShapeDtypeStruct: x {_dims_text(xin.shape)}"
+                 + ("" if seq_lengths is None else f", seq_lengths {_dims_text(seq_lengths.shape)} int32")
+                 + ("" if carries0 is None else ", initial_carry (c, h) of the fed states' shapes")
+                 + (f"; unknown dims jax.export.symbolic_shape({', '.join(_symbol_names(cfg, unknown))!r})"
+                    if _symbol_names(cfg, unknown) else "; every dim known")]
+        if cfg.calls > 1:
+            notes.append(f"{cfg.calls} calls, each given the previous call's (abstract) carries as initial_carry")
+        return {"api": self._infer_api(), "returns": self._record(cfg, carries, out),
+                "param_count": int(sum(np.prod(shape, dtype=int) for _, shape in params)), "notes": notes}
+
+    def _infer_api(self) -> str:
+        return ("jax.eval_shape of the jitted flax.linen model.apply (variables: jax.eval_shape(model.init), flax's "
+                "own abstract tree) on jax.ShapeDtypeStruct inputs, unknown dims from jax.export.symbolic_shape")
+
+    def _abstract_inputs(self, cfg: Config, init, unknown: tuple[str, ...] = ()):
+        """What ``run`` feeds (x in the native layout, seq_lengths shaped like the batch, the initial carries) as
+        ``jax.ShapeDtypeStruct``s; the batch axes (all of them with ``batch_shape``) and the time axis named in
+        ``unknown`` are symbolic dims (``b`` or ``b0, b1, ...``, ``t``). A fed state's batch that is not the
+        input's stays its number."""
+        jax = self._jax
+        dtype = np.dtype(getattr(jax.numpy, cfg.dtype))
+        sds = jax.ShapeDtypeStruct
+        batch = (tuple(cfg.batch_shape) if cfg.batch_shape is not None else
+                 () if cfg.layout == "unbatched" else (cfg.batch,))
+        T = cfg.timesteps
+        names = _symbol_names(cfg, unknown)
+        if names:
+            syms = dict(zip(names, jax.export.symbolic_shape(", ".join(names))))
+            if "t" in syms:
+                T = syms.pop("t")
+            if syms:
+                batch = tuple(syms.values())
+        F = fed_input_size(cfg)
+        shape = ((T, *batch, F) if cfg.layout == "time_major" and cfg.batch_shape is None else (*batch, T, F))
+        xin = sds(shape, dtype)
+        seq_lengths = None
+        if cfg.lengths is not None:
+            seq_lengths = sds(batch if cfg.layout != "unbatched" or cfg.batch_shape is not None else (cfg.batch,),
+                              np.dtype(np.int32))
+        if init is None:
+            return xin, seq_lengths, None
+
+        def put(a):
+            n = np.shape(a)[0]
+            if cfg.batch_shape is not None:               # (B, H) -> (*batch_shape, H), as run reshapes it
+                shape = _placeholder_of(np.shape(a)).reshape(cfg.batch_shape + np.shape(a)[1:]).shape
+                return sds((batch if n == cfg.batch else shape[:-1]) + shape[-1:], dtype)
+            if cfg.layout == "unbatched":
+                return sds(np.shape(a)[1:], dtype)
+            return sds(((batch[0] if n == cfg.batch else n),) + np.shape(a)[1:], dtype)
+
+        D = cfg.directions
+        per_layer = []
+        for l in range(cfg.num_layers):
+            dirs = [(put(init[l * D + d][1]), put(init[l * D + d][0])) for d in range(D)]
+            per_layer.append(tuple(dirs) if D == 2 else dirs[0])
+        return xin, seq_lengths, per_layer
+
+    def _abstract_apply(self, cfg: Config, device: str, xin, seq_lengths, carries0, keep: bool = True):
+        """``jax.eval_shape`` of the jitted apply ``run`` calls, on the abstract variables: (carries, outputs) as
+        ShapeDtypeStructs. ``keep``: the result is kept per abstract signature (the construct's key and every
+        input's structure, shapes and dtypes), which is all it depends on; so is the framework's refusal, kept as
+        the exception (and its traceback) it raised, raised again."""
+        jax = self._jax
+        args = (xin, seq_lengths, carries0)
+        if not keep:
+            return self._eval_shape(cfg, device, *args)
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        key = (self._abstract_key(cfg, device), treedef, tuple((s.shape, s.dtype) for s in leaves))
+        if key not in self._abstract:
+            try:
+                self._abstract[key] = (self._eval_shape(cfg, device, *args), None)
+            except Exception as exc:   # noqa: BLE001 - re-raised now and whenever this signature comes again
+                self._abstract[key] = (None, (exc, exc.__traceback__))
+        got, refused = self._abstract[key]
+        if refused is not None:
+            raise refused[0].with_traceback(refused[1])
+        return got
+
+    def _abstract_key(self, cfg: Config, device: str) -> tuple:
+        return (_model_key(cfg, device), cfg.input_size)
+
+    def _eval_shape(self, cfg: Config, device: str, xin, seq_lengths, carries0):
+        model, apply = self._build(cfg, device)
+        return self._jax.eval_shape(apply, self._native_shapes(cfg, device, model), xin, seq_lengths, carries0)
+
+    def _calls(self, cfg: Config, call, carries0, host):
+        """``cfg.calls`` calls of ``call(initial carries) -> (carries, outputs)``, each continuing from the previous
+        one's carries (``resets``: the first call's again): the last call's (carries, outputs) and, calls > 1 and
+        ``host`` given (a returned array -> NumPy), every call's canonical output."""
+        first, call_outputs = carries0, []
+        for n in range(1, cfg.calls + 1):                # each call continues from the previous one's carry
+            if n in (cfg.resets or ()):
+                carries0 = first                         # a reset: the initial carry of call 1 (or none) again
+            carries, out = call(carries0)
+            carries0 = carries
+            if cfg.calls > 1 and host is not None:
+                top = carries[-1]                        # (c, h), or ((c_f, h_f), (c_b, h_b))
+                hs = [top[1]] if cfg.directions == 1 else [top[0][1], top[1][1]]
+                call_outputs.append(self._call_output(cfg, self._jax.tree_util.tree_map(host, out),
+                                                      [host(h) for h in hs],
+                                                      cfg.go_backwards and not keeps_order(cfg, self.id)))
+        return carries, out, call_outputs
+
+    def _record(self, cfg: Config, carries, out) -> list[dict]:
+        """The native returns (``returned``) of the top layer's ``(carry, outputs)`` then every lower layer's carry,
+        from the native trees (arrays, ShapeDtypeStructs, or shapes with None for an unknown dim)."""
         L, D, dirs = cfg.num_layers, cfg.directions, direction_names(cfg)
-        time_major = cfg.layout == "time_major"
-        params = self._param_shapes(cfg, device, native)
-        # (c, h) per direction, per layer, in native order
-        per_dir = [list(carries[l]) if D == 2 else [carries[l]] for l in range(L)]
-        obs = Observation(
-            construct=self._construct(cfg, device, init is not None),
-            params=[{"name": name, "shape": list(shape)} for name, shape in params],
-            param_count=int(sum(np.prod(shape, dtype=int) for _, shape in params)),
-            timings={"build_s": t1 - t0, "run_s": t2 - t1},
-        )
 
         def carry_returns(prefix: str, l: int, top: bool) -> list[dict]:
             res = []
             for d in range(D):
                 p = f"{prefix}[{d}]" if D == 2 else prefix
-                c, h = per_dir[l][d]
+                c, h = carries[l][d] if D == 2 else carries[l]
                 res.append(returned(p + "[0]", "c", c, top=top, layer=l, direction=dirs[d]))
                 res.append(returned(p + "[1]", "h", h, top=top, layer=l, direction=dirs[d]))
             return res
 
         if isinstance(out, tuple):          # merge_mode none: (forward outputs, backward outputs)
-            obs.returns = carry_returns("[0]", L - 1, True) + [
+            rets = carry_returns("[0]", L - 1, True) + [
                 returned(f"[1][{d}]", "output", o, top=True, layer=L - 1, direction=dirs[d]) for d, o in enumerate(out)]
-            out = np.concatenate(out, -1)
         else:
-            obs.returns = carry_returns("[0]", L - 1, True) + [returned("[1]", "output", out, top=True, layer=L - 1)]
+            rets = carry_returns("[0]", L - 1, True) + [returned("[1]", "output", out, top=True, layer=L - 1)]
         for l in range(L - 1):
-            obs.returns += carry_returns(f"layers[{l}]", l, False)
+            rets += carry_returns(f"layers[{l}]", l, False)
+        return rets
+
+    def _observe(self, cfg: Config, params, with_init: bool, device: str, carries, out, call_outputs,
+                 host) -> Observation:
+        """The observation of the last call's native ``(carries, outputs)``: the returns as native, then each
+        array made NumPy by ``host`` (``np.asarray``, or a :func:`placeholder` in shape-only mode) and normalized
+        to the canonical output and states."""
+        L, D = cfg.num_layers, cfg.directions
+        time_major = cfg.layout == "time_major"
+        obs = Observation(
+            construct=self._construct(cfg, device, with_init),
+            params=[{"name": name, "shape": list(shape)} for name, shape in params],
+            param_count=int(sum(np.prod(shape, dtype=int) for _, shape in params)),
+            returns=self._record(cfg, carries, out),
+        )
+        carries, out = self._jax.tree_util.tree_map(host, (carries, out))
+        # (c, h) per direction, per layer, in native order
+        per_dir = [list(carries[l]) if D == 2 else [carries[l]] for l in range(L)]
+        if isinstance(out, tuple):          # merge_mode none: (forward outputs, backward outputs)
+            out = np.concatenate(out, -1)
 
         notes = obs.normalization
         if cfg.calls > 1:
@@ -694,7 +881,7 @@ class FlaxLinen(Impl):
         notes += self._cell_notes(cfg)
         if cfg.bidirectional:
             notes.append(f"bidirectional: carry is (carry_fwd, carry_bwd); outputs merged by {_MERGE[cfg.merge_mode][0]}")
-        if init is not None:
+        if with_init:
             notes.append("initial states: canonical (h0, c0) per layer and direction fed as initial_carry=(c0, h0)"
                          + (" per direction, ((c0_f, h0_f), (c0_b, h0_b)) per Bidirectional layer" if D == 2 else
                             " per layer")
@@ -729,8 +916,9 @@ class FlaxLinen(Impl):
             notes.append("keep_order=False: the outputs come back in reading order (the last time step's first): "
                          "flipped along time to time order")
         if cfg.dtype == "bfloat16":
-            out = out.astype(np.float32)
-            per_dir = [[(c.astype(np.float32), h.astype(np.float32)) for c, h in dirs_] for dirs_ in per_dir]
+            out = out.astype(np.float32, copy=False)      # (a shape-only placeholder is float32 already)
+            per_dir = [[(c.astype(np.float32, copy=False), h.astype(np.float32, copy=False)) for c, h in dirs_]
+                       for dirs_ in per_dir]
             notes.append("bfloat16 results cast to float32 (exact; NumPy has no bfloat16 of its own)")
         if cfg.return_sequences:
             obs.output = out

@@ -88,6 +88,10 @@ class FlaxNnx(FlaxLinen):
         self.cell_cls = _CELLS[cell]
         self.id = "flax-nnx" if cell == "plain" else f"flax-nnx-{cell}"
         self._templates: dict = {}   # _model_key -> (graphdef, params State, rest State, jitted apply)
+        self._abstract_states: dict = {}   # _model_key -> the template's whole State, its Params abstract
+        self._abstract: dict = {}    # abstract signature -> (carries, outputs) ShapeDtypeStructs (run_shapes)
+        self._models: dict = {}      # (linen's caches, unused here: release() clears them)
+        self._shapes: dict = {}
 
     # ---- static half ----
     def unsupported(self, cfg: Config) -> str | None:
@@ -197,6 +201,7 @@ class FlaxNnx(FlaxLinen):
 
     def release(self) -> None:
         self._templates.clear()
+        self._abstract_states.clear()
         super().release()
 
     def _template(self, cfg: Config, device: str):
@@ -363,9 +368,30 @@ class FlaxNnx(FlaxLinen):
         return self._template(cfg, device)[3](state, x, seq_lengths, carries0)
 
     def _param_shapes(self, cfg: Config, device: str, native) -> list[tuple[str, tuple]]:
-        """(name, shape) of every ``nnx.Param`` of the module (RngKey/RngCount state is not a parameter)."""
-        flat = self._nnx.state(native, self._nnx.Param).flat_state()
+        """(name, shape) of every ``nnx.Param`` of the module (RngKey/RngCount state is not a parameter); no
+        module (shape-only, infer): the template's own abstract Params (``nnx.eval_shape``)."""
+        if native is None:
+            flat = self._template(cfg, device)[1].flat_state()
+        else:
+            flat = self._nnx.state(native, self._nnx.Param).flat_state()
         return [("/".join(str(k) for k in path), tuple(v.shape)) for path, v in flat]
+
+    def _abstract_key(self, cfg: Config, device: str) -> tuple:
+        return _model_key(cfg, device)
+
+    def _eval_shape(self, cfg: Config, device: str, xin, seq_lengths, carries0):
+        """``jax.eval_shape`` of the template's jitted ``nnx.merge(graphdef, state)(...)`` on its abstract state
+        (the Params as ``nnx.eval_shape`` built them, the carry RNG streams as ``load_weights`` gives them)."""
+        key = _model_key(cfg, device)
+        graphdef, params, rest, apply = self._template(cfg, device)
+        state = self._abstract_states.get(key)
+        if state is None:
+            state = self._abstract_states[key] = self._nnx.merge_state(params, rest)
+        return self._jax.eval_shape(apply, state, xin, seq_lengths, carries0)
+
+    def _infer_api(self) -> str:
+        return ("jax.eval_shape of the jitted nnx.merge(graphdef, state)(x, ...) (the module built by nnx.eval_shape, "
+                "its Params abstract) on jax.ShapeDtypeStruct inputs, unknown dims from jax.export.symbolic_shape")
 
     def _construct(self, cfg: Config, device: str, with_init: bool) -> str:
         time_major = cfg.layout == "time_major"

@@ -67,6 +67,7 @@ computes float16 in float32 on the CPU (masked runs).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from collections import OrderedDict
@@ -77,7 +78,8 @@ from ..reference import (array_dtype, direction_names, fed_input_size, fed_state
                          to_native_layout, valid_mask)
 from ..spec import Config
 from . import jax_cache
-from .base import Impl, Observation, native, one_batch_axis, per_layer_unsupported, returned
+from .base import (Impl, Observation, dtype_name, native, one_batch_axis, per_layer_unsupported, placeholder,
+                   returned)
 
 # Environment per backend: select it, keep its logging quiet, and keep it from grabbing all GPU memory
 # (several frameworks' workers may share one GPU).
@@ -108,8 +110,18 @@ _INSTALL_HINT = {
 # initializer.
 _NO_QR_DTYPES = {"tensorflow": ("bfloat16",), "jax": ("float16", "bfloat16"), "torch": ("float16", "bfloat16")}
 _INIT_WITHOUT_QR = {"recurrent_initializer": "glorot_uniform"}
+# Shape-only and symbolic builds: no value is ever read, so every variable starts as zeros (no QR, no draws).
+_CHEAP_INIT = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros", "bias_initializer": "zeros"}
+_CHEAP_NOTE = ("shape-only: the layers are built with every initializer 'zeros' (kernel, recurrent, bias) instead of "
+               "the canonical weights, and (but for stateful layers) inside keras.StatelessScope(initialize_variables="
+               "False), which declares the variables without initializing them: the values are never read, the "
+               "variables' shapes and dtypes are the same; layers of the same structure built by an earlier shape-only run are "
+               "reused (a non-stateful LSTM's variables depend on neither the batch nor the time steps)")
 # keras-jax: compiled stacks kept (layers + jitted forward), least recently used dropped first.
 _JIT_CACHE_SIZE = 64
+# shape-only: built layers kept per structure (see Keras3._cheap_layers), and symbolic calls per layers
+_SHAPE_CACHE_SIZE = 256
+_SHAPE_LAYER_USES = 64
 
 
 def _widen(a: np.ndarray) -> np.ndarray:
@@ -129,6 +141,7 @@ class Keras3(Impl):
         self.install_hint = _INSTALL_HINT[backend]
         self.env = {"KERAS_BACKEND": backend, **_BACKEND_ENV[backend]}
         self._jitted: OrderedDict = OrderedDict()   # keras-jax: structure key -> (layers, jitted forward)
+        self._shape_layers: OrderedDict = OrderedDict()   # shape-only: layer key -> [layers, symbolic calls made]
 
     # ---- static half: no framework imports ----
     # set from the case's fields (the initializers: the canonical weights are loaded over them)
@@ -235,6 +248,7 @@ class Keras3(Impl):
 
     def release(self) -> None:
         """keras-jax: drop the jitted stacks (an XLA executable per shape each) and JAX's in-memory caches."""
+        self._shape_layers.clear()
         if self.backend == "jax":
             self._jitted.clear()
             self._backend_mod.clear_caches()
@@ -297,28 +311,68 @@ class Keras3(Impl):
             d.pop(numbers)                            # the input's and the weights' numbers: inputs of the call
         return (device, *sorted(d.items()))
 
-    def _build(self, cfg: Config, device: str) -> list:
-        """Fresh built layers for ``cfg`` on ``device``, one per canonical layer (random initial values)."""
+    def _build(self, cfg: Config, device: str, batch: int | None = -1, time_: int | None = -1,
+               cheap: bool = False, lazy: bool = True) -> list:
+        """Fresh built layers for ``cfg`` on ``device``, one per canonical layer (random initial values), built
+        for input (``batch``, ``time_``, F): the case's sizes by default, None where left unknown (``infer``).
+        ``cheap``: every initializer "zeros" (shape-only and symbolic builds, where no value is ever read)."""
         keras = self._keras
         L = cfg.num_layers
+        B = cfg.batch if batch == -1 else batch
+        T = cfg.timesteps if time_ == -1 else time_
         # The previous run's global state, and layer names restarting at "lstm". No gc.collect(): with
         # two frameworks' worth of objects in the process it costs ~0.5 s per run.
         keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(cfg.seed)
+        if not cheap:
+            keras.utils.set_random_seed(cfg.seed)
+
+        def kwargs(return_sequences):
+            kw = self._lstm_kwargs(cfg, return_sequences)
+            return kw + list(_CHEAP_INIT.items()) if cheap else kw
+
         layers = []
-        with keras.device(self._keras_device(device)):
+        # cheap, not stateful: variables declared, never initialized (a StatelessScope defers the initializers;
+        # nothing reads a value); a stateful RNN's state variables are made from a tensor, which a
+        # StatelessScope refuses ("You are attempting to create a variable while in a stateless scope")
+        # (not for a model's summary: keras.Model would initialize them later, outside the device scope, which
+        # keras-torch refuses for the int32 seed-generator state, see _keras_device)
+        scope = (keras.StatelessScope(initialize_variables=False) if cheap and lazy and cfg.calls == 1
+                 else contextlib.nullcontext())
+        with keras.device(self._keras_device(device)), scope:
             if cfg.stacked_cells:
-                rnn = stacked_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences))
-                rnn.build((cfg.batch, cfg.timesteps, cfg.input_size))
+                rnn = stacked_layer(keras.layers, cfg, kwargs(cfg.return_sequences))
+                rnn.build((B, T, cfg.input_size))
                 return [rnn]
             for l in range(L):
-                lstm = lstm_layer(keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1 else True),
+                lstm = lstm_layer(keras.layers, cfg, kwargs(cfg.return_sequences if l == L - 1 else True),
                                   cfg.layer_hidden(l))
                 layer = (keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
                          else lstm)
-                layer.build((cfg.batch, cfg.timesteps, layer_input_size(cfg, l)))   # else built on first call
+                layer.build((B, T, layer_input_size(cfg, l)))   # else built on first call
                 layers.append(layer)
         return layers
+
+    def _cheap_layers(self, cfg: Config, device: str) -> tuple[list, bool]:
+        """Shape-only and symbolic builds: the layers for ``cfg``, and whether they were built before. Their
+        structure is all that is read (never a value), and a non-stateful Keras LSTM's built layers do not
+        depend on the batch or the time steps (its variables are (in, 4H), (H, 4H), (4H)): layers built for a
+        configuration of the same structure are reused, at most ``_SHAPE_LAYER_USES`` symbolic calls each (each
+        call leaves a node in the layers). Stateful layers (their state variables are per batch) are always new."""
+        if cfg.calls > 1:
+            return self._build(cfg, device, cheap=True), False
+        key = tuple(kv for kv in self._structure(cfg, device) if not (isinstance(kv, tuple)
+                                                                      and kv[0] in ("batch", "timesteps")))
+        hit = self._shape_layers.get(key)
+        if hit is None or hit[1] >= _SHAPE_LAYER_USES:
+            hit = self._shape_layers[key] = [self._build(cfg, device, cheap=True), 0]
+            built_before = False
+            while len(self._shape_layers) > _SHAPE_CACHE_SIZE:
+                self._shape_layers.popitem(last=False)
+        else:
+            built_before = True
+        self._shape_layers.move_to_end(key)
+        hit[1] += 1
+        return hit[0], built_before
 
     def load_weights(self, cfg: Config, device: str, weights: dict):
         """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
@@ -383,39 +437,147 @@ class Keras3(Impl):
         jitted = self._backend_mod.jit(forward)
         return lambda x, mask, initial: jitted([v.value for v in variables], x, mask, initial)
 
-    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+    def _symbolic_inputs(self, cfg: Config, B: int | None, T: int | None, state_shapes) -> tuple:
+        """``keras.Input`` tensors for a symbolic call: the input (B, T, F), the (B, T) bool mask when the case
+        masks, the initial states per layer ([h0, c0] or [h_fw, c_fw, h_bw, c_bw]) of ``state_shapes`` ((h
+        shape, c shape) per layer and direction; None: not given). A size None is unknown."""
+        keras, L, D = self._keras, cfg.num_layers, cfg.directions
+        xin = keras.Input(batch_shape=(B, T, fed_input_size(cfg)), dtype=cfg.dtype)
+        mask = keras.Input(batch_shape=(B, T), dtype="bool") if cfg.masked else None
+        initial = None if state_shapes is None else [
+            [keras.Input(batch_shape=tuple(s), dtype=cfg.dtype) for pair in state_shapes[l * D:(l + 1) * D]
+             for s in pair] for l in range(L)]
+        return xin, mask, initial
+
+    def _calls(self, cfg: Config, device: str, layers: list, xin, mask, initial, symbolic: bool):
+        """Call the stack ``cfg.calls`` times (stateful: each call starts from the state the last one left;
+        ``resets``), eagerly or (``symbolic``) on ``keras.Input`` tensors: each call's native return, nested
+        as lists."""
+        every = []
+        for call in range(1, cfg.calls + 1):
+            reset = call in (cfg.resets or ())
+            if reset:                          # back to zeros; then the case's initial_state, as in call 1
+                for layer in layers:
+                    layer.reset_state()
+            first = initial if call == 1 or reset else None
+            if symbolic:
+                r = self._stack(cfg, layers, xin, mask, first)
+            elif self.backend == "jax" and cfg.calls == 1:
+                r = self._jitted[self._structure(cfg, device)][1](xin, mask, first)
+            elif self.backend == "torch":
+                with self._backend_mod.no_grad():
+                    r = self._stack(cfg, layers, xin, mask, first)
+            else:   # (keras-jax stateful: eager, as a jitted StatelessScope would not keep the states)
+                r = self._stack(cfg, layers, xin, mask, first)
+            every.append(nested_numpy(r, lambda t: t))
+        return every
+
+    def _record(self, cfg: Config, returned_: list, returns: list) -> list[tuple]:
+        """``record_stack_returns`` / ``record_stacked_returns`` for this stack: the states (h, c)."""
+        return (record_stacked_returns(returned_[0], returns) if cfg.stacked_cells else
+                record_stack_returns(returned_, direction_names(cfg), returns, outputs_of(cfg)))
+
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         keras = self._keras
-        L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
-        t0 = time.perf_counter()
-        compiled = self.backend == "jax" and cfg.calls == 1 and self._structure(cfg, device) in self._jitted
+        B = None if "batch" in unknown else cfg.batch
+        T = None if "time" in unknown else cfg.timesteps
         with native("build"):
-            layers = self.load_weights(cfg, device, weights)
+            layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        shapes = None if cfg.initial_state == "none" else [
+            tuple((None if "batch" in unknown and cfg.feed_state_batch is None else b, w)
+                  for b, w in (fed_state_shape(cfg, r, k) for r in ("h", "c")))
+            for k in range(cfg.num_layers * cfg.directions)]
+        with keras.device(self._keras_device(device)), native("call"):
+            xin, mask, initial = self._symbolic_inputs(cfg, B, T, shapes)
+            returned_ = self._calls(cfg, device, layers, xin, mask, initial, symbolic=True)[-1]
+        returns = []
+        self._record(cfg, returned_, returns)
+        notes = ["layers built with every initializer 'zeros' (no value is read)"]
+        if cfg.calls > 1:
+            notes.append(f"stateful: called {cfg.calls} times symbolically, as run calls it")
+        return {"api": (f"keras.Input(batch_shape={(B, T, fed_input_size(cfg))}) -> layer(...) symbolically "
+                        f"(compute_output_spec), Keras {keras.__version__} on {self.backend}"),
+                "returns": returns, "param_count": int(sum(layer.count_params() for layer in layers)),
+                "notes": notes}
+
+    def summary(self, cfg: Config, device: str) -> dict:
+        keras = self._keras
+        stateful = cfg.calls > 1       # stateful RNNs need the batch: "the batch size must be static"
+        B = cfg.batch if stateful else None
+        with native("build"):
+            layers = self._build(cfg, device, batch=B, time_=cfg.timesteps, cheap=True, lazy=False)
+        names = layer_names(cfg, layers)
+        with keras.device(self._keras_device(device)), native("build"):
+            if plain_chain(cfg):
+                given = carries_input_shape(cfg.native_for(self.id))
+                model = keras.Sequential(layers if given else
+                                         [keras.Input(shape=(cfg.timesteps, fed_input_size(cfg)), dtype=cfg.dtype),
+                                          *layers])
+                how = (f"Sequential([{names}]) (the first layer carries its own {given})" if given else
+                       f"Sequential([Input(shape={(cfg.timesteps, fed_input_size(cfg))}), {names}])")
+            else:
+                shapes = None if cfg.initial_state == "none" else [
+                    tuple((B if cfg.feed_state_batch is None else b, w) for b, w in
+                          (fed_state_shape(cfg, r, k) for r in ("h", "c")))
+                    for k in range(cfg.num_layers * cfg.directions)]
+                xin, mask, initial = self._symbolic_inputs(cfg, B, cfg.timesteps, shapes)
+                returned_ = self._calls(cfg, device, layers, xin, mask, initial, symbolic=True)[-1]
+                inputs = [xin] + ([mask] if mask is not None else []) + [t for pair in initial or [] for t in pair]
+                outputs = model_outputs(cfg, returned_)
+                model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
+                how = (f"Model(inputs, outputs): functional, over {names} called on keras.Input(batch_shape="
+                       f"{(B, cfg.timesteps, fed_input_size(cfg))})"
+                       + (", a mask Input" if mask is not None else "")
+                       + (", initial-state Inputs" if initial is not None else "")
+                       + ("; batch known: a stateful RNN needs it" if stateful else ""))
+        lines = []
+        model.summary(print_fn=lambda line, line_break=True: lines.append(line))
+        return {"text": strip_ansi("\n".join(lines)), "how": how}
+
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        return self._observe(cfg, device, init, x, weights)
+
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        return self._observe(cfg, device, init)
+
+    def _observe(self, cfg: Config, device: str, init, x: np.ndarray | None = None,
+                 weights: dict | None = None) -> Observation:
+        """``run`` (``x`` and ``weights`` given: the layers hold the weights and compute) or ``run_shapes``
+        (None: fresh layers called on ``keras.Input`` tensors of every size known, nothing computed); the
+        same records and normalization either way."""
+        keras = self._keras
+        L, D = cfg.num_layers, cfg.directions
+        shapes_only = x is None
+        t0 = time.perf_counter()
+        compiled = (not shapes_only and self.backend == "jax" and cfg.calls == 1
+                    and self._structure(cfg, device) in self._jitted)
+        with native("build"):
+            if shapes_only:
+                layers, reused = self._cheap_layers(cfg, device)
+            else:
+                layers = self.load_weights(cfg, device, weights)
         with keras.device(self._keras_device(device)):
-            xin = keras.ops.convert_to_tensor(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), dtype=cfg.dtype)
-            mask = keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool") if cfg.masked else None
-            initial = None if init is None else [
-                [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
-                 for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
+            if shapes_only:
+                with native("call"):
+                    xin, mask, initial = self._symbolic_inputs(
+                        cfg, cfg.batch, cfg.timesteps,
+                        None if init is None else [(np.shape(h), np.shape(c)) for h, c in init])
+            else:
+                xin = keras.ops.convert_to_tensor(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)),
+                                                  dtype=cfg.dtype)
+                mask = keras.ops.convert_to_tensor(valid_mask(cfg), dtype="bool") if cfg.masked else None
+                initial = None if init is None else [
+                    [keras.ops.convert_to_tensor(np.asarray(s, array_dtype(cfg)), dtype=cfg.dtype)
+                     for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
-            call_outputs = []
             with native("call"):
-                for call in range(1, cfg.calls + 1):   # stateful: each call starts from the state the last one left
-                    reset = call in (cfg.resets or ())
-                    if reset:                          # back to zeros; then the case's initial_state, as in call 1
-                        for layer in layers:
-                            layer.reset_state()
-                    first = initial if call == 1 or reset else None
-                    if self.backend == "jax" and cfg.calls == 1:
-                        returned_ = self._jitted[self._structure(cfg, device)][1](xin, mask, first)
-                    elif self.backend == "torch":
-                        with self._backend_mod.no_grad():
-                            returned_ = self._stack(cfg, layers, xin, mask, first)
-                    else:   # (keras-jax stateful: eager, as a jitted StatelessScope would not keep the states)
-                        returned_ = self._stack(cfg, layers, xin, mask, first)
-                    returned_ = nested_numpy(returned_, keras.ops.convert_to_numpy)   # waits for the device
-                    if cfg.calls > 1:
-                        call_outputs.append(_call_output(cfg, returned_[-1]))
+                every = self._calls(cfg, device, layers, xin, mask, initial, symbolic=shapes_only)
+                convert = ((lambda t: placeholder(t.shape, dtype_name(t.dtype))) if shapes_only
+                           else keras.ops.convert_to_numpy)          # (convert_to_numpy waits for the device)
+                arrays = [nested_numpy(r, convert) for r in every]
         t2 = time.perf_counter()
+        call_outputs = [_call_output(cfg, r[-1]) for r in arrays] if cfg.calls > 1 else []
+        returned_ = arrays[-1]
 
         calls = []
         if cfg.masked:
@@ -427,9 +589,13 @@ class Keras3(Impl):
         how = (" called as layer(x" + "".join(", " + c for c in calls) + ")") if calls else ""
         between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
                    "layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
-        between += {"jax": "; the whole call jitted: jax.jit of the layers' __call__ in a keras.StatelessScope "
-                           "holding their variables' values" if cfg.calls == 1 else "",
-                    "torch": "; under torch.no_grad()", "tensorflow": ""}[self.backend]
+        if shapes_only:
+            between += ("; called symbolically on keras.Input tensors of every size known (compute_output_spec), "
+                        "nothing computed")
+        else:
+            between += {"jax": "; the whole call jitted: jax.jit of the layers' __call__ in a keras.StatelessScope "
+                               "holding their variables' values" if cfg.calls == 1 else "",
+                        "torch": "; under torch.no_grad()", "tensorflow": ""}[self.backend]
         if cfg.calls > 1:
             between += (f"; called {cfg.calls} times on the same input (stateful=True: each call starts from the "
                         "states the previous one left in the layers" + ("; initial_state only in the first call"
@@ -437,7 +603,8 @@ class Keras3(Impl):
                         + (f"; before call(s) {', '.join(map(str, cfg.resets))} every layer's reset_state() zeroes "
                            "them" + (" and initial_state is given again" if init is not None else "")
                            if cfg.resets else "")
-                        + (", eagerly: a jitted StatelessScope would not keep them" if self.backend == "jax" else "")
+                        + (", eagerly: a jitted StatelessScope would not keep them"
+                           if self.backend == "jax" and not shapes_only else "")
                         + "); the last call's returns are compared")
         obs = Observation(
             construct=(stack_construct(cfg, lambda seq, layer: self._construct(cfg, seq, layer))
@@ -447,7 +614,10 @@ class Keras3(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
-        if self.backend == "jax":
+        if shapes_only:
+            notes.append(_CHEAP_NOTE)
+            obs.timings["layers_built_before"] = float(reused)
+        elif self.backend == "jax":
             obs.timings["jit_compiled_before"] = float(compiled)
             notes.append("Keras on JAX, x64 mode on (float64 exists only there); " + (
                 "stateful calls run eagerly (a jitted StatelessScope would not keep the layers' states)"
@@ -456,8 +626,12 @@ class Keras3(Impl):
                             "assigned anew)" if compiled else "compiled by this run (run_s includes the compilation)")))
         elif self.backend == "torch":
             notes.append(f"Keras on torch, under keras.device({self._keras_device(device)!r}) and torch.no_grad()")
-        states = (record_stacked_returns(returned_[0], obs.returns) if cfg.stacked_cells else
-                  record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg)))
+        # the returns as returned (shape-only: the symbolic tensors, whose dtype is the framework's, bfloat16
+        # included); the states and output from the arrays (placeholders of the inferred shapes)
+        states = self._record(cfg, every[-1] if shapes_only else returned_, obs.returns)
+        if shapes_only:
+            states = self._record(cfg, returned_, [])
+        top_dtype = obs.returns[0]["dtype"]     # the top output's, as returned (before any widening)
         obs.call_outputs = call_outputs or None
 
         obs.output = canonical_output(cfg, returned_[-1])
@@ -509,11 +683,11 @@ class Keras3(Impl):
                                     "state after reading time step 0)" if cfg.bidirectional else
                                     " (go_backwards: the state after reading time step 0)" if cfg.go_backwards else ""))
         if cfg.return_sequences and cfg.go_backwards:
-            obs.output = np.ascontiguousarray(obs.output[:, ::-1])
-        if str(obs.output.dtype) != cfg.dtype:
-            notes.append(f"output dtype is {obs.output.dtype}, not the case's {cfg.dtype}: left as returned "
+            obs.output = _contiguous(obs.output[:, ::-1])
+        if top_dtype != cfg.dtype:
+            notes.append(f"output dtype is {top_dtype}, not the case's {cfg.dtype}: left as returned "
                          f"(the top layer's dtype policy is {layers[-1].dtype_policy.name!r})")
-        if any(str(a.dtype) == "bfloat16" for a in [obs.output, *(t for pair in states for t in pair)]):
+        if top_dtype == "bfloat16" or any(r["dtype"] == "bfloat16" for r in obs.returns if r["role"] in ("h", "c")):
             obs.output = _widen(obs.output)
             states = [(_widen(h), _widen(c)) for h, c in states]
             notes.append("bfloat16 results widened to float32 (exact) for NumPy, which has no bfloat16 of its own")
@@ -530,7 +704,7 @@ class Keras3(Impl):
             if L > 1 and not cfg.stacked_cells:
                 notes.append("every layer is built with return_state=True so lower layers' states are collected "
                              "from their returns (layers[l][1:]); states ordered by layer, then direction")
-        return obs
+        return shape_only_arrays(obs) if shapes_only else obs
 
 
 # cell_api: the keywords that go to LSTMCell; the others (and the case's native ones) go to the RNN layer
@@ -647,6 +821,65 @@ def returned_paths(cfg: Config) -> list[str]:
     return [f"[{i}]" for i in range(n)] if n > 1 else [""]
 
 
+def plain_chain(cfg: Config) -> bool:
+    """Whether the construct is a plain chain of single-output layers, each reading the one below's output as
+    it is: what articles build as a ``Sequential`` (no states returned or given, no mask, no second output, one
+    call, no flip between layers, no call keywords)."""
+    return (not cfg.return_state and cfg.initial_state == "none" and not cfg.masked and cfg.merge_mode != "none"
+            and cfg.calls == 1 and not cfg.training
+            and not (cfg.go_backwards and cfg.num_layers > 1 and not cfg.stacked_cells))
+
+
+def carries_input_shape(native_kw: dict) -> str | None:
+    """The case's native keyword that gives a layer its own input shape (``batch_input_shape``,
+    ``input_shape``), or None."""
+    return next((k for k in ("batch_input_shape", "input_shape") if k in native_kw), None)
+
+
+def strip_ansi(text: str) -> str:
+    import re
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+def layer_names(cfg: Config, layers: list) -> str:
+    """The layers in words, as articles write them: ``LSTM(3)``, ``Bidirectional(LSTM(3))``, ``RNN([LSTMCell(3),
+    ...])``."""
+    if cfg.stacked_cells:
+        return f"RNN([{', '.join(f'LSTMCell({cfg.layer_hidden(l)})' for l in range(cfg.num_layers))}])"
+    one = [f"RNN(LSTMCell({cfg.layer_hidden(l)}))" if cfg.cell_api else f"LSTM({cfg.layer_hidden(l)})"
+           for l in range(len(layers))]
+    return ", ".join(f"Bidirectional({o})" if cfg.bidirectional else o for o in one)
+
+
+def model_outputs(cfg: Config, returned_: list):
+    """A functional model's outputs over a symbolic stack: what ``run`` records (the top layer's returns,
+    then the lower layers' states), one tensor alone as itself."""
+    out = _flat(returned_[-1]) + [t for r in returned_[:-1] if isinstance(r, list) for t in _flat(r[outputs_of(cfg):])]
+    return out[0] if len(out) == 1 else out
+
+
+def _flat(r) -> list:
+    return [t for x in r for t in _flat(x)] if isinstance(r, (list, tuple)) else [r]
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """``np.ascontiguousarray``, except for a shape-only placeholder (every stride 0), kept as it is."""
+    return a if a.size and not any(a.strides) else np.ascontiguousarray(a)
+
+
+def shape_only_arrays(obs: Observation) -> Observation:
+    """Shape-only mode: the observation's output, states and call outputs as placeholders of their canonical
+    shapes and dtypes (the normalization may have copied them into real arrays of zeros)."""
+    def empty(a):
+        return None if a is None else placeholder(a.shape, str(a.dtype))
+    obs.output = empty(obs.output)
+    if obs.states is not None:
+        obs.states = [tuple(empty(t) for t in pair) for pair in obs.states]
+    if obs.call_outputs is not None:
+        obs.call_outputs = [empty(a) for a in obs.call_outputs]
+    return obs
+
+
 def _call_output(cfg: Config, top) -> np.ndarray:
     """One call's canonical output from the top layer's return, as ``run`` makes ``obs.output`` (Keras 3
     and Keras 2 share it; tf-keras's time_major output is transposed too)."""
@@ -657,7 +890,7 @@ def _call_output(cfg: Config, top) -> np.ndarray:
             out = np.flip(out, axis=time_axis)
         if cfg.layout == "time_major":
             out = out.transpose(1, 0, 2)
-    out = np.ascontiguousarray(out)
+    out = _contiguous(out)
     return _widen(out) if str(out.dtype) == "bfloat16" else out
 
 

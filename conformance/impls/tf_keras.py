@@ -40,15 +40,18 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import OrderedDict
 
 import numpy as np
 
-from ..reference import array_dtype, direction_names, fed_input_size, layer_input_size, to_native_layout, valid_mask
+from ..reference import (array_dtype, direction_names, fed_input_size, fed_state_shape, layer_input_size,
+                         to_native_layout, valid_mask)
 from ..spec import Config
-from .base import Impl, Observation, native
-from .keras3 import (_call_output, canonical_output, cells_of, lstm_layer, lstm_src, merge_src, native_merge_mode,
-                     outputs_of, record_stack_returns, record_stacked_returns, returned_paths, stack_construct,
-                     nested_numpy, stack_snippet, stack_unsupported, stacked_layer, stacked_src)
+from .base import Impl, Observation, dtype_name, native, placeholder
+from .keras3 import (_call_output, _contiguous, canonical_output, carries_input_shape, cells_of, layer_names,
+                     lstm_layer, lstm_src, merge_src, model_outputs, native_merge_mode, nested_numpy, outputs_of,
+                     plain_chain, record_stack_returns, record_stacked_returns, returned_paths, shape_only_arrays,
+                     stack_construct, stack_snippet, stack_unsupported, stacked_layer, stacked_src, strip_ansi)
 
 # Canonical tensor -> the LSTM cell's variable holding it (same layout, same gate order i, f, g(c), o).
 # Copied from keras3.py (the cells have the same variables), not imported: that module is Keras 3's.
@@ -60,6 +63,15 @@ _VARIABLES = (("W", "kernel"), ("U", "recurrent_kernel"), ("b", "bias"))
 # reported against Keras 2). The canonical weights replace the initial values, so bfloat16 layers are
 # built with glorot_uniform instead (as in keras3.py).
 _BF16_INIT = {"recurrent_initializer": "glorot_uniform"}
+
+
+_CHEAP_INIT = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros", "bias_initializer": "zeros"}
+_CHEAP_NOTE = ("shape-only: the layers are built with every initializer 'zeros' (kernel, recurrent, bias) instead of "
+               "the canonical weights: the values are never read, the variables' shapes and dtypes are the same; "
+               "layers of the same structure built by an earlier shape-only run are reused (a non-stateful LSTM's "
+               "variables depend on neither the batch nor the time steps)")
+_SHAPE_CACHE_SIZE = 256
+_SHAPE_LAYER_USES = 64
 
 
 def _widen(a: np.ndarray) -> np.ndarray:
@@ -160,6 +172,7 @@ class TfKeras2(Impl):
             raise RuntimeError("Keras 3 (the keras package) was imported in the tf-keras worker: TF_USE_LEGACY_KERAS=1 "
                                "must be set before TensorFlow is imported")
         self._tf, self._keras = tf, tf_keras
+        self._shape_layers = OrderedDict()        # shape-only: layer key -> [layers, symbolic calls made]
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         # Full float32 matmuls on GPU: no TF32 (Ampere and later would round matmul inputs to 10 bits), in
@@ -193,29 +206,50 @@ class TfKeras2(Impl):
         return ((cfg.timesteps, cfg.batch, n_in) if cfg.layout == "time_major"
                 else (cfg.batch, cfg.timesteps, n_in))
 
-    def load_weights(self, cfg: Config, device: str, weights: dict):
-        """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
-        recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``)."""
+    def _build(self, cfg: Config, device: str, batch: int | None = -1, time_: int | None = -1,
+               cheap: bool = False) -> list:
+        """Fresh built layers for ``cfg`` (random initial values), built for input of ``batch`` and ``time_``
+        (the case's by default; None: unknown) in the case's layout. ``cheap``: every initializer "zeros"
+        (shape-only and symbolic builds, where no value is ever read)."""
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
         tf_keras = self._keras
         L = cfg.num_layers
+        B = cfg.batch if batch == -1 else batch
+        T = cfg.timesteps if time_ == -1 else time_
         tf_keras.backend.clear_session()          # free the previous run's layers and reset layer names
-        tf_keras.utils.set_random_seed(cfg.seed)
+        if not cheap:
+            tf_keras.utils.set_random_seed(cfg.seed)
+
+        def kwargs(return_sequences):
+            kw = self._lstm_kwargs(cfg, return_sequences)
+            return kw + list(_CHEAP_INIT.items()) if cheap else kw
+
+        def shape(l):
+            n_in = layer_input_size(cfg, l)
+            return (T, B, n_in) if cfg.layout == "time_major" else (B, T, n_in)
+
         layers = []
         with self._device(device):
             if cfg.stacked_cells:
-                rnn = stacked_layer(tf_keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences))
-                rnn.build(self._native_shape(cfg, 0))
+                rnn = stacked_layer(tf_keras.layers, cfg, kwargs(cfg.return_sequences))
+                rnn.build(shape(0))
                 layers = [rnn]
             for l in range(0 if cfg.stacked_cells else L):
-                lstm = lstm_layer(tf_keras.layers, cfg, self._lstm_kwargs(cfg, cfg.return_sequences if l == L - 1
-                                                                          else True), cfg.layer_hidden(l))
+                lstm = lstm_layer(tf_keras.layers, cfg, kwargs(cfg.return_sequences if l == L - 1 else True),
+                                  cfg.layer_hidden(l))
                 layer = (tf_keras.layers.Bidirectional(lstm, merge_mode=native_merge_mode(cfg)) if cfg.bidirectional
                          else lstm)
-                layer.build(self._native_shape(cfg, l))       # else built on first call
+                layer.build(shape(l))       # else built on first call
                 layers.append(layer)
+        return layers
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        """The built layers (one per canonical layer) with ``weights`` assigned to each cell's kernel,
+        recurrent_kernel and bias (cast to the layer's dtype by ``Variable.assign``)."""
+        layers = self._build(cfg, device)
+        with self._device(device):
             for l, d, cell in cells_of(cfg, layers, self._directions):
                 for name, attr in _VARIABLES:
                     key = f"layer{l}/{d}/{name}"
@@ -223,6 +257,31 @@ class TfKeras2(Impl):
                         var = getattr(cell, attr)
                         var.assign(self._tf.cast(np.asarray(weights[key], np.float64), var.dtype))
         return layers
+
+    def _cheap_layers(self, cfg: Config, device: str) -> tuple[list, bool]:
+        """Shape-only builds: the layers for ``cfg``, and whether they were built before. Only their structure
+        is read, and a non-stateful LSTM's built layers do not depend on the batch or the time steps: layers of
+        the same structure are reused (at most ``_SHAPE_LAYER_USES`` symbolic calls each: each leaves a node in
+        the layers). Stateful layers (state variables per batch) are always new."""
+        if cfg.calls > 1:
+            return self._build(cfg, device, cheap=True), False
+        d = cfg.to_dict()
+        for k in ("seed", "batch", "timesteps", "input", "kernel_init", "recurrent_init", "bias_init", "mask",
+                  "lengths"):
+            d.pop(k)
+        key = (device, cfg.masked, cfg.initial_state != "none", *sorted((k, repr(v)) for k, v in d.items()))
+        hit = self._shape_layers.get(key)
+        built_before = hit is not None and hit[1] < _SHAPE_LAYER_USES
+        if not built_before:
+            hit = self._shape_layers[key] = [self._build(cfg, device, cheap=True), 0]
+            while len(self._shape_layers) > _SHAPE_CACHE_SIZE:
+                self._shape_layers.popitem(last=False)
+        self._shape_layers.move_to_end(key)
+        hit[1] += 1
+        return hit[0], built_before
+
+    def release(self) -> None:
+        self._shape_layers.clear()
 
     def read_weights(self, cfg: Config, native) -> dict:
         out = {}
@@ -233,45 +292,152 @@ class TfKeras2(Impl):
                     out[f"layer{l}/{d}/{name}"] = np.asarray(self._tf.cast(var, self._tf.float64).numpy())
         return out
 
+    def _symbolic_inputs(self, cfg: Config, B: int | None, T: int | None, state_shapes) -> tuple:
+        """``tf_keras.Input`` tensors in the case's layout ((B, T, F), time_major (T, B, F)): the input, the bool
+        mask ((B, T), time_major (T, B)) when the case masks, the initial states per layer of ``state_shapes``
+        ((h shape, c shape) per layer and direction; None: not given). A size None is unknown."""
+        tf_keras, L, D = self._keras, cfg.num_layers, cfg.directions
+        time_major = cfg.layout == "time_major"
+        F = fed_input_size(cfg)
+        xin = tf_keras.Input(batch_shape=(T, B, F) if time_major else (B, T, F), dtype=cfg.dtype)
+        mask = (tf_keras.Input(batch_shape=(T, B) if time_major else (B, T), dtype="bool") if cfg.masked else None)
+        initial = None if state_shapes is None else [
+            [tf_keras.Input(batch_shape=tuple(s), dtype=cfg.dtype) for pair in state_shapes[l * D:(l + 1) * D]
+             for s in pair] for l in range(L)]
+        return xin, mask, initial
+
+    def _calls(self, cfg: Config, layers: list, xin, mask, initial) -> list:
+        """Call the stack ``cfg.calls`` times (stateful: each call starts from the state the last one left;
+        ``resets``), eagerly or on symbolic inputs alike: each call's native returns, per layer."""
+        tf, L = self._tf, len(layers)
+        time_axis = 0 if cfg.layout == "time_major" else 1
+        call = {"training": True} if cfg.training else {}
+        if mask is not None:
+            call["mask"] = mask
+        every = []
+        for k in range(cfg.calls):     # stateful: each call starts from the state the last one left
+            returned_, h = [], xin
+            reset = k + 1 in (cfg.resets or ())
+            if reset:                  # back to zeros; then the case's initial_state, as in call 1
+                for layer in layers:
+                    layer.reset_states()
+            for l, layer in enumerate(layers):
+                first = {} if initial is None or (k and not reset) else {
+                    "initial_state": initial if cfg.stacked_cells else initial[l]}   # (stacked: nested)
+                r = layer(h, **call, **first)
+                returned_.append(r)
+                h = r[0] if isinstance(r, (tuple, list)) else r
+                if cfg.go_backwards and l < L - 1:
+                    h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
+            every.append(nested_numpy(returned_, lambda t: t))
+        return every
+
+    def _record(self, cfg: Config, returned_: list, returns: list) -> list[tuple]:
+        return (record_stacked_returns(returned_[0], returns) if cfg.stacked_cells else
+                record_stack_returns(returned_, direction_names(cfg), returns, outputs_of(cfg)))
+
+    def _state_shapes(self, cfg: Config, B: int | None):
+        """(h shape, c shape) per layer and direction of the initial states given (None: none), the batch ``B``
+        unless the case feeds another."""
+        return None if cfg.initial_state == "none" else [
+            tuple((B if cfg.feed_state_batch is None else b, w) for b, w in
+                  (fed_state_shape(cfg, r, k) for r in ("h", "c")))
+            for k in range(cfg.num_layers * cfg.directions)]
+
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        B = None if "batch" in unknown else cfg.batch
+        T = None if "time" in unknown else cfg.timesteps
+        with native("build"):
+            layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        with self._device(device), native("call"):
+            xin, mask, initial = self._symbolic_inputs(cfg, B, T, self._state_shapes(cfg, B))
+            returned_ = self._calls(cfg, layers, xin, mask, initial)[-1]
+        returns = []
+        self._record(cfg, returned_, returns)
+        shape = tuple(xin.shape.as_list())
+        notes = ["layers built with every initializer 'zeros' (no value is read)"]
+        if cfg.calls > 1:
+            notes.append(f"stateful: called {cfg.calls} times symbolically, as run calls it")
+        return {"api": (f"tf_keras.Input(batch_shape={shape}) -> layer(...) symbolically (Keras 2's functional "
+                        f"API: the layer's call traced in a scratch graph), tf_keras {self._keras.__version__}"),
+                "returns": returns, "param_count": int(sum(layer.count_params() for layer in layers)),
+                "notes": notes}
+
+    def summary(self, cfg: Config, device: str) -> dict:
+        tf_keras = self._keras
+        stateful = cfg.calls > 1       # a stateful RNN needs to know its batch size
+        B = cfg.batch if stateful else None
+        T, F = cfg.timesteps, fed_input_size(cfg)
+        time_major = cfg.layout == "time_major"
+        with native("build"):
+            layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        names = layer_names(cfg, layers)
+        with self._device(device), native("build"):
+            if plain_chain(cfg) and not time_major:
+                given = carries_input_shape(cfg.native_for(self.id))
+                model = tf_keras.Sequential(layers if given else [tf_keras.Input(shape=(T, F), dtype=cfg.dtype),
+                                                                  *layers])
+                how = (f"Sequential([{names}]) (the first layer carries its own {given})" if given else
+                       f"Sequential([Input(shape={(T, F)}), {names}])")
+            else:
+                xin, mask, initial = self._symbolic_inputs(cfg, B, T, self._state_shapes(cfg, B))
+                returned_ = self._calls(cfg, layers, xin, mask, initial)[-1]
+                inputs = [xin] + ([mask] if mask is not None else []) + [t for pair in initial or [] for t in pair]
+                model = tf_keras.Model(inputs[0] if len(inputs) == 1 else inputs, model_outputs(cfg, returned_))
+                shape = tuple(xin.shape.as_list())
+                how = (f"Model(inputs, outputs): functional, over {names} called on tf_keras.Input(batch_shape="
+                       f"{shape})" + (", a mask Input" if mask is not None else "")
+                       + (", initial-state Inputs" if initial is not None else "")
+                       + ("; batch known: a stateful RNN needs it" if stateful else ""))
+        lines = []
+        model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        return {"text": strip_ansi("\n".join(lines)), "how": how}
+
     def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        return self._observe(cfg, device, init, x, weights)
+
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        return self._observe(cfg, device, init)
+
+    def _observe(self, cfg: Config, device: str, init, x: np.ndarray | None = None,
+                 weights: dict | None = None) -> Observation:
+        """``run`` (``x`` and ``weights`` given: computed) or ``run_shapes`` (None: layers called on
+        ``tf_keras.Input`` tensors of every size known, nothing computed); the same records and normalization."""
         tf = self._tf
-        L, dirs, D = cfg.num_layers, direction_names(cfg), cfg.directions
+        L, D = cfg.num_layers, cfg.directions
         time_major = cfg.layout == "time_major"
         time_axis = 0 if time_major else 1
+        shapes_only = x is None
         t0 = time.perf_counter()
         with native("build"):
-            layers = self.load_weights(cfg, device, weights)
+            if shapes_only:
+                layers, reused = self._cheap_layers(cfg, device)
+            else:
+                layers = self.load_weights(cfg, device, weights)
         with self._device(device):
-            xin = tf.cast(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), cfg.dtype)
-            call = {"training": True} if cfg.training else {}
-            if cfg.masked:
-                mask = valid_mask(cfg)
-                call["mask"] = tf.constant(mask.T if time_major else mask)
-            initial = None if init is None else [
-                [tf.cast(np.asarray(s, array_dtype(cfg)), cfg.dtype)
-                 for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
+            if shapes_only:
+                with native("call"):
+                    xin, mask, initial = self._symbolic_inputs(
+                        cfg, cfg.batch, cfg.timesteps,
+                        None if init is None else [(np.shape(h), np.shape(c)) for h, c in init])
+            else:
+                xin = tf.cast(np.asarray(to_native_layout(cfg, x), array_dtype(cfg)), cfg.dtype)
+                mask = None
+                if cfg.masked:
+                    m = valid_mask(cfg)
+                    mask = tf.constant(m.T if time_major else m)
+                initial = None if init is None else [
+                    [tf.cast(np.asarray(s, array_dtype(cfg)), cfg.dtype)
+                     for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
-            returned_, h = [], xin
-            call_outputs = []
             with native("call"):
-                for k in range(cfg.calls):     # stateful: each call starts from the state the last one left
-                    returned_, h = [], xin
-                    reset = k + 1 in (cfg.resets or ())
-                    if reset:                  # back to zeros; then the case's initial_state, as in call 1
-                        for layer in layers:
-                            layer.reset_states()
-                    for l, layer in enumerate(layers):
-                        first = {} if initial is None or (k and not reset) else {
-                            "initial_state": initial if cfg.stacked_cells else initial[l]}   # (stacked: nested)
-                        r = layer(h, **call, **first)
-                        returned_.append(r)
-                        h = r[0] if isinstance(r, (tuple, list)) else r
-                        if cfg.go_backwards and l < L - 1:
-                            h = tf.reverse(h, axis=[time_axis])      # processing order -> time order for the next layer
-                    if cfg.calls > 1:
-                        call_outputs.append(_call_output(cfg, nested_numpy(returned_[-1], lambda t: t.numpy())))
-                returned_ = nested_numpy(returned_, lambda t: t.numpy())   # waits for the device
+                every = self._calls(cfg, layers, xin, mask, initial)
+                convert = ((lambda t: placeholder(t.shape, dtype_name(t.dtype))) if shapes_only
+                           else (lambda t: t.numpy()))               # (.numpy() waits for the device)
+                arrays = [nested_numpy(r, convert) for r in every]
         t2 = time.perf_counter()
+        call_outputs = [_call_output(cfg, r[-1]) for r in arrays] if cfg.calls > 1 else []
+        returned_ = arrays[-1]
 
         calls = []
         if cfg.masked:
@@ -286,6 +452,9 @@ class TfKeras2(Impl):
                    + (f"; before call(s) {', '.join(map(str, cfg.resets))} every layer's reset_states() zeroes them"
                       + (" and initial_state is given again" if init is not None else "") if cfg.resets else "")
                    + "); the last call's returns are compared" if cfg.calls > 1 else "")
+        if shapes_only:
+            between += ("; called symbolically on tf_keras.Input tensors of every size known (the functional API), "
+                        "nothing computed")
         between += (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
                    "next layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
         obs = Observation(
@@ -296,8 +465,14 @@ class TfKeras2(Impl):
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         notes = obs.normalization
-        states = (record_stacked_returns(returned_[0], obs.returns) if cfg.stacked_cells else
-                  record_stack_returns(returned_, dirs, obs.returns, outputs_of(cfg)))
+        if shapes_only:
+            notes.append(_CHEAP_NOTE)
+            obs.timings["layers_built_before"] = float(reused)
+        # the returns as returned (shape-only: the symbolic tensors); states and output from the arrays
+        states = self._record(cfg, every[-1] if shapes_only else returned_, obs.returns)
+        if shapes_only:
+            states = self._record(cfg, returned_, [])
+        top_dtype = obs.returns[0]["dtype"]     # the top output's, as returned (before any widening)
 
         obs.call_outputs = call_outputs or None
         out = canonical_output(cfg, returned_[-1])
@@ -356,11 +531,11 @@ class TfKeras2(Impl):
                          "state" + (f" of each direction merged by merge_mode={cfg.merge_mode!r} (backward: the "
                                     "state after reading time step 0)" if cfg.bidirectional else
                                     " (go_backwards: the state after reading time step 0)" if cfg.go_backwards else ""))
-        obs.output = np.ascontiguousarray(out)
-        if str(obs.output.dtype) != cfg.dtype:
-            notes.append(f"output dtype is {obs.output.dtype}, not the case's {cfg.dtype}: left as returned "
+        obs.output = _contiguous(out)
+        if top_dtype != cfg.dtype:
+            notes.append(f"output dtype is {top_dtype}, not the case's {cfg.dtype}: left as returned "
                          f"(the top layer's dtype policy is {layers[-1].dtype_policy.name!r})")
-        if any(str(a.dtype) == "bfloat16" for a in [obs.output, *(t for pair in states for t in pair)]):
+        if top_dtype == "bfloat16" or any(r["dtype"] == "bfloat16" for r in obs.returns if r["role"] in ("h", "c")):
             obs.output = _widen(obs.output)
             states = [(_widen(h), _widen(c)) for h, c in states]
             notes.append("bfloat16 results widened to float32 (exact) for NumPy, which has no bfloat16 of its own")
@@ -374,4 +549,4 @@ class TfKeras2(Impl):
             if L > 1:
                 notes.append("every layer is built with return_state=True so lower layers' states are collected "
                              "from their returns (layers[l][1:]); states ordered by layer, then direction")
-        return obs
+        return shape_only_arrays(obs) if shapes_only else obs

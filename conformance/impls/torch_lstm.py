@@ -26,15 +26,18 @@ hand, each layer over every time step before the next.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import time
+import warnings
 
 import numpy as np
 
-from ..reference import (direction_names, fed_input_size, fed_state_entries, fed_state_shape, hidden_out, layer_input_size,
-                         to_native_layout)
+from ..reference import (direction_names, fed_input_size, fed_state_entries, fed_state_shape, hidden_out,
+                         initial_states, layer_input_size, native_input_shape, to_native_layout)
 from ..spec import Config
-from .base import Impl, Observation, native, one_batch_axis, returned
+from .base import Impl, Observation, Rejected, dtype_name, native, one_batch_axis, placeholder, returned
 
 # PackedSequence is a namedtuple (data, batch_sizes, sorted_indices, unsorted_indices)
 _PACKED_FIELDS = (("data", "output"), ("batch_sizes", "batch_sizes"), ("sorted_indices", "sorted_indices"),
@@ -247,21 +250,26 @@ class TorchLSTM(Impl):
     def _device(self, device: str):
         return self._torch.device("cuda:0" if device == "gpu" else "cpu")
 
-    def load_weights(self, cfg: Config, device: str, weights: dict):
+    def _build(self, cfg: Config, dev, dtype):
+        """The native construct for ``cfg`` on ``dev`` (a torch device: the meta one in shape-only mode), holding
+        torch's own initial values (none on meta): ``load_weights`` then copies the canonical ones in."""
         torch = self._torch
-        dtype = getattr(torch, cfg.dtype)
         if cfg.cell_api:
-            module = torch.nn.ModuleList(
-                torch.nn.LSTMCell(layer_input_size(cfg, l), cfg.layer_hidden(l), bias=cfg.bias, device=self._device(device),
+            return torch.nn.ModuleList(
+                torch.nn.LSTMCell(layer_input_size(cfg, l), cfg.layer_hidden(l), bias=cfg.bias, device=dev,
                                   dtype=dtype, **cfg.native_for(self.id)) for l in range(cfg.num_layers))
-            return self._assign(cfg, module, weights, _cell_name, dtype)
         module = torch.nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
                                bidirectional=cfg.bidirectional,
-                               proj_size=cfg.proj_size, device=self._device(device), dtype=dtype,
+                               proj_size=cfg.proj_size, device=dev, dtype=dtype,
                                **({"dropout": cfg.layer_dropout} if cfg.layer_dropout else {}),
                                **{**cfg.native_for(self.id), "batch_first": _batch_first(cfg, self.id)})
         module.train(cfg.training)
-        return self._assign(cfg, module, weights, _native_name, dtype)
+        return module
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        dtype = getattr(self._torch, cfg.dtype)
+        module = self._build(cfg, self._device(device), dtype)
+        return self._assign(cfg, module, weights, _cell_name if cfg.cell_api else _native_name, dtype)
 
     def _assign(self, cfg: Config, module, weights: dict, name_of, dtype):
         """The canonical weights copied into ``module``'s parameters, named by ``name_of(kind, layer, d)``."""
@@ -310,48 +318,198 @@ class TorchLSTM(Impl):
             raise RuntimeError(f"native parameters with no canonical counterpart: {sorted(params)}")
         return out
 
-    def _run_cells(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
-        """cell_api: one ``nn.LSTMCell`` per layer, stepped by hand over time (each layer over the whole
-        sequence, then the next layer over its outputs), as a torch user writes it."""
+
+    # ---- the native call, shared by run (computed), run_shapes (meta tensors) and infer (torch.export) ----
+    def _to_numpy(self, t) -> np.ndarray:
+        """A computed tensor as NumPy (bfloat16 widened to float32, exactly)."""
+        t = t.detach().cpu()
+        return (t.float() if t.dtype == self._torch.bfloat16 else t).numpy()
+
+    @staticmethod
+    def _to_placeholder(t) -> np.ndarray:
+        """Shape-only mode: a meta tensor as a placeholder array of its shape and dtype (no numbers)."""
+        return placeholder(tuple(t.shape), dtype_name(t.dtype))
+
+    def _states_in(self, cfg: Config, init, make) -> list:
+        """cell_api: each layer's (h, c) given, made native by ``make`` (None: not given)."""
+        return [None] * cfg.num_layers if init is None else [
+            tuple(make(s[0] if cfg.layout == "unbatched" else s) for s in pair) for pair in init]
+
+    def _hx_in(self, cfg: Config, init, make, notes: list) -> tuple | None:
+        """nn.LSTM: the initial (h_0, c_0) given, stacked (L*D, B, H') / (L*D, B, H) and made native by ``make``."""
+        if init is None:
+            return None
+        # (L*D, B, H') and (L*D, B, H), index layer * D + direction (feed_state_layers: another count, which
+        # may differ between h and c: the shorter one's missing entries are None)
+        h0 = np.stack([h for h, _ in init if h is not None])
+        c0 = np.stack([c for _, c in init if c is not None])
+        if cfg.layout == "unbatched":
+            h0, c0 = h0[:, 0], c0[:, 0]
+        notes.append("initial states passed as (h_0, c_0): the canonical (h0, c0) per layer, then direction, "
+                     f"stacked on a first axis of L*D (index layer*D + direction) to {tuple(h0.shape)} and "
+                     f"{tuple(c0.shape)}")
+        return make(h0), make(c0)
+
+    def _pack(self, cfg: Config, xin):
+        """torch's own variable lengths: the input packed (lengths a CPU int64 tensor, as torch wants them; it
+        sorts internally with enforce_sorted=False)."""
         torch = self._torch
-        dev, dtype = self._device(device), getattr(torch, cfg.dtype)
+        return torch.nn.utils.rnn.pack_padded_sequence(xin, torch.tensor(cfg.lengths, dtype=torch.int64),
+                                                       batch_first=_batch_first(cfg, self.id), enforce_sorted=False)
+
+    def _unpack(self, cfg: Config, packed):
+        """``pad_packed_sequence(packed, batch_first, total_length=T)[0]``. On meta tensors (shape-only mode) the
+        two torch ops it is made of, as it calls them: ``torch._VF._pad_packed_sequence`` (the padded batch in
+        sorted order) then ``index_select`` by ``unsorted_indices``; its other return, the lengths in the input's
+        order, indexes a CPU tensor by ``unsorted_indices``, whose values a meta tensor has not."""
+        torch = self._torch
+        rnn_utils = torch.nn.utils.rnn
+        batch_first = _batch_first(cfg, self.id)
+        if packed.data.device.type != "meta":
+            return rnn_utils.pad_packed_sequence(packed, batch_first=batch_first, total_length=cfg.timesteps)[0]
+        pad = inspect.signature(rnn_utils.pad_packed_sequence).parameters["padding_value"].default
+        padded, _ = torch._VF._pad_packed_sequence(packed.data, packed.batch_sizes, batch_first, pad, cfg.timesteps)
+        return padded.index_select(0 if batch_first else 1, packed.unsorted_indices)
+
+    def _permute_on_cpu(self, cfg: Config, module, hx) -> None:
+        """Shape-only, packed input with (h_0, c_0): the permutation nn.LSTM applies to them first
+        (``permute_hidden``: index_select by sorted_indices), on empty CPU tensors of their shapes, so that
+        torch checks the indices against the states' batch as it does for computed tensors."""
+        torch = self._torch
+        _, order = torch.sort(torch.tensor(cfg.lengths, dtype=torch.int64), descending=True)
+        module.permute_hidden(tuple(torch.empty(tuple(t.shape), dtype=t.dtype) for t in hx), order)
+
+    def _lstm_call(self, cfg: Config, module, xin, hx, each_call=None):
+        """``module`` called as a torch user calls it, ``cfg.calls`` times (each call from the previous call's
+        (h_n, c_n); a reset from the first call's initial state again); ``each_call(out, h_n)`` after each.
+        Returns the last call's (out, h_n, c_n)."""
+        args = (xin,) if hx is None else (xin, hx)
+        first_args = args
+        for call in range(1, cfg.calls + 1):           # each call continues from the previous one's (h_n, c_n)
+            if call in (cfg.resets or ()):
+                args = first_args                      # a reset: the initial state of call 1 (or none) again
+            out, (h_n, c_n) = module(*args)
+            args = (xin, (h_n, c_n))
+            if each_call is not None:
+                each_call(out, h_n)
+        return out, h_n, c_n
+
+    def _lstm_returns(self, cfg: Config, out, h_n, c_n) -> list[tuple]:
+        """(path, role, tensor, top, layer, direction) of every tensor nn.LSTM returned, in native order (with
+        lengths: the PackedSequence's fields, then the unpacked output, which is not a native return)."""
+        if cfg.lengths is not None:
+            path = (f"pad_packed_sequence([0], batch_first={_batch_first(cfg, self.id)}, "
+                    f"total_length={cfg.timesteps})[0]")
+            rows = [(f"[0].{name}", role, getattr(out, name), True, None, None) for name, role in _PACKED_FIELDS]
+            rows.append((path, "output", self._unpack(cfg, out), False, None, None))
+        else:
+            rows = [("[0]", "output", out, True, None, None)]
+        return rows + [("[1][0]", "h", h_n, True, None, None), ("[1][1]", "c", c_n, True, None, None)]
+
+    def _cells_call(self, cfg: Config, cells, xin, state: list, each_call=None):
+        """cell_api: the hand loop, ``cfg.calls`` times (a later call from the states the last one left; a reset
+        from the first call's again); ``each_call(seq, state)`` after each. Returns the last call's (seq, state):
+        the top cell's h of every step and each layer's (h, c)."""
+        steps = (lambda t: xin[:, t]) if cfg.layout == "batch_major" else (lambda t: xin[t])
+        first_state, state = list(state), list(state)
+        for call in range(1, cfg.calls + 1):         # a later call continues from the states the last one left
+            if call in (cfg.resets or ()):
+                state = list(first_state)            # a reset: the initial states of call 1 (or none) again
+            seq = [steps(t) for t in range(cfg.timesteps)]
+            for l, cell in enumerate(cells):
+                outs = []
+                for x_t in seq:
+                    state[l] = cell(x_t, state[l])   # (h, c)
+                    outs.append(state[l][0])
+                seq = outs
+            if each_call is not None:
+                each_call(seq, state)
+        return seq, state
+
+    def _cells_returns(self, cfg: Config, seq: list, state: list) -> list[tuple]:
+        """The hand loop's result, as the repro builds it: (output sequence, [(h, c) of each layer's cell]), as
+        (path, role, tensor, top, layer, direction) rows."""
+        L = cfg.num_layers
+        rows = [(f"[1][{l}][{i}]", role, state[l][i], True, l, "forward")
+                for l in range(L) for i, role in enumerate(("h", "c")) if state[l] is not None]
+        if seq:
+            rows.insert(0, ("[0]", "output", self._torch.stack(seq, dim=1 if cfg.layout == "batch_major" else 0),
+                            True, L - 1, None))
+        return rows
+
+    @staticmethod
+    def _record(rows: list[tuple]) -> list[dict]:
+        return [returned(path, role, t, top=top, layer=layer, direction=direction)
+                for path, role, t, top, layer, direction in rows]
+
+    def _cells_output(self, cfg: Config, seq: list, state: list, to_np=None) -> np.ndarray:
+        """One call's canonical output from the hand loop (the top cell's h per step, each layer's (h, c)), as
+        ``_run_cells`` makes ``obs.output``."""
+        to_np = to_np or self._to_numpy
+        if not cfg.return_sequences:
+            if state[-1] is None:          # no step and no initial state: the cells never ran; zeros
+                return np.zeros((cfg.batch, cfg.layer_hidden(-1)), np.float32)
+            h = to_np(state[-1][0])
+            return h[None] if cfg.layout == "unbatched" else h
+        if not seq:
+            return np.zeros((cfg.batch, 0, cfg.layer_hidden(-1)), np.float32)
+        out = to_np(self._torch.stack(seq, dim=1 if cfg.layout == "batch_major" else 0))
+        return out[None] if cfg.layout == "unbatched" else out.transpose(1, 0, 2) if cfg.layout == "time_major" else out
+
+    def _call_output(self, cfg: Config, out, h_n, to_np=None) -> np.ndarray:
+        """One call's canonical output from nn.LSTM's (output, h_n), as ``run`` makes ``obs.output``: unpacked
+        (lengths), batch-first, and without return_sequences the top layer's final h, directions side by side."""
+        to_np = to_np or self._to_numpy
+        if cfg.return_sequences:
+            if cfg.lengths is not None:
+                out = self._unpack(cfg, out)
+            out = to_np(out)
+            return out[None] if cfg.layout == "unbatched" else out.transpose(1, 0, 2) if cfg.layout == "time_major" \
+                else out
+        h = to_np(h_n).reshape(cfg.num_layers, cfg.directions, cfg.batch, hidden_out(cfg))
+        return np.concatenate([h[-1, d] for d in range(cfg.directions)], axis=-1)
+
+    # ---- run: computed, or (shape-only) on the meta device ----
+    def _inputs(self, cfg: Config, dev, x: np.ndarray | None):
+        """The native input: ``x`` in the case's layout, or (shape-only, ``x`` None) an empty meta tensor of its
+        shape."""
+        torch = self._torch
+        dtype = getattr(torch, cfg.dtype)
+        if x is None:
+            return torch.empty(native_input_shape(cfg), device="meta", dtype=dtype)
+        return torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
+
+    def _maker(self, cfg: Config, dev, meta: bool):
+        torch = self._torch
+        dtype = getattr(torch, cfg.dtype)
+        if meta:
+            return lambda a: torch.empty(np.shape(a), device="meta", dtype=dtype)
+        return lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dtype)
+
+    def _run_cells(self, cfg: Config, device: str, x: np.ndarray | None, weights: dict | None, init) -> Observation:
+        """cell_api: one ``nn.LSTMCell`` per layer, stepped by hand over time (each layer over the whole
+        sequence, then the next layer over its outputs), as a torch user writes it. ``weights`` None: shape-only
+        (the cells and the input on the meta device)."""
+        torch = self._torch
+        meta = weights is None
+        dev = torch.device("meta") if meta else self._device(device)
         L, T = cfg.num_layers, cfg.timesteps
+        to_np = self._to_placeholder if meta else self._to_numpy
         t0 = time.perf_counter()
         with native("build"):
-            cells = self.load_weights(cfg, device, weights)
-        xin = torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
-        steps = (lambda t: xin[:, t]) if cfg.layout == "batch_major" else (lambda t: xin[t])
-        state = [None] * L if init is None else [
-            tuple(torch.from_numpy(np.ascontiguousarray(s[0] if cfg.layout == "unbatched" else s)).to(dev, dtype)
-                  for s in pair) for pair in init]
+            cells = self._build(cfg, dev, getattr(torch, cfg.dtype)) if meta else self.load_weights(cfg, device, weights)
+        xin = self._inputs(cfg, dev, x)
+        state = self._states_in(cfg, init, self._maker(cfg, dev, meta))
         t1 = time.perf_counter()
-        first_state, call_outputs = list(state), []
+        call_outputs = []
         with torch.no_grad(), native("call"):
-            for call in range(1, cfg.calls + 1):         # a later call continues from the states the last one left
-                if call in (cfg.resets or ()):
-                    state = list(first_state)            # a reset: the initial states of call 1 (or none) again
-                seq = [steps(t) for t in range(T)]
-                for l, cell in enumerate(cells):
-                    outs = []
-                    for x_t in seq:
-                        state[l] = cell(x_t, state[l])   # (h, c)
-                        outs.append(state[l][0])
-                    seq = outs
-                if cfg.calls > 1:
-                    call_outputs.append(self._cells_output(cfg, seq, state))
+            seq, state = self._cells_call(
+                cfg, cells, xin, state,
+                (lambda s, st: call_outputs.append(self._cells_output(cfg, s, st, to_np))) if cfg.calls > 1 else None)
         t2 = time.perf_counter()
         axis = 1 if cfg.layout == "batch_major" else 0
-        out = torch.stack(seq, dim=axis) if seq else None
-
-        def to_np(t):
-            t = t.detach().cpu()
-            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
-
-        # the hand loop's result, as the repro builds it: (output sequence, [(h, c) of each layer's cell])
-        returns = [returned(f"[1][{l}][{i}]", role, state[l][i], layer=l, direction="forward")
-                   for l in range(L) for i, role in enumerate(("h", "c")) if state[l] is not None]
-        if out is not None:
-            returns.insert(0, returned("[0]", "output", out, layer=L - 1))
+        rows = self._cells_returns(cfg, seq, state)
+        out = rows[0][2] if seq else None
         obs = Observation(
             construct=(f"[torch.nn.LSTMCell(in, h, bias={cfg.bias}, dtype=torch.{cfg.dtype}{_native_args(cfg, self.id)}) "
                        f"for in, h of each of {L} layer(s): {[(layer_input_size(cfg, l), cfg.layer_hidden(l)) for l in range(L)]}] "
@@ -360,7 +518,7 @@ class TorchLSTM(Impl):
                        + (" from the given (h_0, c_0)" if init is not None else "")
                        + (f"; called {cfg.calls} times, each from the states the last call left" if cfg.calls > 1
                           else "")),
-            returns=returns,
+            returns=self._record(rows),
             params=[{"name": n, "shape": list(p.shape)} for n, p in cells.named_parameters()],
             param_count=sum(p.numel() for p in cells.parameters()),
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
@@ -392,86 +550,43 @@ class TorchLSTM(Impl):
         obs.call_outputs = call_outputs or None
         return obs
 
-    def _cells_output(self, cfg: Config, seq: list, state: list) -> np.ndarray:
-        """One call's canonical output from the hand loop (the top cell's h per step, each layer's (h, c)), as
-        ``_run_cells`` makes ``obs.output``."""
-        torch = self._torch
-
-        def to_np(t):
-            t = t.detach().cpu()
-            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
-        if not cfg.return_sequences:
-            if state[-1] is None:          # no step and no initial state: the cells never ran; zeros
-                return np.zeros((cfg.batch, cfg.layer_hidden(-1)), np.float32)
-            h = to_np(state[-1][0])
-            return h[None] if cfg.layout == "unbatched" else h
-        if not seq:
-            return np.zeros((cfg.batch, 0, cfg.layer_hidden(-1)), np.float32)
-        out = to_np(torch.stack(seq, dim=1 if cfg.layout == "batch_major" else 0))
-        return out[None] if cfg.layout == "unbatched" else out.transpose(1, 0, 2) if cfg.layout == "time_major" else out
-
-    def _call_output(self, cfg: Config, out, h_n) -> np.ndarray:
-        """One call's canonical output from nn.LSTM's (output, h_n), as ``run`` makes ``obs.output``: unpacked
-        (lengths), batch-first, and without return_sequences the top layer's final h, directions side by side."""
-        torch = self._torch
-        if cfg.return_sequences:
-            if cfg.lengths is not None:
-                out = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=_batch_first(cfg, self.id),
-                                                             total_length=cfg.timesteps)[0]
-            out = out.detach().cpu().float().numpy() if out.dtype == torch.bfloat16 else out.detach().cpu().numpy()
-            return out[None] if cfg.layout == "unbatched" else out.transpose(1, 0, 2) if cfg.layout == "time_major" \
-                else out
-        h = h_n.detach().cpu()
-        h = (h.float() if h.dtype == torch.bfloat16 else h).numpy()
-        h = h.reshape(cfg.num_layers, cfg.directions, cfg.batch, hidden_out(cfg))
-        return np.concatenate([h[-1, d] for d in range(cfg.directions)], axis=-1)
-
-    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+    def run(self, cfg: Config, device: str, x: np.ndarray | None, weights: dict | None, init) -> Observation:
+        """(``x`` and ``weights`` None: shape-only, see ``run_shapes``.)"""
         if cfg.cell_api:
             return self._run_cells(cfg, device, x, weights, init)
         torch = self._torch
-        rnn_utils = torch.nn.utils.rnn
-        dev = self._device(device)
-        dtype = getattr(torch, cfg.dtype)
+        meta = weights is None
+        dev = torch.device("meta") if meta else self._device(device)
+        to_np = self._to_placeholder if meta else self._to_numpy
         batch_first = _batch_first(cfg, self.id)
-        L, D, Hp, H, T = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size, cfg.timesteps
+        L, D, Hp, H = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size
         notes: list[str] = []
         t0 = time.perf_counter()
         with native("build"):
-            module = self.load_weights(cfg, device, weights)
-        xin = torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
-        if cfg.dtype != str(x.dtype):
+            module = self._build(cfg, dev, getattr(torch, cfg.dtype)) if meta else self.load_weights(cfg, device, weights)
+        xin = self._inputs(cfg, dev, x)
+        if x is not None and cfg.dtype != str(x.dtype):
             notes.append(f"input travels as {x.dtype} and is cast to torch.{cfg.dtype} before the call")
         if cfg.lengths is not None:
-            # lengths must be a CPU int64 tensor (or a list); torch sorts internally with enforce_sorted=False
             with native("call"):
-                xin = rnn_utils.pack_padded_sequence(xin, torch.tensor(cfg.lengths, dtype=torch.int64),
-                                                     batch_first=batch_first, enforce_sorted=False)
+                xin = self._pack(cfg, xin)
             notes.append(f"lengths: input packed with torch.nn.utils.rnn.pack_padded_sequence(x, "
                          f"lengths={list(cfg.lengths)}, batch_first={batch_first}, enforce_sorted=False)")
-        args = (xin,)
-        if init is not None:
-            # (L*D, B, H') and (L*D, B, H), index layer * D + direction (feed_state_layers: another count, which
-            # may differ between h and c: the shorter one's missing entries are None)
-            h0 = np.stack([h for h, _ in init if h is not None])
-            c0 = np.stack([c for _, c in init if c is not None])
-            if cfg.layout == "unbatched":
-                h0, c0 = h0[:, 0], c0[:, 0]
-            hx = tuple(torch.from_numpy(np.ascontiguousarray(s)).to(device=dev, dtype=dtype) for s in (h0, c0))
-            args = (xin, hx)
-            notes.append("initial states passed as (h_0, c_0): the canonical (h0, c0) per layer, then direction, "
-                         f"stacked on a first axis of L*D (index layer*D + direction) to {tuple(h0.shape)} and "
-                         f"{tuple(c0.shape)}")
+        hx = self._hx_in(cfg, init, self._maker(cfg, dev, meta), notes)
+        if meta and cfg.lengths is not None and hx is not None:
+            with native("call"):
+                self._permute_on_cpu(cfg, module, hx)
+            notes.append("lengths with (h_0, c_0), shape-only: nn.LSTM first permutes the states by the "
+                         "PackedSequence's sorted_indices (index_select on their batch axis, which checks every index "
+                         "against it), and meta indices hold no values to check; that permutation is run on the CPU "
+                         "instead: module.permute_hidden on empty CPU tensors of the states' shapes, by torch.sort("
+                         "lengths, descending=True)'s indices, as pack_padded_sequence sorts them")
         t1 = time.perf_counter()
-        first_args, call_outputs = args, []
+        call_outputs = []
         with torch.no_grad(), native("call"):
-            for call in range(1, cfg.calls + 1):           # each call continues from the previous one's (h_n, c_n)
-                if call in (cfg.resets or ()):
-                    args = first_args                      # a reset: the initial state of call 1 (or none) again
-                out, (h_n, c_n) = module(*args)
-                args = (xin, (h_n, c_n))
-                if cfg.calls > 1:
-                    call_outputs.append(self._call_output(cfg, out, h_n))
+            out, h_n, c_n = self._lstm_call(
+                cfg, module, xin, hx,
+                (lambda o, h: call_outputs.append(self._call_output(cfg, o, h, to_np))) if cfg.calls > 1 else None)
         if cfg.calls > 1:
             notes.append(f"{cfg.calls} calls on the same input, each given the previous call's (h_n, c_n) as its "
                          "initial state (torch's own way to continue a sequence)"
@@ -481,34 +596,23 @@ class TorchLSTM(Impl):
             torch.cuda.synchronize()
         t2 = time.perf_counter()
 
-        def record(path, role, tensor, top=True):
-            return returned(path, role, tensor, top=top)
-
+        rows = self._lstm_returns(cfg, out, h_n, c_n)
         if cfg.lengths is not None:
-            returns = [record(f"[0].{name}", role, getattr(out, name)) for name, role in _PACKED_FIELDS]
-            default_pad = inspect.signature(rnn_utils.pad_packed_sequence).parameters["padding_value"].default
-            padded, _ = rnn_utils.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
-            path = f"pad_packed_sequence([0], batch_first={batch_first}, total_length={T})[0]"
+            default_pad = inspect.signature(torch.nn.utils.rnn.pad_packed_sequence).parameters["padding_value"].default
             notes.append(f"lengths: the LSTM returns output as a PackedSequence (data {list(out.data.shape)} = "
                          f"(sum(lengths), D*H'), batch_sizes, sorted_indices, unsorted_indices), not a padded tensor; "
-                         f"unpacked with torch.nn.utils.rnn.{path}, which writes its padding_value={default_pad!r} "
-                         "(its default) at every step past a sequence's length")
+                         f"unpacked with torch.nn.utils.rnn.{rows[len(_PACKED_FIELDS)][0]}, which writes its "
+                         f"padding_value={default_pad!r} (its default) at every step past a sequence's length")
+            if meta:
+                notes.append("lengths, shape-only: pad_packed_sequence reads the lengths back through unsorted_indices, "
+                             "which a meta tensor holds no values of; the padded output is its own two ops on the meta "
+                             "tensors instead: torch._VF._pad_packed_sequence(data, batch_sizes, batch_first, 0.0, "
+                             "total_length=T), then index_select(batch axis, unsorted_indices)")
             notes.append("lengths: h_n / c_n hold each sequence's state after its last valid step, in the input's "
                          "batch order (torch restores it with unsorted_indices)")
-            returns.append(record(path, "output", padded, top=False))
-            out = padded
-        else:
-            returns = [record("[0]", "output", out)]
-        returns += [record("[1][0]", "h", h_n), record("[1][1]", "c", c_n)]
-
-        def to_np(t):
-            t = t.detach().cpu()
-            return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
-
+            out = rows[len(_PACKED_FIELDS)][2]
         if cfg.dtype == "bfloat16":
             notes.append("bfloat16 results are widened to float32 (exactly) for NumPy, which has no bfloat16")
-        out, h_n, c_n = to_np(out), to_np(h_n), to_np(c_n)
-
         obs = Observation(
             construct=(f"torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
                        f"bias={cfg.bias}, batch_first={batch_first}, "
@@ -516,11 +620,12 @@ class TorchLSTM(Impl):
                        f"{_native_args(cfg, self.id, skip=('batch_first',))})"
                        + (" on a PackedSequence" if cfg.lengths is not None else "")
                        + (" with (h_0, c_0)" if init is not None else "")),
-            returns=returns,
+            returns=self._record(rows),
             params=[{"name": n, "shape": list(p.shape)} for n, p in module.named_parameters()],
             param_count=sum(p.numel() for p in module.parameters()),
             timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
+        out, h_n, c_n = to_np(out), to_np(h_n), to_np(c_n)
         obs.normalization = notes
         obs.call_outputs = call_outputs or None
         if cfg.layout == "unbatched":
@@ -543,3 +648,167 @@ class TorchLSTM(Impl):
                      + ("" if cfg.return_state else " (no return_state switch: h_n and c_n are always returned, "
                                                     "so they are compared although the case did not ask for them)"))
         return obs
+
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        """``run`` on the meta device: the construct built there (no weights loaded, no values), fed empty meta
+        tensors of the input's and the initial states' shapes (the lengths a CPU tensor, as pack_padded_sequence
+        wants them), every returned tensor a :func:`placeholder` of its shape, normalized by ``run``'s own code."""
+        obs = self.run(cfg, device, None, None, init)
+        obs.normalization.insert(0, "shape-only: built and called on torch's meta device (shapes and dtypes, no "
+                                    "values), whatever the device asked")
+        return obs
+
+    # ---- infer: torch.export with Dims where a dimension is unknown, the meta device where none is ----
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        """With every dimension known: ``run``'s native call on the meta device (``run_shapes``). With the batch or
+        the time steps unknown: ``torch.export.export`` of the same call (packing, (h_0, c_0), every call of
+        ``cfg.calls``, the unpacked output), the unknown dimensions of the input (and of the initial states' batch
+        axis) marked ``torch.export.Dim``; its refusal (a dimension torch specialized) is a :class:`Rejected`.
+        One export per structure in this worker (``_export``), reused where torch's own range for the dimension
+        holds the new size."""
+        if not unknown:
+            obs = self.run(cfg, device, None, None, initial_states(cfg))
+            notes = ["built and called on torch's meta device (shapes and dtypes, no values), whatever the device "
+                     "asked"] + [n for n in obs.normalization if n.startswith("lengths, shape-only")]
+            return {"api": "the meta device: the construct built on torch.device('meta') and called on empty meta "
+                           "tensors of the input's (and initial states') shapes",
+                    "returns": obs.returns, "param_count": obs.param_count, "notes": notes}
+        return self._export(cfg, device, tuple(unknown))
+
+    def _structure(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> str:
+        """What changes the graph torch.export traces, not the values: ``cfg`` without its numbers (seed, input,
+        weight initializers, the initial state's values: given or not), an unknown dimension's size only as 0, 1
+        or at least 2 (torch specializes 0 and 1 whatever the code), the device and the unknown dimensions."""
+        repl = {"seed": 0, "input": "random", "kernel_init": "random", "recurrent_init": "random",
+                "bias_init": "random", "initial_state": "none" if cfg.initial_state == "none" else "random"}
+        if "batch" in unknown:
+            repl["batch"] = min(cfg.batch, 2)
+        if "time" in unknown:
+            repl["timesteps"] = min(cfg.timesteps, 2)
+        return repr((dataclasses.replace(cfg, **repl), device, unknown))
+
+    def _export(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        """torch.export's inference, once per structure (``_structure``) in this worker. A success is an
+        ExportedProgram valid over the range torch gives each unknown dimension (``range_constraints``): reused
+        for another size inside it. A refusal (``Rejected``) is reused for another size of the same bucket (at
+        least 2), torch's message verbatim with the size it was refused at said after it."""
+        exports = self.__dict__.setdefault("_exports", {})
+        sizes = {d: {"batch": cfg.batch, "time": cfg.timesteps}[d] for d in unknown}
+        key = self._structure(cfg, device, unknown)
+        fresh = key not in exports
+        if fresh:
+            try:
+                exports[key] = ("ok", self._export_once(cfg, device, unknown), sizes)
+            except Rejected as exc:
+                exports[key] = ("refused", exc, sizes)
+        kind, got, at = exports[key]
+        if kind == "refused":
+            if at == sizes:
+                raise got
+            again = Rejected(got.__cause__, got.info["phase"])
+            again.info["message"] += (f" [torch.export refused this construct, structure unchanged, in this worker "
+                                      f"with {', '.join(f'{d}={n}' for d, n in at.items())}; not exported again for "
+                                      f"{', '.join(f'{d}={n}' for d, n in sizes.items())}]")
+            raise again from got.__cause__
+        if not all(lo <= sizes[d] <= hi for d, (lo, hi) in got["ranges"].items()):
+            got = self._export_once(cfg, device, unknown)       # outside torch's range: export for this size
+        elif not fresh:
+            got = {**got, "notes": got["notes"] + [
+                f"the ExportedProgram of this structure, exported in this worker with "
+                f"{', '.join(f'{d}={n}' for d, n in at.items())}, reused: torch's range for "
+                + ", ".join(f"{d} [{lo}, {hi}]" for d, (lo, hi) in got["ranges"].items()) + " holds this size"]}
+        return {k: v for k, v in got.items() if k != "ranges"}
+
+    def _export_once(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        torch = self._torch
+        from torch.export import Dim, export
+
+        impl, dev, dtype = self, self._device(device), getattr(torch, cfg.dtype)
+        rows: list = []
+
+        class Call(torch.nn.Module):
+            """``run``'s native call as one module, for torch.export."""
+
+            def __init__(self, construct):
+                super().__init__()
+                self.construct = construct
+
+            def forward(self, x, states):
+                rows.clear()
+                if cfg.cell_api:
+                    seq, state = impl._cells_call(cfg, self.construct, x, list(states) or [None] * cfg.num_layers)
+                    rows.extend(impl._cells_returns(cfg, seq, state))
+                else:
+                    xin = impl._pack(cfg, x) if cfg.lengths is not None else x
+                    rows.extend(impl._lstm_returns(cfg, *impl._lstm_call(cfg, self.construct, xin, states or None)))
+                return tuple(r[2] for r in rows)
+
+        with native("build"):
+            construct = self._build(cfg, dev, dtype)
+        notes: list[str] = []
+        make = lambda a: torch.empty(np.shape(a), device=dev, dtype=dtype)    # noqa: E731 - values never read
+        x = torch.empty(native_input_shape(cfg), device=dev, dtype=dtype)
+        init = initial_states(cfg)
+        states = (() if init is None else tuple(self._states_in(cfg, init, make)) if cfg.cell_api
+                  else self._hx_in(cfg, init, make, []))
+        dims = {"batch": Dim("batch"), "time": Dim("time")}
+        axes = {"batch_major": {"batch": 0, "time": 1}, "time_major": {"time": 0, "batch": 1},
+                "unbatched": {"time": 0}}[cfg.layout]
+        x_dims = {axes[d]: dims[d] for d in unknown if d in axes} or None
+        if "batch" in unknown and "batch" not in axes:
+            notes.append("unbatched: the input has no batch axis to leave unknown")
+        state_axis = None if cfg.layout == "unbatched" else 0 if cfg.cell_api else 1
+
+        def state_dims(t):
+            if "batch" in unknown and state_axis is not None and t.shape[state_axis] == cfg.batch:
+                return {state_axis: dims["batch"]}
+            return None
+        state_spec = tuple(tuple(state_dims(t) for t in pair) for pair in states) if cfg.cell_api else \
+            tuple(state_dims(t) for t in states)
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            with native("call"):
+                ep = export(Call(construct), (x, states), dynamic_shapes={"x": x_dims, "states": state_spec})
+        for w in {(w.category.__name__, str(w.message)): w for w in caught}:
+            notes.append(f"torch.export warned: {w[0]}: {w[1][:300]}")
+
+        def size(d):
+            if isinstance(d, int):
+                return d
+            expr = d.node.expr
+            return int(expr) if expr.is_number else None
+
+        outputs = next(n for n in ep.graph.nodes if n.op == "output").args[0]
+        vals = [o.meta["val"] if isinstance(o, torch.fx.Node) else o for o in outputs]
+        if len(vals) != len(rows):
+            raise RuntimeError(f"torch.export's program returns {len(vals)} tensors, the call {len(rows)}")
+        returns = [returned(path, role, _Shaped(tuple(size(d) for d in v.shape), v.dtype), top=top, layer=layer,
+                            direction=direction)
+                   for (path, role, _, top, layer, direction), v in zip(rows, vals)]
+        ranges = {}
+        x_val = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs)
+        for d in unknown:
+            if d in axes:
+                sym = x_val.meta["val"].shape[axes[d]]
+                r = ep.range_constraints.get(getattr(getattr(sym, "node", None), "expr", None))
+                if r is not None:
+                    ranges[d] = (_bound(r.lower), _bound(r.upper))
+        return {"api": f"torch.export.export of the call with torch.export.Dim for the {' and '.join(unknown)}"
+                       + ("" if device == "cpu" else f", on the {device}"),
+                "returns": returns, "param_count": sum(p.numel() for p in construct.parameters()), "notes": notes,
+                "ranges": ranges}
+
+
+def _bound(v) -> float:
+    """A bound of torch.export's range as a number (sympy's infinities, torch's int_oo included: math.inf)."""
+    try:
+        return int(v)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return -math.inf if str(v).startswith("-") else math.inf
+
+
+class _Shaped:
+    """A shape torch.export inferred (None: a dimension it left symbolic) and a dtype, for ``returned``."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
