@@ -630,6 +630,10 @@ def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref,
            shape_only: bool = False) -> dict[str, dict]:
     outcomes = dict.fromkeys(CHECKS)
     outcomes["accepts"] = check_accepts(case, obs, refusal)
+    if shape_only and obs.status != "rejected":
+        # Shape inference that accepts what the canonical semantics refuses is no answer to whether the call refuses
+        # it (Keras's compute_output_shape never reads the features): the eager run's accepts and symbolic checks ask.
+        outcomes["accepts"] = None
     outcomes["claims"] = check_claims(case, obs, impl_id, shape_only)
     outcomes["symbolic"] = check_symbolic(case, obs)
     if shape_only:          # the shapes and the count the framework inferred; no number was computed

@@ -340,6 +340,14 @@ CONDITIONS: dict[str, Condition] = {
                                          lambda c: c.recurrent_dropout > 0),
     "per_layer_sizes": Condition(bool, "the layers have hidden sizes of their own (hidden_size is a list)",
                                  lambda c: c.per_layer_sizes),
+    "wrong_input": Condition(bool, "the input's feature size is not the layer's (feed_input_size is given)",
+                             lambda c: c.feed_input_size is not None),
+    "wrong_state": Condition(bool, "the initial states are not what the layer wants (a feed_state_batch, "
+                             "feed_state_hidden or feed_state_layers is given)",
+                             lambda c: any(v is not None for v in (c.feed_state_batch, c.feed_state_hidden,
+                                                                   c.feed_state_layers))),
+    "empty": Condition(bool, "nothing to step through: an empty batch or no time steps (batch or timesteps is 0)",
+                       lambda c: c.batch == 0 or c.timesteps == 0),
 }
 assert not set(CONDITIONS) & set(CONFIG_FIELDS)
 

@@ -51,6 +51,8 @@ OPTIONS: tuple[Option, ...] = (
            "without computing (Keras's symbolic call, torch's meta device, jax.eval_shape), and only the shape, "
            "dtype, parameter, acceptance and shape-claim checks are asked: no values, for speed at scale",
            "--shape-only", {"action": "store_true"}),
+    Option("--conformance-no-symbolic", "do not ask the frameworks' shape inference beside each eager run (the "
+           "symbolic check): faster reruns when only values matter", "--no-symbolic", {"action": "store_true"}),
     Option("--conformance-run-timeout", "a run taking longer kills its worker and is an error (default 300; "
            "a finite number > 0, at most 1e6)", "--run-timeout",
            {"type": float, "default": 300.0, "metavar": "SECONDS"}),

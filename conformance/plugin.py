@@ -140,6 +140,7 @@ class ConformanceSession:
         self.doc_extra: dict = {"catalogues": []}    # top-level keys of results.json (catalogues used, shard)
         self.run_timeout = _positive_seconds(config.getoption("conformance_run_timeout"), "--run-timeout")
         self.shape_only = bool(config.getoption("conformance_shape_only"))
+        self.symbolic = not self.shape_only and not config.getoption("conformance_no_symbolic")
         self.flush_s = _positive_seconds(config.getoption("conformance_flush"), "--conformance-flush", allow_zero=True)
         from .settings import SettingError, check
         try:
@@ -185,6 +186,8 @@ class ConformanceSession:
         self.environment_extra["builtin_divergences"] = self.builtin
         if self.shape_only:
             self.environment_extra["shape_only"] = True
+        elif not self.symbolic:
+            self.environment_extra["symbolic"] = False
         self.environment_extra["command"] = _command(config)
         if not self.is_worker and not config.getoption("no_conformance_report"):
             from .output import OutputError, check_destination
@@ -474,6 +477,7 @@ class ConformanceSession:
                 if d["file"] != builtin or self._runs_shipped_cases():    # the shipped catalogue is about the
                     declared.setdefault(d["id"], d)                       # shipped cases: not said of yours
         asked = SHAPE_CHECKS if self.shape_only else CHECKS     # a shape-only session asks no values or padding
+        asked = [c for c in asked if c != "symbolic" or self.symbolic]
         return [d for d in declared.values()
                 if d["id"] not in used and d.get("check") in asked
                 and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
@@ -658,7 +662,7 @@ class CaseItem(pytest.Item):
             raise KeyboardInterrupt(sess.stop_signal)
         try:
             self.record = execute(self.case, self.impl_id, self.device, sess.pool, self.divergences,
-                                  root=self.config.rootpath, shape_only=sess.shape_only)
+                                  root=self.config.rootpath, shape_only=sess.shape_only, symbolic=sess.symbolic)
         except Exception as exc:  # noqa: BLE001 - a bug of the suite's own still leaves the run's record
             self.record = failed_record(self.case, self.impl_id, self.device, exc, root=self.config.rootpath)
         root = self.config.rootpath

@@ -102,7 +102,7 @@ def wants_summary(case: Case, impl_id: str) -> bool:
 
 
 def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences: list[Divergence],
-            root: Path | None = None, shape_only: bool = False) -> dict:
+            root: Path | None = None, shape_only: bool = False, symbolic: bool = True) -> dict:
     """The record of one run. The float64 reference and the checks run here, in the test process:
     when they fail (``MemoryError`` included) the run is an ``error`` saying so, with ``fault``
     ``{"kind": "exception", "type": ..., "phase": "reference"}`` (or ``"checks"``), never an
@@ -117,7 +117,7 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
         obs = Observation(status="skipped", reason="no GPU on this machine")
     else:
         obs = pool.run(impl_id, case.id, case.config, device, mode="shapes" if shape_only else "eager",
-                       symbolic=not shape_only, summary=wants_summary(case, impl_id))
+                       symbolic=symbolic and not shape_only, summary=wants_summary(case, impl_id))
     run_checks = {}
     info = pool.infos.get(impl_id, {})
     if obs.status in ("ok", "rejected"):

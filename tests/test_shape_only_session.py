@@ -54,3 +54,12 @@ def test_filling_an_eager_session_s_results_in_shape_only_mode_runs_everything_a
     assert proc.returncode == 0, proc.stdout
     doc = json.loads((root / "shapes" / "results.json").read_text())
     assert sorted(r["mode"] for r in doc["runs"]) == ["shape-only"] * 3
+
+
+def test_no_symbolic_leaves_the_shape_inference_out_of_an_eager_session(tmp_path):
+    root = project(tmp_path, mine=THREE)
+    proc = run(root, "--no-symbolic", "--conformance-out", "out")
+    assert proc.returncode == 0, proc.stdout
+    doc = json.loads((root / "out" / "results.json").read_text())
+    assert doc["environment"]["symbolic"] is False
+    assert not any("symbolic" in r["native"] or "symbolic" in r["checks"] for r in doc["runs"])

@@ -101,3 +101,20 @@ def test_shape_only_refuses_states_of_another_batch_for_packed_input_as_eager_do
     shapes = _run(pool, raw, "shapes-packed-state-batch", mode="shapes")
     assert eager.status == shapes.status == "rejected"
     assert shapes.rejection["message"] == eager.rejection["message"]
+
+
+def test_a_later_config_of_the_same_construct_kind_reuses_the_kinds_export(pool, plain_symbolic):
+    """Sizes of the same classes (0, 1, 2+) as PLAIN: torch.export is not run again; its refusal of an unknown time
+    is re-raised with a note, and the batch it kept symbolic is left unknown in this config's own shapes."""
+    obs = _run(pool, {**PLAIN, "input_size": 5, "hidden_size": 6, "batch": 4, "timesteps": 7}, "symbolic-plain-2",
+               symbolic=True)
+    sym = obs.symbolic
+    assert sym["unknown"] == ["batch"]
+    assert [r["shape"] for r in sym["returns"]] == [[None, 7, 6], [1, None, 6], [1, None, 6]]
+    assert [a["unknown"] for a in sym["attempts"]] == [["batch", "time"], ["time"]]
+    for a in sym["attempts"]:
+        assert a["refused"]["type"] == "UserError"
+        assert "specialized it to be a constant (3)" in a["refused"]["message"]     # the kind's first config's T
+        assert "not exported again" in a["refused"]["message"]
+    assert "FakeTensorMode" in sym["api"] and "once per construct kind" in sym["api"]
+    assert any("was not exported" in n for n in sym["notes"])

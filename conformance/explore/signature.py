@@ -51,6 +51,12 @@ def kind_of(check: str, chk: dict) -> str:
         behaviour = str(details.get("behaviour", ""))
         return "padding:" + ("repeated" if "repeated" in behaviour else "computed" if "computed" in behaviour
                              else behaviour.split()[0] if behaviour else "?")
+    if check == "symbolic":
+        if isinstance(details.get("symbolic"), str):     # one of inference and call refused, the other accepted
+            return "symbolic:" + ("refuses" if details["symbolic"].startswith("refused") else "accepts")
+        problems = " ".join(map(str, details.get("problems") or []))
+        return "symbolic:" + ("error" if "error" in details else "dtype" if "dtype" in problems
+                              else "count" if "parameters" in problems else "shape")
     if check == "state_shapes" and details.get("unrequested"):
         return "shapes:unrequested"
     return {"output_shape": "shape", "state_shapes": "shapes", "state_order": "order",

@@ -288,7 +288,8 @@ class FlaxLinen(Impl):
         self.id = "flax-linen" if cell == "plain" else f"flax-linen-{cell}"
         self._models: dict = {}   # _model_key -> (model, jitted apply)
         self._shapes: dict = {}   # (_model_key, input_size) -> flax's own abstract variables (eval_shape)
-        self._abstract: dict = {}  # abstract signature -> (carries, outputs) ShapeDtypeStructs (run_shapes)
+        self._abstract: dict = {}  # abstract signature -> (carries, outputs) ShapeDtypeStructs (run_shapes, infer)
+        self._symbols: dict = {}   # "b, t" -> jax.export.symbolic_shape("b, t"), one scope for every trace
 
     # ---- static half ----
     # the RNN keywords the adapter sets (go_backwards is reverse=True with keep_order=True; the cell is built
@@ -721,7 +722,7 @@ class FlaxLinen(Impl):
             params = self._param_shapes(cfg, device, None)
         with native_call("call"):
             carries, out, _ = self._calls(
-                cfg, lambda c0: self._abstract_apply(cfg, device, xin, seq_lengths, c0, keep=False), carries0, None)
+                cfg, lambda c0: self._abstract_apply(cfg, device, xin, seq_lengths, c0), carries0, None)
         carries, out = self._jax.tree_util.tree_map(_unknown_as_none, (carries, out))
         notes = [f"inputs as jax.ShapeDtypeStruct: x {_dims_text(xin.shape)}"
                  + ("" if seq_lengths is None else f", seq_lengths {_dims_text(seq_lengths.shape)} int32")
@@ -737,6 +738,14 @@ class FlaxLinen(Impl):
         return ("jax.eval_shape of the jitted flax.linen model.apply (variables: jax.eval_shape(model.init), flax's "
                 "own abstract tree) on jax.ShapeDtypeStruct inputs, unknown dims from jax.export.symbolic_shape")
 
+    def _symbolic_dims(self, spec: str) -> tuple:
+        """``jax.export.symbolic_shape(spec)``, made once per spec: every trace then sees the same dimension
+        variables (one symbolic scope), so a symbolic signature seen before is the same key again."""
+        dims = self._symbols.get(spec)
+        if dims is None:
+            dims = self._symbols[spec] = self._jax.export.symbolic_shape(spec)
+        return dims
+
     def _abstract_inputs(self, cfg: Config, init, unknown: tuple[str, ...] = ()):
         """What ``run`` feeds (x in the native layout, seq_lengths shaped like the batch, the initial carries) as
         ``jax.ShapeDtypeStruct``s; the batch axes (all of them with ``batch_shape``) and the time axis named in
@@ -750,7 +759,7 @@ class FlaxLinen(Impl):
         T = cfg.timesteps
         names = _symbol_names(cfg, unknown)
         if names:
-            syms = dict(zip(names, jax.export.symbolic_shape(", ".join(names))))
+            syms = dict(zip(names, self._symbolic_dims(", ".join(names))))
             if "t" in syms:
                 T = syms.pop("t")
             if syms:

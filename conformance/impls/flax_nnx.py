@@ -89,7 +89,8 @@ class FlaxNnx(FlaxLinen):
         self.id = "flax-nnx" if cell == "plain" else f"flax-nnx-{cell}"
         self._templates: dict = {}   # _model_key -> (graphdef, params State, rest State, jitted apply)
         self._abstract_states: dict = {}   # _model_key -> the template's whole State, its Params abstract
-        self._abstract: dict = {}    # abstract signature -> (carries, outputs) ShapeDtypeStructs (run_shapes)
+        self._abstract: dict = {}    # abstract signature -> (carries, outputs) ShapeDtypeStructs (run_shapes, infer)
+        self._symbols: dict = {}     # "b, t" -> jax.export.symbolic_shape("b, t"), one scope for every trace
         self._models: dict = {}      # (linen's caches, unused here: release() clears them)
         self._shapes: dict = {}
 

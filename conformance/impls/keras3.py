@@ -115,8 +115,9 @@ _CHEAP_INIT = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros", 
 _CHEAP_NOTE = ("shape-only: the layers are built with every initializer 'zeros' (kernel, recurrent, bias) instead of "
                "the canonical weights, and (but for stateful layers) inside keras.StatelessScope(initialize_variables="
                "False), which declares the variables without initializing them: the values are never read, the "
-               "variables' shapes and dtypes are the same; layers of the same structure built by an earlier shape-only run are "
-               "reused (a non-stateful LSTM's variables depend on neither the batch nor the time steps)")
+               "variables' shapes and dtypes are the same; non-stateful layers built by an earlier shape-only run from the "
+               "same constructor calls for the same feature sizes are reused (their variables depend on neither the "
+               "batch, the time steps, masks nor initial states)")
 # keras-jax: compiled stacks kept (layers + jitted forward), least recently used dropped first.
 _JIT_CACHE_SIZE = 64
 # shape-only: built layers kept per structure (see Keras3._cheap_layers), and symbolic calls per layers
@@ -142,6 +143,7 @@ class Keras3(Impl):
         self.env = {"KERAS_BACKEND": backend, **_BACKEND_ENV[backend]}
         self._jitted: OrderedDict = OrderedDict()   # keras-jax: structure key -> (layers, jitted forward)
         self._shape_layers: OrderedDict = OrderedDict()   # shape-only: layer key -> [layers, symbolic calls made]
+        self._ran = None            # (cfg, device, layers) of the last eager run, for infer after it
 
     # ---- static half: no framework imports ----
     # set from the case's fields (the initializers: the canonical weights are loaded over them)
@@ -249,6 +251,7 @@ class Keras3(Impl):
     def release(self) -> None:
         """keras-jax: drop the jitted stacks (an XLA executable per shape each) and JAX's in-memory caches."""
         self._shape_layers.clear()
+        self._ran = None
         if self.backend == "jax":
             self._jitted.clear()
             self._backend_mod.clear_caches()
@@ -352,6 +355,16 @@ class Keras3(Impl):
                 layers.append(layer)
         return layers
 
+    def _layers_key(self, cfg: Config, device: str) -> tuple:
+        """What a non-stateful stack's built layers are made of: each layer's constructor call as written (its
+        source, ``_construct``) and the feature size it is built for, on ``device``. Two configurations with the
+        same key get identical layers (the same classes, arguments, variables and names); the batch, the time
+        steps, masks, initial states, training and the numbers are inputs of the call only."""
+        L = 1 if cfg.stacked_cells else cfg.num_layers
+        return (device, cfg.stacked_cells,
+                tuple(self._construct(cfg, cfg.return_sequences if l == L - 1 else True, l) for l in range(L)),
+                tuple(layer_input_size(cfg, l) for l in range(L)))
+
     def _cheap_layers(self, cfg: Config, device: str) -> tuple[list, bool]:
         """Shape-only and symbolic builds: the layers for ``cfg``, and whether they were built before. Their
         structure is all that is read (never a value), and a non-stateful Keras LSTM's built layers do not
@@ -360,8 +373,7 @@ class Keras3(Impl):
         call leaves a node in the layers). Stateful layers (their state variables are per batch) are always new."""
         if cfg.calls > 1:
             return self._build(cfg, device, cheap=True), False
-        key = tuple(kv for kv in self._structure(cfg, device) if not (isinstance(kv, tuple)
-                                                                      and kv[0] in ("batch", "timesteps")))
+        key = self._layers_key(cfg, device)
         hit = self._shape_layers.get(key)
         if hit is None or hit[1] >= _SHAPE_LAYER_USES:
             hit = self._shape_layers[key] = [self._build(cfg, device, cheap=True), 0]
@@ -437,21 +449,26 @@ class Keras3(Impl):
         jitted = self._backend_mod.jit(forward)
         return lambda x, mask, initial: jitted([v.value for v in variables], x, mask, initial)
 
-    def _symbolic_inputs(self, cfg: Config, B: int | None, T: int | None, state_shapes) -> tuple:
-        """``keras.Input`` tensors for a symbolic call: the input (B, T, F), the (B, T) bool mask when the case
-        masks, the initial states per layer ([h0, c0] or [h_fw, c_fw, h_bw, c_bw]) of ``state_shapes`` ((h
-        shape, c shape) per layer and direction; None: not given). A size None is unknown."""
+    def _symbolic_inputs(self, cfg: Config, B: int | None, T: int | None, state_shapes, model: bool = False) -> tuple:
+        """Symbolic tensors for a symbolic call: the input (B, T, F), the (B, T) bool mask when the case masks, the
+        initial states per layer ([h0, c0] or [h_fw, c_fw, h_bw, c_bw]) of ``state_shapes`` ((h shape, c shape)
+        per layer and direction; None: not given). A size None is unknown. ``keras.KerasTensor``s (Keras's
+        symbolic tensor, which a layer's ``__call__`` takes as it takes a ``keras.Input``'s, without building an
+        InputLayer per tensor); ``model``: ``keras.Input``s, which a ``keras.Model`` needs as its inputs."""
         keras, L, D = self._keras, cfg.num_layers, cfg.directions
-        xin = keras.Input(batch_shape=(B, T, fed_input_size(cfg)), dtype=cfg.dtype)
-        mask = keras.Input(batch_shape=(B, T), dtype="bool") if cfg.masked else None
+
+        def tensor(shape, dtype):
+            return (keras.Input(batch_shape=shape, dtype=dtype) if model
+                    else keras.KerasTensor(shape, dtype=dtype))
+        xin = tensor((B, T, fed_input_size(cfg)), cfg.dtype)
+        mask = tensor((B, T), "bool") if cfg.masked else None
         initial = None if state_shapes is None else [
-            [keras.Input(batch_shape=tuple(s), dtype=cfg.dtype) for pair in state_shapes[l * D:(l + 1) * D]
-             for s in pair] for l in range(L)]
+            [tensor(tuple(s), cfg.dtype) for pair in state_shapes[l * D:(l + 1) * D] for s in pair] for l in range(L)]
         return xin, mask, initial
 
     def _calls(self, cfg: Config, device: str, layers: list, xin, mask, initial, symbolic: bool):
         """Call the stack ``cfg.calls`` times (stateful: each call starts from the state the last one left;
-        ``resets``), eagerly or (``symbolic``) on ``keras.Input`` tensors: each call's native return, nested
+        ``resets``), eagerly or (``symbolic``) on symbolic tensors: each call's native return, nested
         as lists."""
         every = []
         for call in range(1, cfg.calls + 1):
@@ -477,12 +494,24 @@ class Keras3(Impl):
         return (record_stacked_returns(returned_[0], returns) if cfg.stacked_cells else
                 record_stack_returns(returned_, direction_names(cfg), returns, outputs_of(cfg)))
 
+    def _ran_layers(self, cfg: Config, device: str):
+        """The layers the last eager ``run`` built for ``cfg`` on ``device`` (weights loaded, called), or None."""
+        ran = self._ran
+        return ran[2] if ran is not None and ran[1] == device and (ran[0] is cfg or ran[0] == cfg) else None
+
     def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         keras = self._keras
         B = None if "batch" in unknown else cfg.batch
         T = None if "time" in unknown else cfg.timesteps
-        with native("build"):
-            layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        # After a run: its built layers, called symbolically (Layer.__call__ on symbolic tensors goes through
+        # compute_output_spec, RNN's and Bidirectional's compute_output_shape: nothing traced, no state touched;
+        # keras-jax's jitted program is compiled already and not retraced). Stateful layers were built for the
+        # case's batch: with the batch unknown, a build is what refuses.
+        layers = self._ran_layers(cfg, device)
+        reused = layers is not None and (cfg.calls == 1 or B is not None)
+        if not reused:
+            with native("build"):
+                layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
         shapes = None if cfg.initial_state == "none" else [
             tuple((None if "batch" in unknown and cfg.feed_state_batch is None else b, w)
                   for b, w in (fed_state_shape(cfg, r, k) for r in ("h", "c")))
@@ -492,10 +521,11 @@ class Keras3(Impl):
             returned_ = self._calls(cfg, device, layers, xin, mask, initial, symbolic=True)[-1]
         returns = []
         self._record(cfg, returned_, returns)
-        notes = ["layers built with every initializer 'zeros' (no value is read)"]
+        notes = [("the layers the eager run just built and ran, reused (shapes and counts are the same; no value "
+                  "is read)") if reused else "layers built with every initializer 'zeros' (no value is read)"]
         if cfg.calls > 1:
             notes.append(f"stateful: called {cfg.calls} times symbolically, as run calls it")
-        return {"api": (f"keras.Input(batch_shape={(B, T, fed_input_size(cfg))}) -> layer(...) symbolically "
+        return {"api": (f"keras.KerasTensor({(B, T, fed_input_size(cfg))}) -> layer(...) symbolically "
                         f"(compute_output_spec), Keras {keras.__version__} on {self.backend}"),
                 "returns": returns, "param_count": int(sum(layer.count_params() for layer in layers)),
                 "notes": notes}
@@ -520,7 +550,7 @@ class Keras3(Impl):
                     tuple((B if cfg.feed_state_batch is None else b, w) for b, w in
                           (fed_state_shape(cfg, r, k) for r in ("h", "c")))
                     for k in range(cfg.num_layers * cfg.directions)]
-                xin, mask, initial = self._symbolic_inputs(cfg, B, cfg.timesteps, shapes)
+                xin, mask, initial = self._symbolic_inputs(cfg, B, cfg.timesteps, shapes, model=True)
                 returned_ = self._calls(cfg, device, layers, xin, mask, initial, symbolic=True)[-1]
                 inputs = [xin] + ([mask] if mask is not None else []) + [t for pair in initial or [] for t in pair]
                 outputs = model_outputs(cfg, returned_)
@@ -543,7 +573,7 @@ class Keras3(Impl):
     def _observe(self, cfg: Config, device: str, init, x: np.ndarray | None = None,
                  weights: dict | None = None) -> Observation:
         """``run`` (``x`` and ``weights`` given: the layers hold the weights and compute) or ``run_shapes``
-        (None: fresh layers called on ``keras.Input`` tensors of every size known, nothing computed); the
+        (None: layers called on ``keras.KerasTensor`` inputs of every size known, nothing computed); the
         same records and normalization either way."""
         keras = self._keras
         L, D = cfg.num_layers, cfg.directions
@@ -551,11 +581,13 @@ class Keras3(Impl):
         t0 = time.perf_counter()
         compiled = (not shapes_only and self.backend == "jax" and cfg.calls == 1
                     and self._structure(cfg, device) in self._jitted)
+        self._ran = None
         with native("build"):
             if shapes_only:
                 layers, reused = self._cheap_layers(cfg, device)
             else:
                 layers = self.load_weights(cfg, device, weights)
+                self._ran = (cfg, device, layers)       # for infer after the run: the same layers, called symbolically
         with keras.device(self._keras_device(device)):
             if shapes_only:
                 with native("call"):
@@ -590,8 +622,8 @@ class Keras3(Impl):
         between = ("; each lower layer's output is flipped along time (keras.ops.flip(axis=1)) before the next "
                    "layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
         if shapes_only:
-            between += ("; called symbolically on keras.Input tensors of every size known (compute_output_spec), "
-                        "nothing computed")
+            between += ("; called symbolically on keras.KerasTensor inputs of every size known "
+                        "(compute_output_spec), nothing computed")
         else:
             between += {"jax": "; the whole call jitted: jax.jit of the layers' __call__ in a keras.StatelessScope "
                                "holding their variables' values" if cfg.calls == 1 else "",

@@ -68,8 +68,9 @@ _BF16_INIT = {"recurrent_initializer": "glorot_uniform"}
 _CHEAP_INIT = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros", "bias_initializer": "zeros"}
 _CHEAP_NOTE = ("shape-only: the layers are built with every initializer 'zeros' (kernel, recurrent, bias) instead of "
                "the canonical weights: the values are never read, the variables' shapes and dtypes are the same; "
-               "layers of the same structure built by an earlier shape-only run are reused (a non-stateful LSTM's "
-               "variables depend on neither the batch nor the time steps)")
+               "non-stateful layers built by an earlier shape-only run from the same constructor calls for the same feature "
+               "sizes are reused (their variables depend on neither the batch, the time steps, masks nor initial "
+               "states)")
 _SHAPE_CACHE_SIZE = 256
 _SHAPE_LAYER_USES = 64
 
@@ -265,11 +266,12 @@ class TfKeras2(Impl):
         the layers). Stateful layers (state variables per batch) are always new."""
         if cfg.calls > 1:
             return self._build(cfg, device, cheap=True), False
-        d = cfg.to_dict()
-        for k in ("seed", "batch", "timesteps", "input", "kernel_init", "recurrent_init", "bias_init", "mask",
-                  "lengths"):
-            d.pop(k)
-        key = (device, cfg.masked, cfg.initial_state != "none", *sorted((k, repr(v)) for k, v in d.items()))
+        # what the layers are made of: each layer's constructor call as written and the feature size it is built
+        # for (the batch, the time steps, masks, initial states, training and the numbers are the call's inputs)
+        L = 1 if cfg.stacked_cells else cfg.num_layers
+        key = (device, cfg.stacked_cells,
+               tuple(self._construct(cfg, cfg.return_sequences if l == L - 1 else True, l) for l in range(L)),
+               tuple(layer_input_size(cfg, l) for l in range(L)))
         hit = self._shape_layers.get(key)
         built_before = hit is not None and hit[1] < _SHAPE_LAYER_USES
         if not built_before:
@@ -344,23 +346,79 @@ class TfKeras2(Impl):
                   (fed_state_shape(cfg, r, k) for r in ("h", "c")))
             for k in range(cfg.num_layers * cfg.directions)]
 
+    @staticmethod
+    def _by_signature(cfg: Config) -> bool:
+        """Whether ``compute_output_signature`` gives every return of ``cfg``'s stack honestly: not with initial
+        states (tf-keras checks them only inside the traced call: the cell's matmuls) nor with stacked_cells (the
+        nested [h, c] per cell, which compute_output_shape flattens)."""
+        return cfg.initial_state == "none" and not cfg.stacked_cells
+
+    def _signatures(self, cfg: Config, layers: list, B: int | None, T: int | None) -> list:
+        """The stack's returns per call as ``tf.TensorSpec``s, from tf-keras's own non-tracing shape inference:
+        each layer (and, in a Bidirectional, each direction's layer, which its call calls) first checks the
+        input against its ``input_spec`` (``tf_keras.src.engine.input_spec.assert_input_compatibility``, what
+        ``Layer.__call__`` runs before anything: a wrong feature size is refused there), then
+        ``layer.compute_output_signature(input spec)`` (``compute_output_shape``, the layer's compute dtype). The
+        mask, of the input's batch and time, changes no shape; go_backwards' reverse between layers neither."""
+        from tf_keras.src.engine import input_spec
+
+        tf, F = self._tf, fed_input_size(cfg)
+        every = []
+        for _ in range(cfg.calls):
+            spec = tf.TensorSpec((T, B, F) if cfg.layout == "time_major" else (B, T, F), cfg.dtype)
+            returned_ = []
+            for layer in layers:
+                for checked in [layer] + (self._directions(layer) if cfg.bidirectional else []):
+                    input_spec.assert_input_compatibility(checked.input_spec, spec, checked.name)
+                r = layer.compute_output_signature(spec)
+                returned_.append(r)
+                spec = r[0] if isinstance(r, (tuple, list)) else r
+            every.append(returned_)
+        return every
+
+    def _ran_layers(self, cfg: Config, device: str):
+        """The layers the last eager ``run`` built for ``cfg`` on ``device`` (weights loaded, called), or None."""
+        ran = getattr(self, "_ran", None)
+        return ran[2] if ran is not None and ran[1] == device and (ran[0] is cfg or ran[0] == cfg) else None
+
     def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         B = None if "batch" in unknown else cfg.batch
         T = None if "time" in unknown else cfg.timesteps
-        with native("build"):
-            layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        layers = self._ran_layers(cfg, device)
+        # stateful layers were built for the case's batch: with the batch unknown, the build is what refuses
+        reused = layers is not None and (cfg.calls == 1 or B is not None)
+        if not reused:
+            with native("build"):
+                layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        by_signature = self._by_signature(cfg)
         with self._device(device), native("call"):
-            xin, mask, initial = self._symbolic_inputs(cfg, B, T, self._state_shapes(cfg, B))
-            returned_ = self._calls(cfg, layers, xin, mask, initial)[-1]
+            if by_signature:
+                returned_ = self._signatures(cfg, layers, B, T)[-1]
+            else:
+                xin, mask, initial = self._symbolic_inputs(cfg, B, T, self._state_shapes(cfg, B))
+                returned_ = self._calls(cfg, layers, xin, mask, initial)[-1]
         returns = []
         self._record(cfg, returned_, returns)
-        shape = tuple(xin.shape.as_list())
-        notes = ["layers built with every initializer 'zeros' (no value is read)"]
+        F = fed_input_size(cfg)
+        shape = (T, B, F) if cfg.layout == "time_major" else (B, T, F)
+        notes = [("the layers the eager run just built and ran, reused (shapes and counts are the same; no value "
+                  "is read)") if reused else "layers built with every initializer 'zeros' (no value is read)"]
         if cfg.calls > 1:
-            notes.append(f"stateful: called {cfg.calls} times symbolically, as run calls it")
-        return {"api": (f"tf_keras.Input(batch_shape={shape}) -> layer(...) symbolically (Keras 2's functional "
-                        f"API: the layer's call traced in a scratch graph), tf_keras {self._keras.__version__}"),
-                "returns": returns, "param_count": int(sum(layer.count_params() for layer in layers)),
+            notes.append(f"stateful: inferred for each of the {cfg.calls} calls, as run calls them")
+        if by_signature:
+            api = (f"layer.compute_output_signature(tf.TensorSpec({shape})) after tf-keras's own input check "
+                   "(input_spec.assert_input_compatibility), layer by layer: Keras 2's non-tracing shape inference "
+                   f"(compute_output_shape), nothing traced, tf_keras {self._keras.__version__}")
+            if cfg.masked:
+                notes.append("the mask (of the input's batch and time) is not an input of compute_output_shape: it "
+                             "changes no shape")
+        else:
+            why = "initial states (checked only inside the traced call)" if cfg.initial_state != "none" else \
+                "stacked_cells (the nested [h, c] per cell)"
+            api = (f"tf_keras.Input(batch_shape={shape}) -> layer(...) symbolically (Keras 2's functional "
+                   f"API: the layer's call traced in a scratch graph; used for {why}), tf_keras "
+                   f"{self._keras.__version__}")
+        return {"api": api, "returns": returns, "param_count": int(sum(layer.count_params() for layer in layers)),
                 "notes": notes}
 
     def summary(self, cfg: Config, device: str) -> dict:
@@ -409,13 +467,18 @@ class TfKeras2(Impl):
         time_axis = 0 if time_major else 1
         shapes_only = x is None
         t0 = time.perf_counter()
+        by_signature = shapes_only and self._by_signature(cfg)
+        self._ran = None
         with native("build"):
             if shapes_only:
                 layers, reused = self._cheap_layers(cfg, device)
             else:
                 layers = self.load_weights(cfg, device, weights)
+                self._ran = (cfg, device, layers)       # for infer after the run: the same layers, called symbolically
         with self._device(device):
-            if shapes_only:
+            if by_signature:
+                pass
+            elif shapes_only:
                 with native("call"):
                     xin, mask, initial = self._symbolic_inputs(
                         cfg, cfg.batch, cfg.timesteps,
@@ -431,7 +494,8 @@ class TfKeras2(Impl):
                      for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
             with native("call"):
-                every = self._calls(cfg, layers, xin, mask, initial)
+                every = (self._signatures(cfg, layers, cfg.batch, cfg.timesteps) if by_signature
+                         else self._calls(cfg, layers, xin, mask, initial))
                 convert = ((lambda t: placeholder(t.shape, dtype_name(t.dtype))) if shapes_only
                            else (lambda t: t.numpy()))               # (.numpy() waits for the device)
                 arrays = [nested_numpy(r, convert) for r in every]
@@ -452,9 +516,14 @@ class TfKeras2(Impl):
                    + (f"; before call(s) {', '.join(map(str, cfg.resets))} every layer's reset_states() zeroes them"
                       + (" and initial_state is given again" if init is not None else "") if cfg.resets else "")
                    + "); the last call's returns are compared" if cfg.calls > 1 else "")
-        if shapes_only:
-            between += ("; called symbolically on tf_keras.Input tensors of every size known (the functional API), "
-                        "nothing computed")
+        if by_signature:
+            between += ("; inferred by each layer's compute_output_signature(tf.TensorSpec of every size known) after "
+                        "tf-keras's own input check (input_spec.assert_input_compatibility), nothing traced or "
+                        "computed")
+        elif shapes_only:
+            between += ("; called symbolically on tf_keras.Input tensors of every size known (the functional API: "
+                        "the call traced in a scratch graph, as for initial states and stacked_cells), nothing "
+                        "computed")
         between += (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
                    "next layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
         obs = Observation(

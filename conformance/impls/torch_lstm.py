@@ -26,7 +26,6 @@ hand, each layer over every time step before the next.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 import time
@@ -476,14 +475,14 @@ class TorchLSTM(Impl):
         torch = self._torch
         dtype = getattr(torch, cfg.dtype)
         if x is None:
-            return torch.empty(native_input_shape(cfg), device="meta", dtype=dtype)
+            return torch.empty(native_input_shape(cfg), device=self._shape_device(), dtype=dtype)
         return torch.from_numpy(to_native_layout(cfg, x)).to(device=dev, dtype=dtype)
 
     def _maker(self, cfg: Config, dev, meta: bool):
         torch = self._torch
         dtype = getattr(torch, cfg.dtype)
         if meta:
-            return lambda a: torch.empty(np.shape(a), device="meta", dtype=dtype)
+            return lambda a: torch.empty(np.shape(a), device=self._shape_device(), dtype=dtype)
         return lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dtype)
 
     def _run_cells(self, cfg: Config, device: str, x: np.ndarray | None, weights: dict | None, init) -> Observation:
@@ -492,7 +491,7 @@ class TorchLSTM(Impl):
         (the cells and the input on the meta device)."""
         torch = self._torch
         meta = weights is None
-        dev = torch.device("meta") if meta else self._device(device)
+        dev = torch.device(self._shape_device()) if meta else self._device(device)
         L, T = cfg.num_layers, cfg.timesteps
         to_np = self._to_placeholder if meta else self._to_numpy
         t0 = time.perf_counter()
@@ -556,7 +555,7 @@ class TorchLSTM(Impl):
             return self._run_cells(cfg, device, x, weights, init)
         torch = self._torch
         meta = weights is None
-        dev = torch.device("meta") if meta else self._device(device)
+        dev = torch.device(self._shape_device()) if meta else self._device(device)
         to_np = self._to_placeholder if meta else self._to_numpy
         batch_first = _batch_first(cfg, self.id)
         L, D, Hp, H = cfg.num_layers, cfg.directions, hidden_out(cfg), cfg.hidden_size
@@ -650,74 +649,180 @@ class TorchLSTM(Impl):
         return obs
 
     def run_shapes(self, cfg: Config, device: str, init) -> Observation:
-        """``run`` on the meta device: the construct built there (no weights loaded, no values), fed empty meta
-        tensors of the input's and the initial states' shapes (the lengths a CPU tensor, as pack_padded_sequence
-        wants them), every returned tensor a :func:`placeholder` of its shape, normalized by ``run``'s own code."""
+        """``run`` in torch's FakeTensorMode (fake CPU tensors), or, for packed input (whose packing reads the
+        lengths' values) and what fake tensors cannot run, on the meta device: the construct built there (no weights
+        loaded, no values), fed tensors of the input's and the initial states' shapes (the lengths a CPU tensor, as
+        pack_padded_sequence wants them), every returned tensor a :func:`placeholder` of its shape, normalized by
+        ``run``'s own code."""
+        from torch._subclasses import fake_tensor
+
+        if cfg.lengths is None:      # FakeTensorMode first: ~5x cheaper than meta's Python kernels for aten::lstm
+            try:
+                obs = self._fake_shapes(cfg, device, init)
+                obs.normalization.insert(0, "shape-only: built and called in torch's FakeTensorMode (fake CPU "
+                                            "tensors, static shapes: shapes and dtypes, no values), whatever the device "
+                                            "asked")
+                return obs
+            except Rejected as exc:
+                if not isinstance(exc.__cause__, (fake_tensor.UnsupportedFakeTensorException,
+                                                  fake_tensor.DynamicOutputShapeException,
+                                                  fake_tensor.DataDependentOutputException,
+                                                  fake_tensor.UnsupportedOperatorException)):
+                    raise
         obs = self.run(cfg, device, None, None, init)
         obs.normalization.insert(0, "shape-only: built and called on torch's meta device (shapes and dtypes, no "
-                                    "values), whatever the device asked")
+                                    "values), whatever the device asked"
+                                 + ("" if cfg.lengths is None else " (FakeTensorMode refuses pack_padded_sequence: it "
+                                                                   "reads the lengths' values)"))
         return obs
 
-    # ---- infer: torch.export with Dims where a dimension is unknown, the meta device where none is ----
-    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
-        """With every dimension known: ``run``'s native call on the meta device (``run_shapes``). With the batch or
-        the time steps unknown: ``torch.export.export`` of the same call (packing, (h_0, c_0), every call of
-        ``cfg.calls``, the unpacked output), the unknown dimensions of the input (and of the initial states' batch
-        axis) marked ``torch.export.Dim``; its refusal (a dimension torch specialized) is a :class:`Rejected`.
-        One export per structure in this worker (``_export``), reused where torch's own range for the dimension
-        holds the new size."""
-        if not unknown:
-            obs = self.run(cfg, device, None, None, initial_states(cfg))
-            notes = ["built and called on torch's meta device (shapes and dtypes, no values), whatever the device "
-                     "asked"] + [n for n in obs.normalization if n.startswith("lengths, shape-only")]
-            return {"api": "the meta device: the construct built on torch.device('meta') and called on empty meta "
-                           "tensors of the input's (and initial states') shapes",
-                    "returns": obs.returns, "param_count": obs.param_count, "notes": notes}
-        return self._export(cfg, device, tuple(unknown))
+    # ---- infer: the shapes of this config from FakeTensorMode (or the meta device), every dimension known; which
+    # dimensions torch.export keeps symbolic, from one export per construct kind ----
+    def _shape_device(self) -> str:
+        """Where shape-only tensors live: fake CPU tensors inside ``_fake_shapes``, else the meta device."""
+        return "cpu" if getattr(self, "_faking", False) else "meta"
 
-    def _structure(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> str:
-        """What changes the graph torch.export traces, not the values: ``cfg`` without its numbers (seed, input,
-        weight initializers, the initial state's values: given or not), an unknown dimension's size only as 0, 1
-        or at least 2 (torch specializes 0 and 1 whatever the code), the device and the unknown dimensions."""
-        repl = {"seed": 0, "input": "random", "kernel_init": "random", "recurrent_init": "random",
-                "bias_init": "random", "initial_state": "none" if cfg.initial_state == "none" else "random"}
-        if "batch" in unknown:
-            repl["batch"] = min(cfg.batch, 2)
-        if "time" in unknown:
-            repl["timesteps"] = min(cfg.timesteps, 2)
-        return repr((dataclasses.replace(cfg, **repl), device, unknown))
+    def _fake_shapes(self, cfg: Config, device: str, init) -> Observation:
+        """``run`` in shape-only mode inside ``torch._subclasses.FakeTensorMode`` (static shapes: no ShapeEnv), on
+        fake CPU tensors: torch's own shape propagation (its fake implementations and meta kernels), no values."""
+        from torch._subclasses.fake_tensor import FakeTensorMode
 
-    def _export(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
-        """torch.export's inference, once per structure (``_structure``) in this worker. A success is an
-        ExportedProgram valid over the range torch gives each unknown dimension (``range_constraints``): reused
-        for another size inside it. A refusal (``Rejected``) is reused for another size of the same bucket (at
-        least 2), torch's message verbatim with the size it was refused at said after it."""
-        exports = self.__dict__.setdefault("_exports", {})
-        sizes = {d: {"batch": cfg.batch, "time": cfg.timesteps}[d] for d in unknown}
-        key = self._structure(cfg, device, unknown)
-        fresh = key not in exports
-        if fresh:
+        self._faking = True
+        try:
+            with FakeTensorMode():
+                return self.run(cfg, device, None, None, init)
+        finally:
+            self._faking = False
+
+    _FAKE_API = ("torch's FakeTensorMode (torch._subclasses.FakeTensorMode, static shapes): the construct built and "
+                 "called on fake CPU tensors of the input's (and initial states') shapes, no values")
+    _META_API = ("the meta device: the construct built on torch.device('meta') and called on empty meta tensors of "
+                 "the input's (and initial states') shapes")
+
+    def _known(self, cfg: Config, device: str) -> dict:
+        """Every dimension known: this config's shapes from FakeTensorMode; packed input (whose packing reads the
+        lengths' values, which a fake tensor has none of) or another refusal peculiar to fake tensors: the meta
+        device, said in the notes. Kept for the last config (the worker asks up to four times per run)."""
+        key = repr((cfg, device))
+        last = getattr(self, "_last_known", None)
+        if last is not None and last[0] == key:
+            if isinstance(last[1], Rejected):
+                raise last[1]
+            return last[1]
+        try:
+            got = self._known_once(cfg, device)
+        except Rejected as exc:
+            self._last_known = (key, exc)
+            raise
+        self._last_known = (key, got)
+        return got
+
+    def _known_once(self, cfg: Config, device: str) -> dict:
+        from torch._subclasses import fake_tensor
+
+        init = initial_states(cfg)
+        notes = []
+        if cfg.lengths is None:
             try:
-                exports[key] = ("ok", self._export_once(cfg, device, unknown), sizes)
+                obs = self._fake_shapes(cfg, device, init)
+                return {"api": self._FAKE_API, "returns": obs.returns, "param_count": obs.param_count,
+                        "notes": ["shapes from torch's FakeTensorMode (static shapes), whatever the device asked"]}
             except Rejected as exc:
-                exports[key] = ("refused", exc, sizes)
-        kind, got, at = exports[key]
-        if kind == "refused":
-            if at == sizes:
-                raise got
-            again = Rejected(got.__cause__, got.info["phase"])
-            again.info["message"] += (f" [torch.export refused this construct, structure unchanged, in this worker "
-                                      f"with {', '.join(f'{d}={n}' for d, n in at.items())}; not exported again for "
-                                      f"{', '.join(f'{d}={n}' for d, n in sizes.items())}]")
-            raise again from got.__cause__
-        if not all(lo <= sizes[d] <= hi for d, (lo, hi) in got["ranges"].items()):
-            got = self._export_once(cfg, device, unknown)       # outside torch's range: export for this size
-        elif not fresh:
-            got = {**got, "notes": got["notes"] + [
-                f"the ExportedProgram of this structure, exported in this worker with "
-                f"{', '.join(f'{d}={n}' for d, n in at.items())}, reused: torch's range for "
-                + ", ".join(f"{d} [{lo}, {hi}]" for d, (lo, hi) in got["ranges"].items()) + " holds this size"]}
-        return {k: v for k, v in got.items() if k != "ranges"}
+                cause = exc.__cause__
+                if not isinstance(cause, (fake_tensor.UnsupportedFakeTensorException,
+                                          fake_tensor.DynamicOutputShapeException,
+                                          fake_tensor.DataDependentOutputException,
+                                          fake_tensor.UnsupportedOperatorException)):
+                    raise
+                notes.append(f"FakeTensorMode could not run this call ({type(cause).__name__}: {str(cause)[:200]}); "
+                             "the meta device instead")
+        else:
+            notes.append("lengths: pack_padded_sequence reads the lengths' values, which fake tensors have none of "
+                         "(FakeTensorMode refuses aten._pack_padded_sequence: DynamicOutputShapeException); the meta "
+                         "device instead, the lengths a CPU tensor")
+        obs = self.run(cfg, device, None, None, init)
+        notes = ["built and called on torch's meta device (shapes and dtypes, no values), whatever the device "
+                 "asked"] + notes + [n for n in obs.normalization if n.startswith("lengths, shape-only")]
+        return {"api": self._META_API, "returns": obs.returns, "param_count": obs.param_count, "notes": notes}
+
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        """With every dimension known: this config's own shapes (``_known``: FakeTensorMode, the meta device for
+        packed input). With the batch or the time steps unknown: which dimensions torch.export keeps symbolic is
+        asked once per construct kind in this worker (``_kind``: what decides it, not the sizes), by
+        ``torch.export.export`` of ``run``'s call with those dimensions marked ``torch.export.Dim``, at the kind's
+        first config; its refusal (a dimension torch specialized) is a :class:`Rejected`, re-raised for every later
+        config of the kind with a note, its success applied to each later config's own shapes (``_known``) as the
+        dimensions it left symbolic. A config torch refuses with every dimension known is refused whatever is
+        unknown (the same call, traced or not): not exported, and not the kind's record."""
+        unknown = tuple(unknown)
+        known = self._known(cfg, device)         # raises torch's refusal of this config itself
+        if not unknown:
+            return known
+        kind, sizes = self._kind(cfg, device), self._kind_sizes(cfg)
+        record = self.__dict__.setdefault("_kinds", {})
+        both = record.get((kind, ("batch", "time")))
+        if (kind, unknown) not in record and len(unknown) == 1 and both is not None and both[0] == "refused" \
+                and _specialized(both[1]) == set(unknown):
+            # Asked with both unknown, torch named this one alone as the dimension it specialized ("Constraints
+            # violated (time)!" lists every dimension it could not keep): the same refusal with it alone unknown.
+            again = _refusal_again(both[1], f" [asked with the batch and the time steps unknown, torch.export "
+                                            f"specialized the {unknown[0]} alone: not exported again with the "
+                                            f"{unknown[0]} alone unknown]")
+            record[(kind, unknown)] = ("refused", again, both[2])
+        if (kind, unknown) not in record:
+            try:
+                got = self._export_once(cfg, device, unknown)
+            except Rejected as exc:
+                record[(kind, unknown)] = ("refused", exc, sizes)
+                exc.info["message"] += f" [torch.export of this construct kind ({_describe(kind)}) at {sizes}]"
+                raise
+            record[(kind, unknown)] = ("ok", got, sizes)
+            got = {k: v for k, v in got.items() if k != "ranges"}
+            got["api"] += f", once per construct kind in this worker: this config is the kind's first ({sizes})"
+            return got
+        outcome, got, at = record[(kind, unknown)]
+        if outcome == "refused":
+            raise _refusal_again(got, f" [torch.export refused this construct kind ({_describe(kind)}) with "
+                                      f"{' and '.join(unknown)} unknown at its first config's sizes in this worker "
+                                      f"({at}); not exported again for this config ({sizes})]")
+        symbolic = [[d is None for d in r["shape"]] for r in got["returns"]]
+        mine = known["returns"]
+        if [(r["path"], r["role"], len(r["shape"])) for r in mine] != \
+                [(r["path"], r["role"], len(r["shape"])) for r in got["returns"]]:
+            raise RuntimeError(f"construct kind {_describe(kind)}: this config's returns "
+                               f"{[(r['path'], r['shape']) for r in mine]} do not match the paths and ranks of the "
+                               f"kind's export at {at} {[(r['path'], r['shape']) for r in got['returns']]}")
+        returns = [{**r, "shape": [None if s else d for d, s in zip(r["shape"], sym)]}
+                   for r, sym in zip(mine, symbolic)]
+        kept = "; ".join(f"{r['path']} axis {', '.join(str(i) for i, s in enumerate(sym) if s)}"
+                         for r, sym in zip(got["returns"], symbolic) if any(sym)) or "none"
+        return {"api": f"torch.export.export with torch.export.Dim for the {' and '.join(unknown)}, once per construct "
+                       f"kind in this worker (at {at}), for which dimensions stay unknown; this config's shapes from "
+                       + known["api"],
+                "returns": returns, "param_count": known["param_count"],
+                "notes": known["notes"] + [
+                    f"the dimensions left unknown (None) are those torch.export kept symbolic ({kept}) when it exported "
+                    f"this construct kind ({_describe(kind)}) with {' and '.join(unknown)} unknown at {at} in this "
+                    f"worker; this config ({sizes}) was not exported: its shapes come from {known['api'].split(':')[0]}"]
+                + [f"(at the kind's export) {n}" for n in got["notes"]]}
+
+    def _kind(self, cfg: Config, device: str) -> tuple:
+        """What decides which dimensions torch.export can keep symbolic, not the sizes: the construct and how it is
+        called, and each size only as 0, 1 or at least 2 (torch specializes 0 and 1 whatever the code)."""
+        # What torch.export specializes is decided by the code path the call takes (the hand-stepped cells or
+        # nn.LSTM's forward, packing, given states, where the batch axis is) and by sizes 0 and 1; not by the layer's
+        # widths, depth, directions or dtype, which only change the weights' shapes (aten::lstm takes them as they are).
+        c = lambda n: min(int(n), 2)      # noqa: E731
+        return (("cell_api", cfg.cell_api), ("lengths", cfg.lengths is not None),
+                ("initial states", cfg.initial_state != "none"), ("layout", cfg.layout), ("calls>1", cfg.calls > 1),
+                ("batch", c(cfg.batch)), ("timesteps", c(cfg.timesteps)), ("device", device))
+
+    @staticmethod
+    def _kind_sizes(cfg: Config) -> str:
+        hidden = list(cfg.hidden_size) if isinstance(cfg.hidden_size, tuple) else cfg.hidden_size
+        return (f"input_size={cfg.input_size}, hidden_size={hidden}, batch={cfg.batch}, timesteps={cfg.timesteps}"
+                + (f", proj_size={cfg.proj_size}" if cfg.proj_size else "")
+                + (f", num_layers={cfg.num_layers}" if cfg.num_layers != 1 else ""))
 
     def _export_once(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         torch = self._torch
@@ -812,3 +917,27 @@ class _Shaped:
 
     def __init__(self, shape, dtype):
         self.shape, self.dtype = shape, dtype
+
+
+def _refusal_again(exc: Rejected, note: str) -> Rejected:
+    """torch's refusal ``exc`` again, its type and message as torch gave them, with ``note`` added."""
+    again = Rejected.__new__(Rejected)
+    Exception.__init__(again, str(exc))
+    again.info = {**exc.info, "message": exc.info["message"] + note}
+    return again
+
+
+def _specialized(exc) -> set[str]:
+    """The dimensions a torch.export refusal says torch specialized ("Constraints violated (batch, time)!"), or none."""
+    import re
+
+    m = re.search(r"Constraints violated \(([\w, ]+)\)!", exc.info.get("message", ""))
+    return {d.strip() for d in m.group(1).split(",")} if m else set()
+
+
+def _describe(kind: tuple) -> str:
+    """A construct kind (``TorchLSTM._kind``) in words; a size class 2 is "2+"."""
+    sizes = ("num_layers", "input_size", "hidden_size", "batch", "timesteps")
+    show = lambda k, v: ("2+" if v == 2 else str(v)) if k in sizes else v   # noqa: E731
+    return ", ".join(f"{k} {list(map(lambda x: show(k, x), v)) if isinstance(v, tuple) else show(k, v)}"
+                     for k, v in kind)
