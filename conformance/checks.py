@@ -115,6 +115,16 @@ def check_symbolic(case: Case, obs: Observation) -> Outcome | None:
     eager = _refusal_text(obs.rejection) if obs.status == "rejected" else "accepted"
     if "refused" in sym or obs.status == "rejected":
         symbolic = _refusal_text(sym["refused"]) if "refused" in sym else "accepted"
+        cfg = case.config
+        empty = [dim for dim, size in (("batch", cfg.batch), ("time", cfg.timesteps))
+                 if size == 0 and dim in (sym.get("unknown") or [])]
+        if empty and "refused" not in sym:
+            # An unknown dimension is inferred for sizes of 1 and more (jax's symbolic dimensions are >= 1 by
+            # definition; Keras's None and torch's Dim alike): accepting it says nothing of a size of 0, which the
+            # call refused. Not evidence either way.
+            return Outcome(True, {"api": sym.get("api", ""), "symbolic": symbolic, "eager": eager,
+                                  "attempts": attempts, "reason": f"inferred with the {' and '.join(empty)} unknown "
+                                  f"(for sizes of 1 and more); the call has {' and '.join(empty)} 0"}, verdict=SKIPPED)
         ok = ("refused" in sym) == (obs.status == "rejected")
         problems = [] if ok else [f"shape inference {'refuses' if 'refused' in sym else 'accepts'} what the call "
                                   f"{'accepts' if obs.status != 'rejected' else 'refuses'}"]

@@ -124,3 +124,54 @@ def test_tf_keras_summary_of_a_layer_carrying_its_batch_input_shape_is_the_layer
     summary = pool.run("tf-keras", "sum", cfg, "cpu", summary=True).summary
     assert summary["how"].startswith("Sequential([LSTM(3)])")
     assert "(None, 3)" in summary["text"] and "168" in summary["text"]
+
+
+@pytest.mark.parametrize("impl", KERAS)
+def test_infer_after_a_run_reuses_the_layers_the_run_built(pool, impl):
+    obs = pool.run(impl, "sym", config_of(STACK), "cpu", symbolic=True)
+    assert obs.symbolic["notes"][0].startswith("the layers the eager run just built and ran, reused")
+    assert obs.symbolic["param_count"] == obs.param_count
+
+
+def test_tf_keras_infers_without_tracing_where_the_signature_is_honest(pool):
+    plain = pool.run("tf-keras", "sym", config_of(STACK), "cpu", symbolic=True).symbolic
+    assert plain["api"].startswith("layer.compute_output_signature(")
+    stacked = pool.run("tf-keras", "sym", config_of({**SEED_ARTICLE, "num_layers": 2, "cell_api": True,
+                                                     "stacked_cells": True, "return_state": True}), "cpu", symbolic=True).symbolic
+    assert stacked["api"].startswith("tf_keras.Input(") and "stacked_cells" in stacked["api"]
+    assert [r["path"] for r in stacked["returns"]] == ["[0]", "[1][0]", "[1][1]", "[2][0]", "[2][1]"]
+
+
+def test_tf_keras_symbolic_float64_bidirectional_returns_float64_as_the_call_does(pool):
+    """Keras 2's Bidirectional has its own (float32) policy but does not cast: its compute_output_signature would say
+    float32, so that construct is traced."""
+    cfg = config_of({**SEED_ARTICLE, "bidirectional": True, "dtype": "float64", "return_sequences": True})
+    obs = pool.run("tf-keras", "sym", cfg, "cpu", symbolic=True)
+    assert obs.returns[0]["dtype"] == obs.symbolic["returns"][0]["dtype"] == "float64"
+    assert obs.symbolic["api"].startswith("tf_keras.Input(")
+
+
+@pytest.mark.parametrize("impl", ["keras-tensorflow", "tf-keras"])
+def test_a_wrong_input_size_in_infer_after_run(pool, impl):
+    """tf-keras refuses it in its own input check (input_spec) symbolically too; Keras 3's compute_output_shape
+    does not read the features (the eager call refuses them)."""
+    obs = pool.run(impl, "sym", config_of(WRONG_INPUT), "cpu", symbolic=True)
+    assert obs.status == "rejected"
+    if impl == "tf-keras":
+        assert "refused" in obs.symbolic and "incompatible with the layer" in obs.symbolic["refused"]["message"]
+    else:
+        assert obs.symbolic["returns"][0]["shape"] == [None, 4]
+
+
+@pytest.mark.parametrize("impl", KERAS)
+def test_shape_only_layers_are_shared_by_cases_that_build_the_same_layers(pool, impl):
+    """The layers depend on the constructor calls and the feature sizes only: another batch, time, mask, or initial
+    states reuse them."""
+    base = {"input_size": 3, "hidden_size": 5, "batch": 2, "timesteps": 3, "return_sequences": True,
+            "return_state": True, "seed": 11}
+    first = pool.run(impl, "shapes", config_of(base), "cpu", mode="shapes")
+    other = pool.run(impl, "shapes", config_of({**base, "batch": 4, "timesteps": 6, "lengths": [6, 2, 1, 3],
+                                                "initial_state": "random"}), "cpu", mode="shapes")
+    assert first.status == other.status == "ok", other.reason
+    assert other.timings["layers_built_before"] == 1.0
+    assert other.params == first.params and other.output.shape == (4, 6, 5)

@@ -700,6 +700,7 @@ class FlaxLinen(Impl):
         t0 = time.perf_counter()
         xin, seq_lengths, carries0 = self._abstract_inputs(cfg, init)
         with native_call("build"):
+            self._first_trace(cfg, device, xin, seq_lengths, carries0)
             params = self._param_shapes(cfg, device, None)
         t1 = time.perf_counter()
         with native_call("call"):
@@ -795,12 +796,10 @@ class FlaxLinen(Impl):
         ShapeDtypeStructs. ``keep``: the result is kept per abstract signature (the construct's key and every
         input's structure, shapes and dtypes), which is all it depends on; so is the framework's refusal, kept as
         the exception (and its traceback) it raised, raised again."""
-        jax = self._jax
         args = (xin, seq_lengths, carries0)
         if not keep:
             return self._eval_shape(cfg, device, *args)
-        leaves, treedef = jax.tree_util.tree_flatten(args)
-        key = (self._abstract_key(cfg, device), treedef, tuple((s.shape, s.dtype) for s in leaves))
+        key = self._signature(cfg, device, args)
         if key not in self._abstract:
             try:
                 self._abstract[key] = (self._eval_shape(cfg, device, *args), None)
@@ -810,6 +809,36 @@ class FlaxLinen(Impl):
         if refused is not None:
             raise refused[0].with_traceback(refused[1])
         return got
+
+    def _signature(self, cfg: Config, device: str, args) -> tuple:
+        """What a trace of the apply on the abstract ``args`` depends on: the construct's key and every input's
+        structure, shapes (symbolic dims of one scope, :meth:`_symbolic_dims`) and dtypes."""
+        leaves, treedef = self._jax.tree_util.tree_flatten(args)
+        return (self._abstract_key(cfg, device), treedef, tuple((s.shape, s.dtype) for s in leaves))
+
+    def _first_trace(self, cfg: Config, device: str, xin, seq_lengths, carries0) -> None:
+        """Shape-only, a construct whose variables are not known yet: one ``jax.eval_shape`` of flax's own
+        ``model.init_with_output`` on the run's abstract inputs gives both flax's variable tree and the first
+        call's (carries, outputs), where ``jax.eval_shape(model.init)`` then the apply would trace the module twice.
+        Only where the two cannot differ: the input fed has the size the layer is built for (else the variables
+        would be made for the fed size, and apply's refusal of it lost). A refusal is not kept: the two traces
+        apart then meet it as the apply does."""
+        skey = (_model_key(cfg, device), cfg.input_size)
+        if cfg.feed_input_size is not None or skey in self._shapes:
+            return
+        akey = self._signature(cfg, device, (xin, seq_lengths, carries0))
+        if akey in self._abstract:
+            return
+        jax = self._jax
+        model, _ = self._build(cfg, device)
+        try:
+            out, variables = jax.eval_shape(
+                lambda x, lengths, c0: model.init_with_output(jax.random.PRNGKey(0), x, lengths, c0),
+                xin, seq_lengths, carries0)
+        except Exception:  # noqa: BLE001 - traced again apart, as run's apply meets it
+            return
+        self._shapes[skey] = variables
+        self._abstract[akey] = (out, None)
 
     def _abstract_key(self, cfg: Config, device: str) -> tuple:
         return (_model_key(cfg, device), cfg.input_size)

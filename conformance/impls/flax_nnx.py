@@ -380,6 +380,10 @@ class FlaxNnx(FlaxLinen):
     def _abstract_key(self, cfg: Config, device: str) -> tuple:
         return _model_key(cfg, device)
 
+    def _first_trace(self, cfg: Config, device: str, xin, seq_lengths, carries0) -> None:
+        """(linen's init_with_output shortcut has no nnx counterpart: the module's abstract state is its template's,
+        built by nnx.eval_shape without a call.)"""
+
     def _eval_shape(self, cfg: Config, device: str, xin, seq_lengths, carries0):
         """``jax.eval_shape`` of the template's jitted ``nnx.merge(graphdef, state)(...)`` on its abstract state
         (the Params as ``nnx.eval_shape`` built them, the carry RNG streams as ``load_weights`` gives them)."""

@@ -284,6 +284,7 @@ class TfKeras2(Impl):
 
     def release(self) -> None:
         self._shape_layers.clear()
+        self._ran = None
 
     def read_weights(self, cfg: Config, native) -> dict:
         out = {}
@@ -347,11 +348,16 @@ class TfKeras2(Impl):
             for k in range(cfg.num_layers * cfg.directions)]
 
     @staticmethod
-    def _by_signature(cfg: Config) -> bool:
-        """Whether ``compute_output_signature`` gives every return of ``cfg``'s stack honestly: not with initial
-        states (tf-keras checks them only inside the traced call: the cell's matmuls) nor with stacked_cells (the
-        nested [h, c] per cell, which compute_output_shape flattens)."""
-        return cfg.initial_state == "none" and not cfg.stacked_cells
+    def _by_signature(cfg: Config, layers: list) -> bool:
+        """Whether ``compute_output_signature`` gives every return of ``cfg``'s stack honestly (else the call is
+        traced on ``tf_keras.Input`` tensors): not with stacked_cells (the nested [h, c] per cell, which
+        compute_output_shape flattens); not with initial states of other shapes than the (B, H) each cell's
+        ``state_size`` declares (``feed_state_batch``/``feed_state_hidden``: tf-keras checks them only inside the
+        traced call, the cell's matmuls); not where a Bidirectional's own dtype policy (whose compute dtype
+        compute_output_signature reports) is not its LSTMs' (its call returns theirs: float64 stays float64)."""
+        return (not cfg.stacked_cells and cfg.feed_state_batch is None and cfg.feed_state_hidden is None
+                and all(layer.compute_dtype == sub.compute_dtype for layer in layers
+                        for sub in TfKeras2._directions(layer)))
 
     def _signatures(self, cfg: Config, layers: list, B: int | None, T: int | None) -> list:
         """The stack's returns per call as ``tf.TensorSpec``s, from tf-keras's own non-tracing shape inference:
@@ -390,7 +396,7 @@ class TfKeras2(Impl):
         if not reused:
             with native("build"):
                 layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
-        by_signature = self._by_signature(cfg)
+        by_signature = self._by_signature(cfg, layers)
         with self._device(device), native("call"):
             if by_signature:
                 returned_ = self._signatures(cfg, layers, B, T)[-1]
@@ -412,9 +418,16 @@ class TfKeras2(Impl):
             if cfg.masked:
                 notes.append("the mask (of the input's batch and time) is not an input of compute_output_shape: it "
                              "changes no shape")
+            if cfg.initial_state != "none":
+                notes.append("the initial states, of the (B, H) each cell's state_size declares, are not an input of "
+                             "compute_output_shape (RNN.__call__'s InputSpec for them is their own shape): they change "
+                             "no shape")
         else:
-            why = "initial states (checked only inside the traced call)" if cfg.initial_state != "none" else \
-                "stacked_cells (the nested [h, c] per cell)"
+            why = ("stacked_cells (the nested [h, c] per cell)" if cfg.stacked_cells else
+                   "initial states of other shapes than the cells' state_size (checked only inside the traced call)"
+                   if cfg.feed_state_batch is not None or cfg.feed_state_hidden is not None else
+                   "a Bidirectional whose dtype policy is not its LSTMs' (compute_output_signature would report its "
+                   "own compute dtype, which its call does not cast to)")
             api = (f"tf_keras.Input(batch_shape={shape}) -> layer(...) symbolically (Keras 2's functional "
                    f"API: the layer's call traced in a scratch graph; used for {why}), tf_keras "
                    f"{self._keras.__version__}")
@@ -467,14 +480,14 @@ class TfKeras2(Impl):
         time_axis = 0 if time_major else 1
         shapes_only = x is None
         t0 = time.perf_counter()
-        by_signature = shapes_only and self._by_signature(cfg)
         self._ran = None
         with native("build"):
             if shapes_only:
                 layers, reused = self._cheap_layers(cfg, device)
             else:
                 layers = self.load_weights(cfg, device, weights)
-                self._ran = (cfg, device, layers)       # for infer after the run: the same layers, called symbolically
+                self._ran = (cfg, device, layers)       # for infer after the run: the same layers, inferred again
+        by_signature = shapes_only and self._by_signature(cfg, layers)
         with self._device(device):
             if by_signature:
                 pass
@@ -522,8 +535,8 @@ class TfKeras2(Impl):
                         "computed")
         elif shapes_only:
             between += ("; called symbolically on tf_keras.Input tensors of every size known (the functional API: "
-                        "the call traced in a scratch graph, as for initial states and stacked_cells), nothing "
-                        "computed")
+                        "the call traced in a scratch graph, as for stacked_cells, initial states of other shapes "
+                        "than the cells' and a Bidirectional of another dtype than its LSTMs'), nothing computed")
         between += (f"; each lower layer's output is flipped along time (tf.reverse(axis=[{time_axis}])) before the "
                    "next layer reads it" if cfg.go_backwards and L > 1 and not cfg.stacked_cells else "")
         obs = Observation(

@@ -811,9 +811,11 @@ class TorchLSTM(Impl):
         called, and each size only as 0, 1 or at least 2 (torch specializes 0 and 1 whatever the code)."""
         # What torch.export specializes is decided by the code path the call takes (the hand-stepped cells or
         # nn.LSTM's forward, packing, given states, where the batch axis is) and by sizes 0 and 1; not by the layer's
-        # widths, depth, directions or dtype, which only change the weights' shapes (aten::lstm takes them as they are).
+        # widths, depth, directions or dtype, which only change the weights' shapes (aten::lstm takes them as they are);
+        # the hand-stepped cells return a (h, c) per layer, so their depth is part of the kind.
         c = lambda n: min(int(n), 2)      # noqa: E731
-        return (("cell_api", cfg.cell_api), ("lengths", cfg.lengths is not None),
+        return (("cell_api", cfg.cell_api), ("layers", cfg.num_layers if cfg.cell_api else None),   # (cells: per layer)
+                ("lengths", cfg.lengths is not None),
                 ("initial states", cfg.initial_state != "none"), ("layout", cfg.layout), ("calls>1", cfg.calls > 1),
                 ("batch", c(cfg.batch)), ("timesteps", c(cfg.timesteps)), ("device", device))
 
