@@ -141,3 +141,17 @@ def test_a_shape_only_run_computes_no_reference(pool, monkeypatch):
     monkeypatch.setattr(reference, "forward", refuse)
     case, obs = torch_run(pool, mode="shapes")
     checks.evaluate(case, "torch", "cpu", obs, "torch", [], shape_only=True)
+
+
+def test_an_inference_with_the_time_unknown_says_nothing_of_no_time_steps_the_call_refuses(pool):
+    case, obs = torch_run(pool, timesteps=0)
+    assert obs.status == "rejected"
+    obs.symbolic = {"api": "x", "returns": [], "param_count": None, "unknown": ["batch", "time"], "attempts": []}
+    chk = symbolic(case, obs)
+    assert chk["verdict"] == "skipped" and "time 0" in chk["details"]["reason"]
+
+
+def test_an_inference_with_every_size_known_that_accepts_no_time_steps_the_call_refuses_diverges(pool):
+    case, obs = torch_run(pool, timesteps=0)
+    obs.symbolic = {"api": "x", "returns": [], "param_count": None, "unknown": [], "attempts": []}
+    assert symbolic(case, obs)["verdict"] == "diverge"
