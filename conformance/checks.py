@@ -147,12 +147,15 @@ def check_symbolic(case: Case, obs: Observation) -> Outcome | None:
     if sym.get("param_count") is not None and obs.param_count is not None and sym["param_count"] != obs.param_count:
         problems.append(f"inferred {sym['param_count']} parameters, the built construct has {obs.param_count}")
     unknown = sorted({r["path"] or "(the return)" for r in inferred if None in (r.get("shape") or [])})
+    # A configuration the canonical semantics refuses (a wrong input or state) that the call and the inference both
+    # accepted (a framework that broadcasts it): no evidence against an inference declared not to check it.
+    conclusive = reference.rejects(case.config) is None
     return Outcome(not problems, {
         "api": sym.get("api", ""), "unknown": sym.get("unknown", []), "attempts": attempts,
         "symbolic": [{"path": r["path"], "role": r.get("role"), "shape": r.get("shape"), "dtype": r.get("dtype")}
                      for r in inferred],
         "param_count": sym.get("param_count"), "left_unknown": unknown, "notes": sym.get("notes") or [],
-        "problems": problems})
+        "problems": problems}, conclusive=conclusive)
 
 
 def _shape_text(shape) -> str:
