@@ -656,7 +656,7 @@ def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref,
     elif ref is not None:     # both accepted the call: every other check compares the results
         outcomes.update(_compare_results(case, obs, device, formula_name, ref))
     assert tuple(outcomes) == CHECKS
-    return _verdicts(case, impl_id, device, versions, divergences, outcomes)
+    return _verdicts(case, impl_id, device, versions, divergences, outcomes, "shape-only" if shape_only else "eager")
 
 
 def _compare_results(case, obs, device, formula_name, ref) -> dict:
@@ -673,12 +673,12 @@ def _compare_results(case, obs, device, formula_name, ref) -> dict:
     }
 
 
-def _verdicts(case, impl_id, device, versions, divergences, outcomes) -> dict[str, dict]:
+def _verdicts(case, impl_id, device, versions, divergences, outcomes, mode: str = "eager") -> dict[str, dict]:
     results = {}
     for name, outcome in outcomes.items():
         if outcome is None:
             continue
-        declared = [d for d in divergences if d.applies(case, impl_id, device, name, versions)]
+        declared = [d for d in divergences if d.applies(case, impl_id, device, name, versions, mode)]
         if outcome.verdict is not None:
             verdict = outcome.verdict
         elif outcome.ok:

@@ -478,8 +478,9 @@ class ConformanceSession:
                     declared.setdefault(d["id"], d)                       # shipped cases: not said of yours
         asked = SHAPE_CHECKS if self.shape_only else CHECKS     # a shape-only session asks no values or padding
         asked = [c for c in asked if c != "symbolic" or self.symbolic]
+        mode = "shape-only" if self.shape_only else "eager"
         return [d for d in declared.values()
-                if d["id"] not in used and d.get("check") in asked
+                if d["id"] not in used and d.get("check") in asked and mode in d.get("modes", (mode,))
                 and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
 
     def _runs_shipped_cases(self) -> bool:

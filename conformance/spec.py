@@ -62,11 +62,13 @@ class Divergence:
     cases: tuple[str, ...] = ("*",)            # fnmatch patterns of case ids
     devices: tuple[str, ...] = ("*",)
     versions: tuple[tuple[str, str], ...] = ()  # (package, specifier): the framework releases it holds for
+    modes: tuple[str, ...] = ("eager", "shape-only")   # the runs it is about: computed ones, shape-only ones, or both
     file: str = ""
     line: int | None = None
 
-    def applies(self, case: "Case", impl_id: str, device: str, check: str, versions: dict | None = None) -> bool:
-        return (check == self.check
+    def applies(self, case: "Case", impl_id: str, device: str, check: str, versions: dict | None = None,
+                mode: str = "eager") -> bool:
+        return (check == self.check and mode in self.modes
                 and any(fnmatch.fnmatchcase(impl_id, p) for p in self.impl)
                 and any(fnmatch.fnmatchcase(device, p) for p in self.devices)
                 and any(fnmatch.fnmatchcase(case.id, p) for p in self.cases)
@@ -89,7 +91,7 @@ class Divergence:
         return {"id": self.id, "impl": list(self.impl), "check": self.check, "reason": self.reason,
                 "link": self.link, "when": {k: list(v) for k, v in self.when},
                 "cases": list(self.cases), "devices": list(self.devices), "versions": dict(self.versions),
-                "file": self.file, "line": self.line}
+                "modes": list(self.modes), "file": self.file, "line": self.line}
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ def config_of(raw: dict, **loc) -> Config:
     return complete_config({k: check_value(k, v, **loc) for k, v in raw.items()}, **loc)
 
 
-DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions")
+DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions", "modes")
+MODES = ("eager", "shape-only")      # how a run was made: computed, or the framework's shape inference alone
 CASE_KEYS = ("id", "description", "matrix", "max_cases", "claims", "tolerance") + tuple(CONFIG_FIELDS)
 TOLERANCE_KEYS = ("atol", "rtol")
 FILE_KEYS = (MARKER, "description", "defaults", "cases", "divergences")
@@ -222,9 +225,14 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
         except InvalidSpecifier:
             raise SpecError(f"{short(spec)} is not a version specifier (e.g. '>=3.12', '<2.14')",
                             field=f"versions.{pkg}", line=versions.line_of(pkg), **dloc) from None
+    modes = str_or_list(raw.get("modes", list(MODES)), "modes", line=raw.line_of("modes"), **dloc)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise SpecError(f"{short(bad[0])} is not a mode; allowed: {', '.join(MODES)}", field="modes",
+                        line=raw.line_of("modes"), **dloc)
     return Divergence(id=did, impl=impl, check=check, reason=reason, link=link, when=tuple(conds),
                       cases=cases, devices=devices, versions=tuple((str(k), str(v)) for k, v in versions.items()),
-                      file=str(file), line=raw.line)
+                      modes=tuple(dict.fromkeys(modes)), file=str(file), line=raw.line)
 
 
 def _parse_tolerance(raw: _LineDict, **loc) -> dict:

@@ -824,7 +824,8 @@ class FlaxLinen(Impl):
         would be made for the fed size, and apply's refusal of it lost). A refusal is not kept: the two traces
         apart then meet it as the apply does."""
         skey = (_model_key(cfg, device), cfg.input_size)
-        if cfg.feed_input_size is not None or skey in self._shapes:
+        # (no time steps: the hand-stepped cells never call the cell, so init_with_output would make no variables)
+        if cfg.feed_input_size is not None or cfg.timesteps == 0 or skey in self._shapes:
             return
         akey = self._signature(cfg, device, (xin, seq_lengths, carries0))
         if akey in self._abstract:

@@ -47,7 +47,7 @@ import numpy as np
 from ..reference import (array_dtype, direction_names, fed_input_size, fed_state_shape, layer_input_size,
                          to_native_layout, valid_mask)
 from ..spec import Config
-from .base import Impl, Observation, dtype_name, native, placeholder
+from .base import Impl, Observation, Rejected, dtype_name, native, placeholder
 from .keras3 import (_call_output, _contiguous, canonical_output, carries_input_shape, cells_of, layer_names,
                      lstm_layer, lstm_src, merge_src, model_outputs, native_merge_mode, nested_numpy, outputs_of,
                      plain_chain, record_stack_returns, record_stacked_returns, returned_paths, shape_only_arrays,
@@ -506,9 +506,18 @@ class TfKeras2(Impl):
                     [tf.cast(np.asarray(s, array_dtype(cfg)), cfg.dtype)
                      for pair in init[l * D:(l + 1) * D] for s in pair] for l in range(L)]
             t1 = time.perf_counter()
-            with native("call"):
-                every = (self._signatures(cfg, layers, cfg.batch, cfg.timesteps) if by_signature
-                         else self._calls(cfg, layers, xin, mask, initial))
+            try:
+                with native("call"):
+                    every = (self._signatures(cfg, layers, cfg.batch, cfg.timesteps) if by_signature
+                             else self._calls(cfg, layers, xin, mask, initial))
+            except Rejected:
+                if shapes_only:
+                    # a refused symbolic call with initial states leaves them in the layer's input_spec (RNN.__call__,
+                    # tf_keras/src/layers/rnn/base_rnn.py:615-620, restores it only after a call that returned):
+                    # layers a call refused are not reused
+                    self._shape_layers = type(self._shape_layers)(
+                        (k, v) for k, v in self._shape_layers.items() if v[0] is not layers)
+                raise
                 convert = ((lambda t: placeholder(t.shape, dtype_name(t.dtype))) if shapes_only
                            else (lambda t: t.numpy()))               # (.numpy() waits for the device)
                 arrays = [nested_numpy(r, convert) for r in every]
