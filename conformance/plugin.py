@@ -478,9 +478,12 @@ class ConformanceSession:
                     declared.setdefault(d["id"], d)                       # shipped cases: not said of yours
         asked = SHAPE_CHECKS if self.shape_only else CHECKS     # a shape-only session asks no values or padding
         asked = [c for c in asked if c != "symbolic" or self.symbolic]
-        mode = "shape-only" if self.shape_only else "eager"
+        # A shape-only session says so only of declarations about shape-only runs alone: one about the calls too
+        # (most are: what the call refuses, computes or returns) has nothing to explain in a session of no calls.
+        wanted = ("shape-only",) if self.shape_only else ("eager",)
         return [d for d in declared.values()
-                if d["id"] not in used and d.get("check") in asked and mode in d.get("modes", (mode,))
+                if d["id"] not in used and d.get("check") in asked
+                and (tuple(d.get("modes", ("eager",))) == wanted if self.shape_only else "eager" in d.get("modes", wanted))
                 and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
 
     def _runs_shipped_cases(self) -> bool:

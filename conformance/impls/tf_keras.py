@@ -510,6 +510,9 @@ class TfKeras2(Impl):
                 with native("call"):
                     every = (self._signatures(cfg, layers, cfg.batch, cfg.timesteps) if by_signature
                              else self._calls(cfg, layers, xin, mask, initial))
+                    convert = ((lambda t: placeholder(t.shape, dtype_name(t.dtype))) if shapes_only
+                               else (lambda t: t.numpy()))               # (.numpy() waits for the device)
+                    arrays = [nested_numpy(r, convert) for r in every]
             except Rejected:
                 if shapes_only:
                     # a refused symbolic call with initial states leaves them in the layer's input_spec (RNN.__call__,
@@ -518,9 +521,6 @@ class TfKeras2(Impl):
                     self._shape_layers = type(self._shape_layers)(
                         (k, v) for k, v in self._shape_layers.items() if v[0] is not layers)
                 raise
-                convert = ((lambda t: placeholder(t.shape, dtype_name(t.dtype))) if shapes_only
-                           else (lambda t: t.numpy()))               # (.numpy() waits for the device)
-                arrays = [nested_numpy(r, convert) for r in every]
         t2 = time.perf_counter()
         call_outputs = [_call_output(cfg, r[-1]) for r in arrays] if cfg.calls > 1 else []
         returned_ = arrays[-1]
