@@ -15,7 +15,7 @@ cases:
     return_state: true
   - id: with-a-claim
     claims:
-      - {source: doc, impl: torch, outputs: [[2, 4], [1, 2, 4], [1, 2, 4]]}
+      - {source: doc, impl: torch, outputs: [[2, 3, 4], [1, 2, 4], [1, 2, 4]]}
       - {source: doc, impl: torch, values: {output: [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]}}
 """
 

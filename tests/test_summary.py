@@ -71,7 +71,7 @@ def test_a_summary_claim_is_checked_against_the_real_summary(pool, tmp_path, imp
     assert "text" in obs.summary, obs.summary
     verdict = checks.evaluate(case, impl, "cpu", obs, "keras", [])["claims"]["details"]["claims"][0]
     assert verdict["true"], verdict["real"]
-    assert verdict["real"]["rows"][0]["params"] == 168
+    assert verdict["real"]["summary"]["rows"][0]["params"] == 168
 
 
 @pytest.mark.parametrize("impl", ["keras-tensorflow", "tf-keras"])
@@ -79,7 +79,7 @@ def test_a_false_summary_claim_is_false_with_the_real_row(pool, tmp_path, impl):
     case = claim_case(tmp_path, "summary: {rows: [{output_shape: '(None, 2, 3)'}]}")
     obs = pool.run(impl, "c", case.config, "cpu", summary=True)
     verdict = checks.evaluate(case, impl, "cpu", obs, "keras", [])["claims"]["details"]["claims"][0]
-    assert not verdict["true"] and summary.shape_text(verdict["real"]["rows"][0]["output_shape"]) == "(None,3)"
+    assert not verdict["true"] and summary.shape_text(verdict["real"]["summary"]["rows"][0]["output_shape"]) == "(None,3)"
 
 
 def test_a_summary_claim_on_a_construct_keras_refuses_is_false_saying_why(pool):

@@ -1,6 +1,8 @@
 """torch's shape inference without computing (``TorchLSTM.infer``: torch.export with Dims, the meta device) and
 shape-only runs (``TorchLSTM.run_shapes``), against the eager run, through real torch in its worker."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -44,7 +46,8 @@ def test_torch_export_refuses_an_unknown_time_dimension(plain_symbolic):
     assert [a["unknown"] for a in attempts] == [["batch", "time"], ["time"]]
     for a in attempts:
         assert a["refused"]["type"] == "UserError"
-        assert "You marked time as dynamic but your code specialized it to be a constant (3)" in a["refused"]["message"]
+        assert re.search(r"You marked time as dynamic but your code specialized it to be a constant \(\d+\)",
+                         a["refused"]["message"])
 
 
 def test_the_batch_stays_unknown_in_torch_exports_shapes(plain_symbolic):
@@ -114,7 +117,8 @@ def test_a_later_config_of_the_same_construct_kind_reuses_the_kinds_export(pool,
     assert [a["unknown"] for a in sym["attempts"]] == [["batch", "time"], ["time"]]
     for a in sym["attempts"]:
         assert a["refused"]["type"] == "UserError"
-        assert "specialized it to be a constant (3)" in a["refused"]["message"]     # the kind's first config's T
+        # (the T of the kind's first config in this worker: whichever test ran one first)
+        assert re.search(r"specialized it to be a constant \(\d+\)", a["refused"]["message"])
         assert "not exported again" in a["refused"]["message"]
     assert "FakeTensorMode" in sym["api"] and "once per construct kind" in sym["api"]
     assert any("was not exported" in n for n in sym["notes"])
