@@ -107,7 +107,8 @@ def check_symbolic(case: Case, obs: Observation) -> Outcome | None:
         return None
     if "cannot" in sym:
         return Outcome(True, {"reason": sym["cannot"]}, verdict=SKIPPED)
-    attempts = [{"unknown": a.get("unknown"), "refused": _refusal_text(a.get("refused"))} for a in sym.get("attempts") or []]
+    attempts = [{"unknown": a.get("unknown"), "refused": _refusal_text(a.get("refused")) if "refused" in a
+                 else f"not asked: {a.get('not_asked')}"} for a in sym.get("attempts") or []]
     if "error" in sym:
         err = sym["error"]
         return Outcome(False, {"error": f"{err.get('type')}: {err.get('message')}", "traceback": err.get("traceback"),

@@ -223,7 +223,7 @@ def infer(impl, cfg, device: str) -> dict:
     the time steps unknown, then, where it refuses, with one of them known, then both. Each refusal is kept
     (``attempts``): a framework that cannot infer with an unknown dimension is a fact worth showing. An
     exception of the suite's own code is ``{"error": ...}``, never lost in the run's record."""
-    from .impls.base import UNKNOWN_DIMS, Rejected
+    from .impls.base import UNKNOWN_DIMS, NotAsked, Rejected
 
     attempts = []
     for unknown in (UNKNOWN_DIMS, ("time",), ("batch",), ()):
@@ -231,6 +231,9 @@ def infer(impl, cfg, device: str) -> dict:
             got = impl.infer(cfg, device, unknown)
         except Rejected as exc:
             attempts.append({"unknown": list(unknown), "refused": {k: exc.info[k] for k in ("type", "message")}})
+            continue
+        except NotAsked as exc:
+            attempts.append({"unknown": list(unknown), "not_asked": str(exc)})
             continue
         except NotImplementedError as exc:
             return {"cannot": str(exc)}

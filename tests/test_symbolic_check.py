@@ -155,3 +155,11 @@ def test_an_inference_with_every_size_known_that_accepts_no_time_steps_the_call_
     case, obs = torch_run(pool, timesteps=0)
     obs.symbolic = {"api": "x", "returns": [], "param_count": None, "unknown": [], "attempts": []}
     assert symbolic(case, obs)["verdict"] == "diverge"
+
+
+def test_torch_is_not_asked_with_unknown_dimensions_unless_the_setting_says_so(pool):
+    case, obs = torch_run(pool)
+    attempts = obs.symbolic["attempts"]
+    assert [a["unknown"] for a in attempts] == [["batch", "time"], ["time"], ["batch"]]
+    assert all("CONFORMANCE_TORCH_EXPORT=1" in a["not_asked"] for a in attempts)
+    assert obs.symbolic["unknown"] == [] and symbolic(case, obs)["verdict"] == "agree"

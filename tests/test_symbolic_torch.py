@@ -15,6 +15,20 @@ PLAIN = {"input_size": 3, "hidden_size": 4, "batch": 2, "timesteps": 3, "return_
          "return_state": True}
 
 
+@pytest.fixture(scope="module")
+def pool():
+    """torch's workers for this file, asked to run torch.export (CONFORMANCE_TORCH_EXPORT=1, off by default: seconds
+    a construct kind); the other tests' pool leaves it off."""
+    from conformance.runner import WorkerPool
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONFORMANCE_TORCH_EXPORT", "1")
+        p = WorkerPool(run_timeout=300)
+        p.info("torch")                 # started with the setting
+    yield p
+    p.close()
+
+
 def _run(pool, raw, case_id, **kw):
     return pool.run("torch", case_id, config_of(raw), "cpu", **kw)
 

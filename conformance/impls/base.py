@@ -76,6 +76,11 @@ class Rejected(Exception):
                      "message": str(exc), "phase": phase}
 
 
+class NotAsked(Exception):
+    """Raised by ``Impl.infer``: the adapter does not ask its framework with these dimensions unknown in this
+    session (the message says why, and how to ask): the worker records it and asks with fewer unknown."""
+
+
 _OWN_CODE = str(Path(__file__).resolve().parent.parent)     # the conformance package
 
 
