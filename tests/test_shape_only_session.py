@@ -20,11 +20,16 @@ cases:
 """
 
 
-def test_a_shape_only_session_asks_only_the_shape_checks_and_says_so(tmp_path):
-    root = project(tmp_path, mine=CASES)
-    proc = run(root, "--shape-only", "--conformance-out", "out")
+def session(tmp_path, cases: str, *args: str) -> tuple:
+    """A session of ``cases`` with ``args`` into ``out/``, which must pass: its project root and results."""
+    root = project(tmp_path, mine=cases)
+    proc = run(root, *args, "--conformance-out", "out")
     assert proc.returncode == 0, proc.stdout
-    doc = json.loads((root / "out" / "results.json").read_text())
+    return root, json.loads((root / "out" / "results.json").read_text())
+
+
+def test_a_shape_only_session_asks_only_the_shape_checks_and_says_so(tmp_path):
+    root, doc = session(tmp_path, CASES, "--shape-only")
     assert doc["environment"]["shape_only"] is True
     assert {r["mode"] for r in doc["runs"]} == {"shape-only"}
     asked = {name for r in doc["runs"] for name in r["checks"]}
@@ -37,10 +42,7 @@ def test_a_shape_only_session_asks_only_the_shape_checks_and_says_so(tmp_path):
 
 
 def test_an_eager_session_records_the_symbolic_inference_beside_the_run(tmp_path):
-    root = project(tmp_path, mine=THREE)
-    proc = run(root, "--conformance-out", "out")
-    assert proc.returncode == 0, proc.stdout
-    doc = json.loads((root / "out" / "results.json").read_text())
+    root, doc = session(tmp_path, THREE)
     assert {r["mode"] for r in doc["runs"]} == {"eager"}
     assert "shape_only" not in doc["environment"]
     assert all("symbolic" in r["native"] and "symbolic" in r["checks"] for r in doc["runs"])
@@ -57,9 +59,6 @@ def test_filling_an_eager_session_s_results_in_shape_only_mode_runs_everything_a
 
 
 def test_no_symbolic_leaves_the_shape_inference_out_of_an_eager_session(tmp_path):
-    root = project(tmp_path, mine=THREE)
-    proc = run(root, "--no-symbolic", "--conformance-out", "out")
-    assert proc.returncode == 0, proc.stdout
-    doc = json.loads((root / "out" / "results.json").read_text())
+    _, doc = session(tmp_path, THREE, "--no-symbolic")
     assert doc["environment"]["symbolic"] is False
     assert not any("symbolic" in r["native"] or "symbolic" in r["checks"] for r in doc["runs"])

@@ -494,24 +494,12 @@ class Keras3(Impl):
         return (record_stacked_returns(returned_[0], returns) if cfg.stacked_cells else
                 record_stack_returns(returned_, direction_names(cfg), returns, outputs_of(cfg)))
 
-    def _ran_layers(self, cfg: Config, device: str):
-        """The layers the last eager ``run`` built for ``cfg`` on ``device`` (weights loaded, called), or None."""
-        ran = self._ran
-        return ran[2] if ran is not None and ran[1] == device and (ran[0] is cfg or ran[0] == cfg) else None
-
     def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         keras = self._keras
-        B = None if "batch" in unknown else cfg.batch
-        T = None if "time" in unknown else cfg.timesteps
         # After a run: its built layers, called symbolically (Layer.__call__ on symbolic tensors goes through
         # compute_output_spec, RNN's and Bidirectional's compute_output_shape: nothing traced, no state touched;
-        # keras-jax's jitted program is compiled already and not retraced). Stateful layers were built for the
-        # case's batch: with the batch unknown, a build is what refuses.
-        layers = self._ran_layers(cfg, device)
-        reused = layers is not None and (cfg.calls == 1 or B is not None)
-        if not reused:
-            with native("build"):
-                layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        # keras-jax's jitted program is compiled already and not retraced).
+        B, T, layers, reused = inference_layers(self, cfg, device, unknown)
         shapes = None if cfg.initial_state == "none" else [
             tuple((None if "batch" in unknown and cfg.feed_state_batch is None else b, w)
                   for b, w in (fed_state_shape(cfg, r, k) for r in ("h", "c")))
@@ -742,6 +730,22 @@ class Keras3(Impl):
 # cell_api: the keywords that go to LSTMCell; the others (and the case's native ones) go to the RNN layer
 _CELL_KEYWORDS = ("use_bias", "activation", "recurrent_activation", "dropout", "recurrent_dropout", "kernel_initializer",
                   "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dtype")
+
+
+def inference_layers(impl, cfg: Config, device: str, unknown: tuple[str, ...]) -> tuple:
+    """``infer``'s layers (Keras 3 and Keras 2 alike): ``(B, T, layers, reused)``, the batch and the time steps
+    (None where unknown) and the layers the last eager ``run`` built for ``cfg`` on ``device`` (``impl._ran``), or
+    fresh ones built with cheap initializers. Stateful layers were built for the case's batch: with the batch
+    unknown, a build is what refuses."""
+    B = None if "batch" in unknown else cfg.batch
+    T = None if "time" in unknown else cfg.timesteps
+    ran = getattr(impl, "_ran", None)
+    layers = ran[2] if ran is not None and ran[1] == device and (ran[0] is cfg or ran[0] == cfg) else None
+    reused = layers is not None and (cfg.calls == 1 or B is not None)
+    if not reused:
+        with native("build"):
+            layers = impl._build(cfg, device, batch=B, time_=T, cheap=True)
+    return B, T, layers, reused
 
 
 def stack_unsupported(cfg: Config, module: str) -> str | None:

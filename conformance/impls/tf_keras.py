@@ -48,7 +48,8 @@ from ..reference import (array_dtype, direction_names, fed_input_size, fed_state
                          to_native_layout, valid_mask)
 from ..spec import Config
 from .base import Impl, Observation, Rejected, dtype_name, native, placeholder
-from .keras3 import (_call_output, _contiguous, canonical_output, carries_input_shape, cells_of, layer_names,
+from .keras3 import (_call_output, _contiguous, canonical_output, carries_input_shape, cells_of, inference_layers,
+                     layer_names,
                      lstm_layer, lstm_src, merge_src, model_outputs, native_merge_mode, nested_numpy, outputs_of,
                      plain_chain, record_stack_returns, record_stacked_returns, returned_paths, shape_only_arrays,
                      stack_construct, stack_snippet, stack_unsupported, stacked_layer, stacked_src, strip_ansi)
@@ -382,20 +383,8 @@ class TfKeras2(Impl):
             every.append(returned_)
         return every
 
-    def _ran_layers(self, cfg: Config, device: str):
-        """The layers the last eager ``run`` built for ``cfg`` on ``device`` (weights loaded, called), or None."""
-        ran = getattr(self, "_ran", None)
-        return ran[2] if ran is not None and ran[1] == device and (ran[0] is cfg or ran[0] == cfg) else None
-
     def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
-        B = None if "batch" in unknown else cfg.batch
-        T = None if "time" in unknown else cfg.timesteps
-        layers = self._ran_layers(cfg, device)
-        # stateful layers were built for the case's batch: with the batch unknown, the build is what refuses
-        reused = layers is not None and (cfg.calls == 1 or B is not None)
-        if not reused:
-            with native("build"):
-                layers = self._build(cfg, device, batch=B, time_=T, cheap=True)
+        B, T, layers, reused = inference_layers(self, cfg, device, unknown)
         by_signature = self._by_signature(cfg, layers)
         with self._device(device), native("call"):
             if by_signature:
