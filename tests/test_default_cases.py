@@ -4,6 +4,7 @@ One real run of ``pytest cases/ -n 2`` over every implementation (in a subproces
 would: the ``default_run`` fixture in conftest.py), then questions asked of its results.json.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,24 @@ def test_seed_claims_are_reported_true_and_false_with_real_values(results):
     assert order["real"] == {"outputs": [[8, 128], [8, 128], [8, 128]], "roles": ["output", "h", "c"]}
 
 
-def test_every_declared_divergence_in_the_catalogue_explains_some_run(results):
+def test_every_declared_divergence_of_eager_runs_explains_some_run(results):
     used = {chk["divergence"]["id"] for r in results["runs"] for chk in r["checks"].values()
             if chk.get("divergence")}
-    declared = {d.id for d in spec.load_file(REPO / "cases" / "divergences.yaml").divergences}
+    declared = {d.id for d in spec.load_file(REPO / "cases" / "divergences.yaml").divergences if "eager" in d.modes}
     assert declared <= used
+
+
+def test_every_declared_divergence_of_shape_only_runs_alone_explains_a_shape_only_run(tmp_path):
+    """The default run is eager: a declaration about shape-only runs alone is asked of its cases shape-only."""
+    import subprocess
+    import sys
+
+    only = [d for d in spec.load_file(REPO / "cases" / "divergences.yaml").divergences if d.modes == ("shape-only",)]
+    assert only
+    for d in only:
+        out = tmp_path / d.id
+        subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--shape-only", "--impl", ",".join(d.impl),
+                        "--device", "cpu", "-k", "bi-true", str(REPO / "cases" / "upstream" / "torch.yaml"),
+                        "-o", str(out), "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        doc = json.loads((out / "results.json").read_text())
+        assert any((chk.get("divergence") or {}).get("id") == d.id for r in doc["runs"] for chk in r["checks"].values())

@@ -36,7 +36,7 @@ import numpy as np
 from ..reference import (direction_names, fed_input_size, fed_state_entries, fed_state_shape, hidden_out,
                          initial_states, layer_input_size, native_input_shape, to_native_layout)
 from ..spec import Config
-from .base import Impl, NotAsked, Observation, Rejected, dtype_name, native, one_batch_axis, placeholder, returned
+from .base import Impl, Observation, Rejected, dtype_name, native, one_batch_axis, placeholder, returned
 
 # PackedSequence is a namedtuple (data, batch_sizes, sorted_indices, unsorted_indices)
 _PACKED_FIELDS = (("data", "output"), ("batch_sizes", "batch_sizes"), ("sorted_indices", "sorted_indices"),
@@ -754,15 +754,20 @@ class TorchLSTM(Impl):
         config of the kind with a note, its success applied to each later config's own shapes (``_known``) as the
         dimensions it left symbolic. A config torch refuses with every dimension known is refused whatever is
         unknown (the same call, traced or not): not exported, and not the kind's record."""
+        from ..settings import torch_export
+
+        if not torch_export():
+            # Not NotAsked: with every dimension known too, torch's inference (FakeTensorMode or the meta device)
+            # costs 1-3 s at its first call in a worker (it loads torch's decompositions and dynamo), and
+            # torch.export seconds a construct kind: a session's first torch run would pay it whatever it asks.
+            raise NotImplementedError("torch's shape inference is asked only with CONFORMANCE_TORCH_EXPORT=1: "
+                                      "FakeTensorMode and the meta device cost 1-3 s at their first call in a "
+                                      "process, torch.export seconds a construct kind (README, \"Shapes without "
+                                      "running\")")
         unknown = tuple(unknown)
         known = self._known(cfg, device)         # raises torch's refusal of this config itself
         if not unknown:
             return known
-        from ..settings import torch_export
-
-        if not torch_export():
-            raise NotAsked("torch.export with Dims costs seconds a construct kind (its first call in a process imports "
-                           "dynamo): set CONFORMANCE_TORCH_EXPORT=1 to ask it (README, \"Shapes without running\")")
         kind, sizes = self._kind(cfg, device), self._kind_sizes(cfg)
         record = self.__dict__.setdefault("_kinds", {})
         both = record.get((kind, ("batch", "time")))
