@@ -240,6 +240,8 @@ def infer(impl, cfg, device: str) -> dict:
         except Exception as exc:  # noqa: BLE001 - the suite's own failure: said in the symbolic check
             return {"error": _failure(exc), "attempts": attempts}
         return {**got, "unknown": list(unknown), "attempts": attempts}
+    if "refused" not in attempts[-1]:        # the adapter asked nothing, not even with every dimension known
+        return {"cannot": attempts[-1]["not_asked"], "attempts": attempts}
     return {"refused": attempts[-1]["refused"], "attempts": attempts}
 
 
