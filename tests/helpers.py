@@ -58,9 +58,25 @@ def run(root: Path, *args: str, env=None, timeout: float = 300, prefix=()) -> su
 
 def start(root: Path, *args: str, env=None, prefix=()) -> subprocess.Popen:
     """A session in its own process group, stdout and stderr merged, line by line."""
-    return subprocess.Popen([*prefix, *session_argv(*args)], cwd=root, stdout=subprocess.PIPE,
+    return foreground_popen([*prefix, *session_argv(*args)], cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
                             start_new_session=True)
+
+
+def foreground_popen(argv: list, **kwargs) -> subprocess.Popen:
+    """A process started as a terminal's foreground job is: Ctrl-C (SIGINT) at its default. A shell
+    without job control starts its background jobs with SIGINT ignored (``cmd &`` in a script), a
+    test suite run that way passes that on to every child, and Python then never raises
+    KeyboardInterrupt: the tests that send SIGINT would hang. A handler of ours becomes SIGINT's
+    default in the child at exec; an ignored signal would stay ignored."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, **kwargs)
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
 
 
 def wait_for(proc: subprocess.Popen, text: str, seen: list | None = None, timeout: float = 120) -> str:

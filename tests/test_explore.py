@@ -23,7 +23,7 @@ from conformance import spec
 from conformance.explore import findings, journal, shrink, signature, space
 from conformance.results import ResultsError
 
-from helpers import kill_group
+from helpers import foreground_popen, kill_group
 
 torch_only = pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None,
                                 reason="torch is not installed (pip install -c constraints.txt -e '.[torch]')")
@@ -283,7 +283,7 @@ def test_shards_split_the_indices_and_their_findings_merge(tmp_path):
 
 @torch_only
 def test_ctrl_c_keeps_everything_found_so_far(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "explore", "--impl", "torch", "--time", "600",
+    proc = foreground_popen([sys.executable, "-m", "conformance.cli", "explore", "--impl", "torch", "--time", "600",
                              "-o", "out", "--no-builtin-divergences"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

@@ -18,6 +18,7 @@ from conformance import report
 from conformance.fields import freeze
 from conformance.cli import main
 from conformance.results import load, validate
+from helpers import foreground_popen
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = (REPO / "cases" / "divergences.yaml").read_text()
@@ -112,7 +113,7 @@ def test_a_session_stopped_by_x_leaves_a_partial_report_of_the_finished_runs(tmp
 
 def test_an_interrupted_session_leaves_valid_results_and_a_partial_report(tmp_path):
     root = make(tmp_path)
-    proc = subprocess.Popen(
+    proc = foreground_popen(
         [sys.executable, "-m", "pytest", "cases", "--impl", "torch", "--device", "cpu", "-p", "no:cacheprovider",
          "-v", "--conformance-out", "out"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "CONFORMANCE_FAULT": "hang:second"})
