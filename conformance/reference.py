@@ -132,6 +132,9 @@ PARAM_FORMULAS = {
         "flax", "4·H·in + 4·(H·H + H) per layer and direction: input Dense ii/if/ig/io without bias, hidden "
         "Dense hi/hf/hg/ho with bias", "https://flax.readthedocs.io/en/latest/api_reference/flax.linen/layers.html"
         "#flax.linen.LSTMCell", _single_bias),
+    "onnx": ParamFormula(
+        "onnx", "4·H·in + 4·H·H + 2·4·H per layer and direction: W (D, 4H, in), R (D, 4H, H), B = [Wb, Rb] "
+        "(D, 8H: two bias vectors)", "https://onnx.ai/onnx/operators/onnx__LSTM.html", _torch),
 }
 
 

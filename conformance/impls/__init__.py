@@ -22,6 +22,8 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "flax-linen-optimized": ("conformance.impls.flax_linen", "FlaxLinen", {"cell": "optimized"}),
     "flax-nnx": ("conformance.impls.flax_nnx", "FlaxNnx", {}),
     "flax-nnx-optimized": ("conformance.impls.flax_nnx", "FlaxNnx", {"cell": "optimized"}),
+    "onnx-reference": ("conformance.impls.onnx_lstm", "OnnxLSTM", {"runtime": "onnx-reference"}),
+    "onnxruntime": ("conformance.impls.onnx_lstm", "OnnxLSTM", {"runtime": "onnxruntime"}),
 }
 
 _cache: dict[str, Impl] = {}

@@ -1,0 +1,329 @@
+"""ONNX: the ``LSTM`` operator, one node per stacked layer (``onnx_model.build``), run by
+``onnx.reference.ReferenceEvaluator`` (``onnx-reference``) or by ONNX Runtime (``onnxruntime``).
+
+Native facts this adapter maps: the operator's gate order is i, o, f, c (canonical blocks moved); it holds
+two bias vectors, ``B = [Wb, Rb]`` (the canonical one in ``Wb``, zeros in ``Rb``; read back as their sum);
+``Y`` keeps the directions on an axis of their own (``(T, D, B, H)``, ``layout=1``: ``(B, T, D, H)``),
+``Y_h`` / ``Y_c`` stack them first (``(D, B, H)``; ``layout=1``: ``(B, D, H)``); variable lengths are the
+``sequence_lens`` input; a lone backward direction is ``direction="reverse"``, whose ``Y`` is stored in time
+order; the cell's functions are the ``activations`` attribute. The operator always returns ``Y``, ``Y_h``
+and ``Y_c``: there is no ``return_sequences`` / ``return_state`` switch.
+
+Layout: ``onnx-reference`` feeds a batch-major case to ``layout=1``; ONNX Runtime's CPU kernel refuses
+``layout=1`` when the session is created (``lstm_base.h``: "Batchwise recurrent operations (layout == 1)
+are not supported"), so ``onnxruntime`` transposes the batch-major input to time-major in the graph
+(``Transpose``) and runs ``layout=0``, as torch.onnx's exporter does for ``batch_first``; a case's native
+keyword ``layout: 1`` asks it for ``layout=1`` anyway.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+
+from ..reference import direction_names, fed_input_size, fed_state_shape, layer_input_size, to_native_layout
+from ..spec import Config
+from .base import Impl, Observation, dtype_name, native, one_batch_axis, per_layer_unsupported, returned
+
+RUNTIMES = {
+    "onnx-reference": ("onnx.reference.ReferenceEvaluator", ("onnx",), "pip install 'lstm-conformance[onnx]'"),
+    "onnxruntime": ("onnxruntime.InferenceSession (CPUExecutionProvider)", ("onnx", "onnxruntime"),
+                    "pip install 'lstm-conformance[onnx]'"),
+}
+
+
+class OnnxLSTM(Impl):
+    param_formula = "onnx"
+    # node attributes the adapter sets from the case's fields; any other (clip, input_forget, layout) is passed
+    own_keywords = ("hidden_size", "direction", "activations", "activation_alpha", "activation_beta")
+
+    def __init__(self, runtime: str):
+        self.id = runtime
+        self.api, self.requires, self.install_hint = RUNTIMES[runtime]
+
+    # ---- static half ----
+    def unsupported(self, cfg: Config) -> str | None:
+        why = one_batch_axis(cfg, "the ONNX LSTM operator") or per_layer_unsupported(
+            cfg, "LSTM nodes", "initial_h and initial_c of its own, (D, B, H)")
+        if why:
+            return why
+        if cfg.layout == "unbatched":
+            return ("the ONNX LSTM operator takes a 3-D X only ((T, B, F), or (B, T, F) with layout=1): an unbatched "
+                    "(T, F) input has no spelling")
+        if cfg.proj_size:
+            return ("the ONNX LSTM operator has no projection (inputs X, W, R, B, sequence_lens, initial_h, initial_c, "
+                    "P: no weight_hr); proj_size has no native equivalent")
+        if cfg.bidirectional and cfg.merge_mode not in ("concat", "none"):
+            return (f"the ONNX LSTM operator returns each direction's Y apart (axis 1); merge_mode="
+                    f"{cfg.merge_mode!r} would be an exporter's own ops (Add, Mul, ...), not the operator's")
+        if cfg.bidirectional and cfg.go_backwards:
+            return ("the ONNX LSTM operator's directions are forward, reverse or bidirectional: a bidirectional layer "
+                    "whose two directions swap (go_backwards inside Bidirectional) has no spelling")
+        if cfg.mask is not None:
+            return ("the ONNX LSTM operator takes variable lengths only as sequence_lens (a prefix of each sequence, "
+                    "right padding): a mask with left padding or gaps has no native form")
+        if cfg.cell_api or cfg.stacked_cells:
+            return ("ONNX has no cell-level LSTM operator: the LSTM node steps the whole sequence (cell_api and "
+                    "stacked_cells have no native equivalent)")
+        if cfg.training:
+            return ("an ONNX model is an inference graph: the LSTM operator has no training mode and no dropout "
+                    "(training=True has no native equivalent)")
+        return self.native_conflict(cfg)
+
+    def _layout(self, cfg: Config) -> tuple[int, bool]:
+        """(the node's layout, whether the graph transposes a batch-major input to time-major first)."""
+        given = cfg.native_for(self.id).get("layout")
+        if given is not None:
+            return int(given), cfg.layout == "batch_major" and int(given) == 0
+        if cfg.layout == "time_major":
+            return 0, False
+        return (0, True) if self.id == "onnxruntime" else (1, False)
+
+    def _attrs(self, cfg: Config) -> dict:
+        from .onnx_model import activation_attrs
+        attrs = activation_attrs(cfg.recurrent_activation, cfg.activation, cfg.directions)
+        attrs.update({k: v for k, v in cfg.native_for(self.id).items() if k != "layout"})
+        return attrs
+
+    def _direction(self, cfg: Config) -> str:
+        return "bidirectional" if cfg.bidirectional else ("reverse" if cfg.go_backwards else "forward")
+
+    def _layers(self, cfg: Config, weights: dict | None) -> list[dict]:
+        """The operator's W, R, B per layer from the canonical weights (zeros of their shapes when None)."""
+        from .onnx_model import gates_to_onnx
+        layers = []
+        for l in range(cfg.num_layers):
+            H, F = cfg.layer_hidden(l), layer_input_size(cfg, l)
+            W, R, B = [], [], []
+            for dname in direction_names(cfg):
+                p = f"layer{l}/{dname}/"
+                w = weights[p + "W"] if weights else np.zeros((F, 4 * H))
+                u = weights[p + "U"] if weights else np.zeros((H, 4 * H))
+                W.append(gates_to_onnx(w.T, H, axis=0))
+                R.append(gates_to_onnx(u.T, H, axis=0))
+                if cfg.bias:
+                    b = weights[p + "b"] if weights else np.zeros(4 * H)
+                    B.append(np.concatenate([gates_to_onnx(b, H), np.zeros(4 * H)]))
+            layers.append({"W": np.stack(W), "R": np.stack(R), "B": np.stack(B) if cfg.bias else None,
+                           "hidden": H, "direction": self._direction(cfg)})
+        return layers
+
+    def _model(self, cfg: Config, weights: dict | None, states: bool, sizes=None):
+        from .onnx_model import build
+        layout, transpose = self._layout(cfg)
+        B, T, F = sizes or (cfg.batch, cfg.timesteps, fed_input_size(cfg))
+        return build(self._layers(cfg, weights), dtype=cfg.dtype, layout=layout, transpose_input=transpose,
+                     lengths=cfg.lengths is not None, states=states, batch=B, time=T, features=F,
+                     attrs=self._attrs(cfg))
+
+    def repro(self, cfg: Config) -> str:
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        from . import onnx_model
+        layout, transpose = self._layout(cfg)
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+        travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
+        src = inspect.getsource(onnx_model).split("from onnx import TensorProto, helper, numpy_helper", 1)[1]
+        lines = ["import numpy as np", "import onnx", "from onnx import TensorProto, helper, numpy_helper",
+                 "# --- conformance/impls/onnx_model.py, as it is ---", src.strip(), "# ---", "",
+                 f"rng = np.random.default_rng({cfg.seed})", "layers = []"]
+        for l in range(cfg.num_layers):
+            H, Fl = cfg.layer_hidden(l), layer_input_size(cfg, l)
+            D = cfg.directions
+            lines.append(f"layers.append({{'W': rng.uniform(-0.5, 0.5, ({D}, {4 * H}, {Fl})), "
+                         f"'R': rng.uniform(-0.5, 0.5, ({D}, {4 * H}, {H})), "
+                         + (f"'B': rng.uniform(-0.5, 0.5, ({D}, {8 * H})), " if cfg.bias else "'B': None, ")
+                         + f"'hidden': {H}, 'direction': {self._direction(cfg)!r}}})")
+        states = cfg.initial_state != "none"
+        lines.append(f"model = build(layers, dtype={cfg.dtype!r}, layout={layout}, transpose_input={transpose}, "
+                     f"lengths={cfg.lengths is not None}, states={states}, batch={B}, time={T}, features={F}, "
+                     f"attrs={self._attrs(cfg)!r})")
+        shape = (B, T, F) if (layout == 1 or transpose) else (T, B, F)
+        np_dtype = {"bfloat16": "ml_dtypes.bfloat16"}.get(cfg.dtype, f'"{cfg.dtype}"')
+        if cfg.dtype == "bfloat16":
+            lines.insert(0, "import ml_dtypes")
+        lines.append(f"feeds = {{'X': rng.standard_normal({shape}).astype(\"{travel}\").astype({np_dtype})}}")
+        if cfg.lengths is not None:
+            lines.append(f"feeds['sequence_lens'] = np.array({list(cfg.lengths)}, np.int32)")
+        if states:
+            for l in range(cfg.num_layers):
+                for role in ("h", "c"):
+                    b, w = fed_state_shape(cfg, role, l * cfg.directions)
+                    s = (cfg.directions, b, w) if layout == 0 else (b, cfg.directions, w)
+                    lines.append(f"feeds['initial_{role}_{l}'] = rng.uniform(-0.5, 0.5, {s}).astype({np_dtype})")
+        if self.id == "onnxruntime":
+            lines += ["import onnxruntime",
+                      "session = onnxruntime.InferenceSession(model.SerializeToString(), "
+                      "providers=['CPUExecutionProvider'])",
+                      "names = [o.name for o in session.get_outputs()]",
+                      "out = dict(zip(names, session.run(None, feeds)))"]
+        else:
+            lines += ["from onnx.reference import ReferenceEvaluator",
+                      "session = ReferenceEvaluator(model)",
+                      "out = dict(zip(session.output_names, session.run(None, feeds)))"]
+        lines += ["for name, value in out.items():", "    print(f\"out[{name!r}]\", tuple(value.shape))",
+                  "print('params', sum(int(np.prod(t.dims)) for t in model.graph.initializer "
+                  "if t.name[:2] in ('W_', 'R_', 'B_')))"]
+        return "\n".join(lines) + "\n"
+
+    # ---- worker half ----
+    def setup(self) -> dict[str, str]:
+        import onnx
+        self._onnx = onnx
+        versions = {"onnx": onnx.__version__}
+        if self.id == "onnxruntime":
+            import onnxruntime
+            self._ort = onnxruntime
+            versions["onnxruntime"] = onnxruntime.__version__
+        return versions
+
+    def devices(self) -> list[str]:
+        if self.id == "onnxruntime" and "CUDAExecutionProvider" in self._ort.get_available_providers():
+            return ["cpu", "gpu"]
+        return ["cpu"]
+
+    def _session(self, model, device: str):
+        if self.id == "onnxruntime":
+            options = self._ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            providers = ["CUDAExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
+            s = self._ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+            names = [o.name for o in s.get_outputs()]
+            return lambda feeds: dict(zip(names, s.run(None, feeds)))
+        from onnx.reference import ReferenceEvaluator
+        s = ReferenceEvaluator(model)
+        return lambda feeds: dict(zip(s.output_names, s.run(None, feeds)))
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        return self._model(cfg, weights, states=cfg.initial_state != "none")
+
+    def read_weights(self, cfg: Config, native) -> dict:
+        from onnx import numpy_helper
+        from .onnx_model import gates_from_onnx
+        init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in native.graph.initializer}
+        out = {}
+        for l in range(cfg.num_layers):
+            H = cfg.layer_hidden(l)
+            for d, dname in enumerate(direction_names(cfg)):
+                p = f"layer{l}/{dname}/"
+                out[p + "W"] = gates_from_onnx(init[f"W_{l}"][d], H, axis=0).T
+                out[p + "U"] = gates_from_onnx(init[f"R_{l}"][d], H, axis=0).T
+                if cfg.bias:
+                    wb, rb = np.split(init[f"B_{l}"][d], 2)
+                    out[p + "b"] = gates_from_onnx(wb + rb, H)
+        return out
+
+    def _native_array(self, cfg: Config, a: np.ndarray) -> np.ndarray:
+        if cfg.dtype == "bfloat16":
+            import ml_dtypes
+            return np.asarray(a, np.float32).astype(ml_dtypes.bfloat16)
+        return np.asarray(a).astype(cfg.dtype)
+
+    def _state_feeds(self, cfg: Config, state: list, layout: int) -> dict:
+        """``state``: per layer, (h, c) stacked as the operator takes them."""
+        return {f"initial_{role}_{l}": self._native_array(cfg, pair[i])
+                for l, pair in enumerate(state) for i, role in enumerate(("h", "c"))}
+
+    def run(self, cfg: Config, device: str, x: np.ndarray, weights: dict, init) -> Observation:
+        layout, transpose = self._layout(cfg)
+        L, D = cfg.num_layers, cfg.directions
+        notes: list[str] = []
+        t0 = time.perf_counter()
+        first = None           # per layer, the initial (h, c) as the operator takes them, or None: not given
+        if init is not None:
+            first = []
+            for l in range(L):
+                h = np.stack([init[l * D + d][0] for d in range(D)])     # (D, B, H)
+                c = np.stack([init[l * D + d][1] for d in range(D)])
+                first.append((h, c) if layout == 0 else (h.transpose(1, 0, 2), c.transpose(1, 0, 2)))
+            notes.append("initial states: each layer's (h0, c0) per direction stacked as initial_h / initial_c "
+                         + ("(D, B, H)" if layout == 0 else "(B, D, H) (layout=1)"))
+        models = {}
+
+        def session(with_states: bool):
+            if with_states not in models:
+                model = self._model(cfg, weights, states=with_states)
+                with native("build"):
+                    models[with_states] = (model, self._session(model, device))
+            return models[with_states]
+
+        xin = to_native_layout(cfg, x)
+        if transpose:
+            notes.append("batch-major input fed as it is: a Transpose node in the graph makes it time-major for the "
+                         "LSTM node's layout=0")
+        feeds = {"X": self._native_array(cfg, xin)}
+        if x is not None and cfg.dtype != str(x.dtype):
+            notes.append(f"input travels as {x.dtype} and is cast to {cfg.dtype} before the call")
+        if cfg.lengths is not None:
+            feeds["sequence_lens"] = np.asarray(cfg.lengths, np.int32)
+            notes.append(f"lengths: the sequence_lens input, int32 {list(cfg.lengths)}")
+        t1 = time.perf_counter()
+        state, call_outputs, out = first, [], None
+        for call in range(1, cfg.calls + 1):
+            if call in (cfg.resets or ()):
+                state = first
+            model, run = session(state is not None)
+            with native("call"):
+                out = run({**feeds, **(self._state_feeds(cfg, state, layout) if state is not None else {})})
+            state = [(out[f"Y_h_{l}"], out[f"Y_c_{l}"]) for l in range(L)]
+            if cfg.calls > 1:
+                call_outputs.append(self._canonical(cfg, out, layout, [])[0])
+        if cfg.calls > 1:
+            notes.append(f"{cfg.calls} calls on the same input, each given the previous call's Y_h / Y_c of every "
+                         "layer as its initial_h / initial_c"
+                         + (f"; call(s) {', '.join(map(str, cfg.resets))} given the first call's again (a reset)"
+                            if cfg.resets else "") + "; the last call's returns are compared")
+        t2 = time.perf_counter()
+        rows = [("Y", "output", out["Y"], True, None, None)]
+        for l in range(L):
+            rows += [(f"Y_h_{l}", "h", out[f"Y_h_{l}"], True, l, None), (f"Y_c_{l}", "c", out[f"Y_c_{l}"], True, l, None)]
+        attrs = self._attrs(cfg)
+        obs = Observation(
+            construct=(f"{L} ONNX LSTM node{'s' if L != 1 else ''} (opset 22; hidden_size="
+                       f"{[cfg.layer_hidden(l) for l in range(L)] if L != 1 else cfg.layer_hidden(0)}, "
+                       f"direction={self._direction(cfg)!r}, layout={layout}"
+                       + "".join(f", {k}={v!r}" for k, v in attrs.items())
+                       + f"; {cfg.dtype}) run by {self.api}"
+                       + (" with sequence_lens" if cfg.lengths is not None else "")
+                       + (" with initial_h / initial_c" if init is not None else "")),
+            returns=[returned(p, role, t, top=top, layer=layer, direction=d) for p, role, t, top, layer, d in rows],
+            params=[{"name": t.name, "shape": list(t.dims)} for t in model.graph.initializer
+                    if t.name[:2] in ("W_", "R_", "B_")],
+            timings={"build_s": t1 - t0, "run_s": t2 - t1},
+        )
+        obs.param_count = sum(int(np.prod(p["shape"])) for p in obs.params)
+        obs.output, obs.states = self._canonical(cfg, out, layout, notes)
+        obs.call_outputs = call_outputs or None
+        if cfg.dtype in ("float16", "bfloat16"):
+            notes.append(f"{cfg.dtype} results are widened to float32 (exactly) for NumPy")
+        obs.normalization = notes
+        return obs
+
+    def _canonical(self, cfg: Config, out: dict, layout: int, notes: list) -> tuple:
+        """(canonical output, canonical states) from one call's ``Y``, ``Y_h_l``, ``Y_c_l``."""
+        L, D = cfg.num_layers, cfg.directions
+        wide = (lambda a: np.asarray(a, np.float32)) if cfg.dtype in ("float16", "bfloat16") else np.asarray
+        y = wide(out["Y"])
+        if layout == 0:
+            y = y.transpose(2, 0, 1, 3)            # (T, D, B, H) -> (B, T, D, H)
+        hs = [wide(out[f"Y_h_{l}"]) for l in range(L)]
+        cs = [wide(out[f"Y_c_{l}"]) for l in range(L)]
+        if layout == 1:
+            hs, cs = [h.transpose(1, 0, 2) for h in hs], [c.transpose(1, 0, 2) for c in cs]
+        B, T = y.shape[0], y.shape[1]
+        if cfg.return_sequences:
+            output = y.reshape(B, T, -1) if y.size else np.zeros((B, T, D * y.shape[3]), y.dtype)
+            notes.append("output: Y " + ("(T, D, B, H) transposed to (B, T, D, H)" if layout == 0 else
+                                         "(B, T, D, H) (layout=1)") + ", directions side by side: (B, T, D*H)")
+        else:
+            output = np.concatenate([hs[L - 1][d] for d in range(D)], axis=-1)
+            notes.append("no return_sequences switch: output = the top layer's Y_h, directions side by side "
+                         "(each direction's final hidden state; for the backward one that is not Y[-1])")
+        states = [(hs[l][d], cs[l][d]) for l in range(L) for d in range(D)]
+        notes.append("states: Y_h_l[d], Y_c_l[d] of each layer l and direction d"
+                     + ("" if cfg.return_state else " (no return_state switch: Y_h and Y_c are always returned, so "
+                                                    "they are compared although the case did not ask for them)"))
+        return output, states
