@@ -1,0 +1,121 @@
+"""The ONNX LSTM operator, built from the canonical weights and run by onnx.reference and by ONNX Runtime,
+gives the reference's numbers; what each runtime refuses is its own (run on real onnx / onnxruntime).
+
+The adapter maps the canonical weights to the operator's W, R, B (gates i, o, f, c; the bias as [Wb, Rb]),
+feeds lengths as ``sequence_lens``, initial states as ``initial_h`` / ``initial_c`` and maps Y, Y_h, Y_c back.
+"""
+
+import numpy as np
+import pytest
+
+from conformance import reference
+from conformance.impls import get
+from conformance.spec import Config
+
+RUNTIMES = ["onnx-reference", "onnxruntime"]
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def installed(impl_id):
+    return pytest.param(impl_id, marks=pytest.mark.skipif(get(impl_id).missing() is not None,
+                                                          reason=str(get(impl_id).missing())))
+
+
+def cfg_of(**kw) -> Config:
+    return Config(**{"input_size": 3, "hidden_size": 4, "batch": 3, "timesteps": 5, "return_sequences": True,
+                     "return_state": True, **kw})
+
+
+def ok(pool, impl_id, cfg):
+    obs = pool.run(impl_id, "onnx", cfg, "cpu")
+    assert obs.status == "ok", f"{obs.reason}\n{obs.traceback}"
+    return obs
+
+
+def assert_matches_reference(obs, cfg):
+    ref = reference.forward(cfg, reference.make_input(cfg), reference.canonical_weights(cfg),
+                            reference.initial_states(cfg))
+    np.testing.assert_allclose(obs.output, ref.output, **TOL)
+    for (h, c), (rh, rc) in zip(obs.states, ref.states, strict=True):
+        np.testing.assert_allclose(h, rh, **TOL)
+        np.testing.assert_allclose(c, rc, **TOL)
+
+
+VALUE_CASES = {
+    "plain": cfg_of(),
+    "stacked-bidirectional": cfg_of(num_layers=2, bidirectional=True),
+    "time-major-bidirectional": cfg_of(layout="time_major", bidirectional=True),
+    "no-bias-reverse": cfg_of(bias=False, go_backwards=True),
+    "sizes-of-their-own": cfg_of(num_layers=2, hidden_size=(4, 2)),
+    "initial-states-two-calls": cfg_of(initial_state="random", num_layers=2, calls=2),
+    "last-step-only": cfg_of(return_sequences=False, bidirectional=True),
+}
+
+
+@pytest.mark.parametrize("impl_id", [installed(i) for i in RUNTIMES])
+@pytest.mark.parametrize("name", list(VALUE_CASES))
+def test_the_operator_gives_the_reference_numbers(pool, impl_id, name):
+    cfg = VALUE_CASES[name]
+    assert_matches_reference(ok(pool, impl_id, cfg), cfg)
+
+
+@pytest.mark.parametrize("impl_id", [installed("onnxruntime")])
+def test_onnxruntime_steps_lengths_with_sequence_lens_and_writes_zeros_past_them(pool, impl_id):
+    cfg = cfg_of(lengths=(5, 2, 3), bidirectional=True)
+    obs = ok(pool, impl_id, cfg)
+    assert_matches_reference(obs, cfg)
+    assert not obs.output[1, 2:].any() and not obs.output[2, 3:].any()
+
+
+@pytest.mark.parametrize("impl_id", [installed(i) for i in RUNTIMES])
+def test_load_then_read_weights_gives_the_canonical_weights_back(impl_id):
+    impl = get(impl_id)
+    cfg = cfg_of(num_layers=2, bidirectional=True, dtype="float64")
+    weights = reference.canonical_weights(cfg)
+    back = impl.read_weights(cfg, impl.load_weights(cfg, "cpu", weights))
+    assert back.keys() == weights.keys()
+    for name, value in weights.items():
+        np.testing.assert_array_equal(back[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("impl_id", [installed("onnxruntime")])
+def test_onnxruntime_feeds_a_batch_major_case_to_layout_0_through_a_transpose(pool, impl_id):
+    obs = ok(pool, impl_id, cfg_of())
+    assert "layout=0" in obs.construct
+    assert any("Transpose" in note for note in obs.normalization)
+
+
+@pytest.mark.parametrize("impl_id", [installed("onnxruntime")])
+def test_onnxruntime_refuses_layout_1_when_the_session_is_created(pool, impl_id):
+    cfg = cfg_of(native={"onnxruntime": {"layout": 1}})
+    obs = pool.run(impl_id, "onnx", cfg, "cpu")
+    assert obs.status == "rejected", obs.reason
+    assert obs.rejection["phase"] == "build" and "layout" in obs.rejection["message"]
+
+
+@pytest.mark.parametrize("impl_id", [installed("onnx-reference")])
+def test_onnx_reference_runs_a_batch_major_case_with_layout_1(pool, impl_id):
+    cfg = cfg_of(bidirectional=True)
+    obs = ok(pool, impl_id, cfg)
+    assert "layout=1" in obs.construct
+    assert_matches_reference(obs, cfg)
+
+
+@pytest.mark.parametrize("impl_id", RUNTIMES)
+@pytest.mark.parametrize("fields, words", [
+    ({"proj_size": 2, "hidden_size": 4}, "projection"),
+    ({"layout": "unbatched", "batch": 1}, "3-D"),
+    ({"bidirectional": True, "merge_mode": "sum"}, "each direction's Y apart"),
+    ({"cell_api": True}, "cell-level"),
+    ({"training": True}, "inference graph"),
+])
+def test_what_the_operator_cannot_express_is_unsupported_with_the_reason(impl_id, fields, words):
+    assert words in get(impl_id).unsupported(cfg_of(**fields))
+
+
+@pytest.mark.parametrize("impl_id", [installed(i) for i in RUNTIMES])
+def test_the_parameter_count_is_the_operator_s_two_bias_formula(pool, impl_id):
+    cfg = cfg_of(num_layers=2, bidirectional=True)
+    obs = ok(pool, impl_id, cfg)
+    formula = reference.PARAM_FORMULAS["onnx"]
+    assert obs.param_count == formula.count(cfg) == reference.param_count(cfg) + 2 * 2 * 4 * 4
