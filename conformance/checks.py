@@ -644,6 +644,10 @@ def _judge(case, impl_id, device, obs, formula_name, divergences, versions, ref,
            shape_only: bool = False) -> dict[str, dict]:
     outcomes = dict.fromkeys(CHECKS)
     outcomes["accepts"] = check_accepts(case, obs, refusal)
+    if outcomes["accepts"] is None and obs.status == "ok" and any(
+            d.crash and d.applies(case, impl_id, device, "accepts", versions, "shape-only" if shape_only else "eager")
+            for d in divergences):   # a declared crash that did not happen: the call was accepted, as canonically
+        outcomes["accepts"] = Outcome(True, {"canonical": "accepts", "native": "accepted (no crash)", "phase": None})
     if shape_only and obs.status != "rejected":
         # Shape inference that accepts what the canonical semantics refuses is no answer to whether the call refuses
         # it (Keras's compute_output_shape never reads the features): the eager run's accepts and symbolic checks ask.
@@ -674,6 +678,23 @@ def _compare_results(case, obs, device, formula_name, ref) -> dict:
     }
 
 
+def crashed_verdicts(case: Case, impl_id: str, device: str, obs: Observation, divergences: list[Divergence],
+                     versions: dict | None = None, mode: str = "eager") -> dict[str, dict]:
+    """The checks of a run whose framework worker was killed by a signal while running the call (``obs.fault``
+    kind ``signal``, not while starting): the ``accepts`` check, known-divergence, when a declaration with
+    ``crash: true`` explains it; else none (the run stays an ``error``)."""
+    fault = obs.fault or {}
+    if fault.get("kind") != "signal" or fault.get("phase") == "start":
+        return {}
+    declared = [d for d in divergences if d.crash and d.applies(case, impl_id, device, "accepts", versions, mode)]
+    if not declared:
+        return {}
+    refusal = reference.rejects(case.config)
+    details = {"canonical": f"rejects: {refusal}" if refusal else "accepts",
+               "native": f"crashed: the worker was killed by {fault.get('signal')}", "phase": "call"}
+    return {"accepts": {"verdict": KNOWN, "details": details, "divergence": declared[0].to_dict()}}
+
+
 def _verdicts(case, impl_id, device, versions, divergences, outcomes, mode: str = "eager") -> dict[str, dict]:
     results = {}
     for name, outcome in outcomes.items():
@@ -682,9 +703,10 @@ def _verdicts(case, impl_id, device, versions, divergences, outcomes, mode: str 
         declared = [d for d in divergences if d.applies(case, impl_id, device, name, versions, mode)]
         if outcome.verdict is not None:
             verdict = outcome.verdict
-        elif outcome.ok:
-            verdict = STALE if declared and outcome.conclusive else AGREE
-        else:
+        elif outcome.ok:          # an intermittent difference that did not show this time is no evidence
+            verdict = STALE if outcome.conclusive and any(not d.intermittent for d in declared) else AGREE
+        else:                     # a declared crash explains only a crash (crashed_verdicts)
+            declared = [d for d in declared if not d.crash]
             verdict = KNOWN if declared and outcome.declarable else DIVERGE
         results[name] = {"verdict": verdict, "details": outcome.details,
                          "divergence": declared[0].to_dict() if declared and verdict != AGREE else None}

@@ -317,6 +317,10 @@ def _state_batch(cfg: "Config") -> str:
 
 CONDITIONS: dict[str, Condition] = {
     "masked": Condition(bool, "some steps are not real: lengths or mask is given", lambda c: c.masked),
+    "padded": Condition(bool, "some sequence has a step that is not real: a length below timesteps, or a 0 in the mask "
+                        "(lengths all equal to timesteps pad nothing)",
+                        lambda c: (c.lengths is not None and any(n < c.timesteps for n in c.lengths))
+                        or (c.mask is not None and any(not v for row in c.mask for v in row))),
     "zero_length": Condition(bool, "some sequence has no real step: a length of 0, or a mask row of zeros",
                              _zero_length),
     "stateful": Condition(bool, "the layer is called more than once, carrying its state (calls > 1; Keras "

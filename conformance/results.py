@@ -56,7 +56,7 @@ def record(case: Case, impl_id: str, device: str, obs: Observation, run_checks: 
     for chk in run_checks.values():
         if chk.get("divergence"):
             chk["divergence"] = {**chk["divergence"], "file": display_path(chk["divergence"]["file"], root)}
-    if obs.status in ("ok", "rejected"):
+    if obs.status in ("ok", "rejected") or (obs.status == "error" and run_checks):
         verdict = checks.worst(c["verdict"] for c in run_checks.values())
     else:
         verdict = {"unsupported": checks.UNSUPPORTED, "skipped": checks.SKIPPED}.get(obs.status, checks.ERROR)
@@ -120,6 +120,9 @@ def execute(case: Case, impl_id: str, device: str, pool: WorkerPool, divergences
                        symbolic=symbolic and not shape_only, summary=wants_summary(case, impl_id))
     run_checks = {}
     info = pool.infos.get(impl_id, {})
+    if obs.status == "error":        # a framework that died running the call: a declared crash, or an error
+        run_checks = checks.crashed_verdicts(case, impl_id, device, obs, divergences, info.get("versions"),
+                                             "shape-only" if shape_only else "eager")
     if obs.status in ("ok", "rejected"):
         try:
             run_checks = checks.evaluate(case, impl_id, device, obs, impl.param_formula, divergences,

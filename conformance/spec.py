@@ -63,6 +63,12 @@ class Divergence:
     devices: tuple[str, ...] = ("*",)
     versions: tuple[tuple[str, str], ...] = ()  # (package, specifier): the framework releases it holds for
     modes: tuple[str, ...] = ("eager", "shape-only")   # the runs it is about: computed ones, shape-only ones, or both
+    # The difference shows in some runs only (a framework returning uninitialized memory, a race): a run that
+    # agrees is no evidence against it (never stale).
+    intermittent: bool = False
+    # check accepts: the framework's process dies running the call (killed by a signal, e.g. an abort): such a
+    # run is this declared difference, not an error; a run that neither crashes nor differs makes it stale.
+    crash: bool = False
     file: str = ""
     line: int | None = None
 
@@ -91,7 +97,8 @@ class Divergence:
         return {"id": self.id, "impl": list(self.impl), "check": self.check, "reason": self.reason,
                 "link": self.link, "when": {k: list(v) for k, v in self.when},
                 "cases": list(self.cases), "devices": list(self.devices), "versions": dict(self.versions),
-                "modes": list(self.modes), "file": self.file, "line": self.line}
+                "modes": list(self.modes), "intermittent": self.intermittent, "crash": self.crash,
+                "file": self.file, "line": self.line}
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,8 @@ def config_of(raw: dict, **loc) -> Config:
     return complete_config({k: check_value(k, v, **loc) for k, v in raw.items()}, **loc)
 
 
-DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions", "modes")
+DIVERGENCE_FIELDS = ("id", "impl", "check", "reason", "link", "when", "cases", "devices", "versions", "modes",
+                     "intermittent", "crash")
 MODES = ("eager", "shape-only")      # how a run was made: computed, or the framework's shape inference alone
 CASE_KEYS = ("id", "description", "matrix", "max_cases", "claims", "tolerance") + tuple(CONFIG_FIELDS)
 TOLERANCE_KEYS = ("atol", "rtol")
@@ -230,9 +238,19 @@ def parse_divergence(raw: Any, file: str | Path, **loc) -> Divergence:
     if bad:
         raise SpecError(f"{short(bad[0])} is not a mode; allowed: {', '.join(MODES)}", field="modes",
                         line=raw.line_of("modes"), **dloc)
+    flags = {}
+    for key in ("intermittent", "crash"):
+        flags[key] = raw.get(key, False)
+        if not isinstance(flags[key], bool):
+            raise SpecError(f"expected true or false, got {short(flags[key])}", field=key, line=raw.line_of(key),
+                            **dloc)
+    if flags["crash"] and check != "accepts":
+        raise SpecError(f"crash: true declares that the framework's process dies running the call, which the "
+                        f"accepts check is about; this declaration's check is {check!r}", field="crash",
+                        line=raw.line_of("crash"), **dloc)
     return Divergence(id=did, impl=impl, check=check, reason=reason, link=link, when=tuple(conds),
                       cases=cases, devices=devices, versions=tuple((str(k), str(v)) for k, v in versions.items()),
-                      modes=tuple(dict.fromkeys(modes)), file=str(file), line=raw.line)
+                      modes=tuple(dict.fromkeys(modes)), file=str(file), line=raw.line, **flags)
 
 
 def _parse_tolerance(raw: _LineDict, **loc) -> dict:

@@ -78,6 +78,27 @@ def test_a_declaration_that_no_longer_happens_is_stale(pool):
     assert result["param_count"]["divergence"]["id"] == "too-broad"
 
 
+def test_an_intermittent_declaration_that_does_not_show_in_a_run_is_not_stale(pool):
+    case, obs = torch_run(pool, bias=False)
+    sometimes = Divergence(id="sometimes", impl=("torch",), check="param_count", reason="uninitialized memory",
+                           intermittent=True)
+    result = evaluate(case, obs, [sometimes])
+    assert result["param_count"]["verdict"] == "agree" and result["param_count"]["divergence"] is None
+
+
+def test_an_intermittent_declaration_explains_the_runs_where_it_shows(pool):
+    case, obs = torch_run(pool)
+    sometimes = Divergence(id="sometimes", impl=("torch",), check="param_count", reason="two biases",
+                           intermittent=True)
+    assert evaluate(case, obs, [sometimes])["param_count"]["verdict"] == "known-divergence"
+
+
+def test_a_crash_declaration_does_not_explain_a_run_that_differs_without_crashing(pool):
+    case, obs = torch_run(pool)
+    crash = Divergence(id="crashes", impl=("torch",), check="param_count", reason="aborts", crash=True)
+    assert evaluate(case, obs, [crash])["param_count"]["verdict"] == "diverge"
+
+
 def test_a_count_that_contradicts_the_documented_formula_cannot_be_declared_away(pool):
     case, obs = torch_run(pool)
     obs.param_count += 1

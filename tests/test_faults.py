@@ -281,3 +281,58 @@ def test_in_a_parallel_session_a_segfaulting_run_is_an_error_and_every_other_run
     assert boom["verdict"] == "error" and "killed by SIGSEGV (signal 11)" in boom["reason"]
     assert boom["fault"] == {"kind": "signal", "signal": "SIGSEGV", "code": -11}
     assert all(r["verdict"] != "error" and r["fault"] is None for r in runs.values()), runs
+
+
+DECLARED_CRASH = """
+lstm-conformance: 1
+defaults: {input_size: 3, hidden_size: 4, batch: 2, timesteps: 3, bias: false}
+cases:
+  - id: one
+  - id: boom
+divergences:
+  - id: boom-aborts
+    impl: torch
+    check: accepts
+    crash: true
+    cases: [boom]
+    reason: The framework aborts the process on this configuration (fault injection stands in for it).
+"""
+
+
+def test_a_crash_a_declaration_says_crashes_is_a_known_divergence_and_keeps_its_fault(pytester, monkeypatch):
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "demo.yaml").write_text(DECLARED_CRASH)
+    monkeypatch.setenv("CONFORMANCE_FAULT", "abort:boom")
+    result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
+                                           "-p", "no:cacheprovider", "--conformance-out", "out")
+    result.assert_outcomes(passed=2)
+    runs = {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+    boom = runs["boom"]
+    assert boom["verdict"] == "known-divergence" and "SIGABRT" in boom["reason"]
+    assert boom["fault"]["kind"] == "signal" and boom["fault"]["signal"] == "SIGABRT"
+    assert boom["checks"]["accepts"]["divergence"]["id"] == "boom-aborts"
+    assert boom["checks"]["accepts"]["details"]["native"] == "crashed: the worker was killed by SIGABRT"
+    assert runs["one"]["verdict"] == "agree"
+
+
+def test_a_declared_crash_that_no_longer_happens_is_stale(pytester):
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "demo.yaml").write_text(DECLARED_CRASH)
+    result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
+                                           "-p", "no:cacheprovider", "--conformance-out", "out")
+    result.assert_outcomes(passed=1, failed=1)
+    runs = {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+    assert runs["boom"]["verdict"] == "stale"
+    assert runs["boom"]["checks"]["accepts"]["details"]["native"] == "accepted (no crash)"
+
+
+def test_an_undeclared_crash_stays_an_error_beside_a_declaration_of_another_case(pytester, monkeypatch):
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "demo.yaml").write_text(DECLARED_CRASH)
+    monkeypatch.setenv("CONFORMANCE_FAULT", "abort:one")
+    result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
+                                           "-p", "no:cacheprovider", "--conformance-out", "out")
+    result.assert_outcomes(failed=2)
+    runs = {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+    assert runs["one"]["verdict"] == "error" and runs["one"]["checks"] == {}
+    assert runs["boom"]["verdict"] == "stale"

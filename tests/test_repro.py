@@ -75,6 +75,18 @@ CONFIGS = {
         "sizes-state-initial": Config(5, (4, 6), num_layers=2, initial_state="random", return_state=True),
         "batch-axes-bi-initial": Config(5, 4, batch=6, batch_shape=(2, 3), bidirectional=True, initial_state="ones"),
     },
+    "onnxruntime": {
+        "uni": Config(5, 4),
+        "bi-2layer-state": Config(5, 4, num_layers=2, bidirectional=True, return_state=True),
+        "time-major-lengths-initial": Config(5, 4, layout="time_major", lengths=(3, 1), initial_state="random"),
+        "reverse-nobias-relu": Config(5, 4, bias=False, go_backwards=True, activation="relu"),
+        "refused-float64": Config(5, 4, dtype="float64"),
+    },
+    "onnx-reference": {
+        "uni": Config(5, 4),
+        "sizes-2layer-sequences": Config(5, (4, 6), num_layers=2, return_sequences=True),
+        "bi-float64-initial": Config(5, 4, bidirectional=True, dtype="float64", initial_state="random"),
+    },
 }
 # "refused-*": configurations the framework refuses (a wrong input or state): the snippet must raise as the run did
 RUNS = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()
@@ -82,7 +94,7 @@ RUNS = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg 
 REFUSED = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()
            if name.startswith("refused-")]
 RUN_IDS = [f"{impl_id}-{name}" for impl_id, name, _ in RUNS]
-FRAMEWORKS = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras")
+FRAMEWORKS = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras", "onnx", "onnxruntime")
 from conformance.explore.confirm import DRIVER, MARKER, RAISED  # the driver explore confirms findings with
 
 

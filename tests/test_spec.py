@@ -238,6 +238,26 @@ def test_divergences_are_validated_and_located(tmp_path):
     assert err.field == "biass" and "did you mean 'bias'" in str(err)
 
 
+def test_a_crash_declaration_must_be_about_the_accepts_check(tmp_path):
+    err = load_error(tmp_path, """
+        divergences:
+          - id: d
+            impl: onnxruntime
+            check: values
+            crash: true
+            reason: aborts
+        """)
+    assert err.field == "crash" and err.line == 6 and "accepts" in str(err) and "divergence d" in str(err)
+
+
+def test_intermittent_and_crash_are_true_or_false(tmp_path):
+    err = load_error(tmp_path, """
+        divergences:
+          - {id: d, impl: torch, check: values, reason: r, intermittent: sometimes}
+        """)
+    assert err.field == "intermittent" and "true or false" in str(err)
+
+
 def test_a_divergence_applies_by_impl_check_and_config(tmp_path):
     loaded = spec.load_file(write(tmp_path, """
         defaults: {input_size: 3, hidden_size: 4}

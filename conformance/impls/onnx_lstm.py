@@ -18,14 +18,37 @@ keyword ``layout: 1`` asks it for ``layout=1`` anyway.
 
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
 
 from ..reference import direction_names, fed_input_size, fed_state_shape, layer_input_size, to_native_layout
 from ..spec import Config
-from .base import Impl, Observation, dtype_name, native, one_batch_axis, per_layer_unsupported, returned
+from .base import Impl, Observation, native, one_batch_axis, per_layer_unsupported, returned
+
+OPSET = 22       # the LSTM operator's version the models are built for (LSTM-22, the v14 text)
+# the cell's functions by the operator's names, with the (alpha, beta) each takes (activation_alpha/beta)
+ACTIVATIONS = {"sigmoid": ("Sigmoid", ()), "tanh": ("Tanh", ()), "relu": ("Relu", ()),
+               "hard_sigmoid": ("HardSigmoid", (1.0 / 6.0, 0.5)), "elu": ("Elu", (1.0,)),
+               "linear": ("Affine", (1.0, 0.0))}
+
+
+def activation_attrs(recurrent_activation: str, activation: str, directions: int) -> dict:
+    """The node's ``activations`` (f, g, h per direction) and their ``activation_alpha`` / ``activation_beta``
+    (consumed in that order by the functions that take them), or none where they are the defaults."""
+    if (recurrent_activation, activation) == ("sigmoid", "tanh"):
+        return {}
+    names = [ACTIVATIONS[recurrent_activation], ACTIVATIONS[activation], ACTIVATIONS[activation]] * directions
+    attrs: dict = {"activations": [n for n, _ in names]}
+    params = [p for _, p in names if p]
+    if params:
+        attrs["activation_alpha"] = [p[0] for p in params]
+        betas = [p[1] for p in params if len(p) > 1]
+        if betas:
+            attrs["activation_beta"] = betas
+    return attrs
+
+
 
 RUNTIMES = {
     "onnx-reference": ("onnx.reference.ReferenceEvaluator", ("onnx",), "pip install 'lstm-conformance[onnx]'"),
@@ -82,7 +105,6 @@ class OnnxLSTM(Impl):
         return (0, True) if self.id == "onnxruntime" else (1, False)
 
     def _attrs(self, cfg: Config) -> dict:
-        from .onnx_model import activation_attrs
         attrs = activation_attrs(cfg.recurrent_activation, cfg.activation, cfg.directions)
         attrs.update({k: v for k, v in cfg.native_for(self.id).items() if k != "layout"})
         return attrs
@@ -115,56 +137,103 @@ class OnnxLSTM(Impl):
         layout, transpose = self._layout(cfg)
         B, T, F = sizes or (cfg.batch, cfg.timesteps, fed_input_size(cfg))
         return build(self._layers(cfg, weights), dtype=cfg.dtype, layout=layout, transpose_input=transpose,
-                     lengths=cfg.lengths is not None, states=states, batch=B, time=T, features=F,
-                     attrs=self._attrs(cfg))
+                     lengths=cfg.lengths is not None, states=self._state_shapes(cfg, layout, B) if states else None,
+                     batch=B, time=T, features=F, attrs=self._attrs(cfg), opset=OPSET)
+
+    def _state_shapes(self, cfg: Config, layout: int, batch) -> list:
+        """Per layer, the (initial_h, initial_c) shapes fed (``feed_state_*`` included), stacked as the operator
+        takes them; a batch equal to the input's is ``batch`` (a name, when symbolic inference leaves it unknown)."""
+        D, out = cfg.directions, []
+        for l in range(cfg.num_layers):
+            pair = []
+            for role in ("h", "c"):
+                b, w = fed_state_shape(cfg, role, l * D)
+                b = batch if b == cfg.batch else b
+                pair.append((D, b, w) if layout == 0 else (b, D, w))
+            out.append(tuple(pair))
+        return out
 
     def repro(self, cfg: Config) -> str:
         reason = self.unsupported(cfg)
         if reason:
             raise ValueError(reason)
-        from . import onnx_model
         layout, transpose = self._layout(cfg)
-        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+        B, T, F, L, D = cfg.batch, cfg.timesteps, fed_input_size(cfg), cfg.num_layers, cfg.directions
+        elem = {"float32": "FLOAT", "float64": "DOUBLE", "float16": "FLOAT16", "bfloat16": "BFLOAT16"}[cfg.dtype]
+        np_dtype = "ml_dtypes.bfloat16" if cfg.dtype == "bfloat16" else f'"{cfg.dtype}"'
         travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
-        src = inspect.getsource(onnx_model).split("from onnx import TensorProto, helper, numpy_helper", 1)[1]
-        lines = ["import numpy as np", "import onnx", "from onnx import TensorProto, helper, numpy_helper",
-                 "# --- conformance/impls/onnx_model.py, as it is ---", src.strip(), "# ---", "",
-                 f"rng = np.random.default_rng({cfg.seed})", "layers = []"]
-        for l in range(cfg.num_layers):
-            H, Fl = cfg.layer_hidden(l), layer_input_size(cfg, l)
-            D = cfg.directions
-            lines.append(f"layers.append({{'W': rng.uniform(-0.5, 0.5, ({D}, {4 * H}, {Fl})), "
-                         f"'R': rng.uniform(-0.5, 0.5, ({D}, {4 * H}, {H})), "
-                         + (f"'B': rng.uniform(-0.5, 0.5, ({D}, {8 * H})), " if cfg.bias else "'B': None, ")
-                         + f"'hidden': {H}, 'direction': {self._direction(cfg)!r}}})")
         states = cfg.initial_state != "none"
-        lines.append(f"model = build(layers, dtype={cfg.dtype!r}, layout={layout}, transpose_input={transpose}, "
-                     f"lengths={cfg.lengths is not None}, states={states}, batch={B}, time={T}, features={F}, "
-                     f"attrs={self._attrs(cfg)!r})")
-        shape = (B, T, F) if (layout == 1 or transpose) else (T, B, F)
-        np_dtype = {"bfloat16": "ml_dtypes.bfloat16"}.get(cfg.dtype, f'"{cfg.dtype}"')
+        lines = ["import numpy as np", "import onnx", "from onnx import TensorProto, helper, numpy_helper"]
         if cfg.dtype == "bfloat16":
-            lines.insert(0, "import ml_dtypes")
-        lines.append(f"feeds = {{'X': rng.standard_normal({shape}).astype(\"{travel}\").astype({np_dtype})}}")
+            lines.append("import ml_dtypes")
+        x_shape = (B, T, F) if (layout == 1 or transpose) else (T, B, F)
+        lines += ["", f"rng = np.random.default_rng({cfg.seed})",
+                  f"inputs = [helper.make_tensor_value_info('X', TensorProto.{elem}, {list(x_shape)})]",
+                  "nodes, inits, outputs = [], [], []", "x = 'X'"]
+        if transpose:
+            lines += ["nodes.append(helper.make_node('Transpose', ['X'], ['X_time_major'], perm=[1, 0, 2]))"
+                      "  # batch-major input, layout=0 node", "x = 'X_time_major'"]
+        if cfg.lengths is not None:
+            lines.append(f"inputs.append(helper.make_tensor_value_info('sequence_lens', TensorProto.INT32, [{B}]))")
+        attrs = self._attrs(cfg)
+        for l in range(L):
+            H, Fl = cfg.layer_hidden(l), layer_input_size(cfg, l)
+            blob = (f"numpy_helper.from_array(rng.uniform(-0.5, 0.5, {{shape}}).astype({np_dtype}), '{{name}}')"
+                    if cfg.dtype != "bfloat16" else
+                    "helper.make_tensor('{name}', TensorProto.BFLOAT16, {shape}, "
+                    "rng.uniform(-0.5, 0.5, {shape}).astype('float32').ravel().tolist())")
+            lines.append(f"# layer {l}: W (D, 4H, in), R (D, 4H, H)" + (", B (D, 8H) = [Wb, Rb]" if cfg.bias else "")
+                         + ", gates i, o, f, c")
+            blocks = [(f"W_{l}", (D, 4 * H, Fl)), (f"R_{l}", (D, 4 * H, H))] + ([(f"B_{l}", (D, 8 * H))] if cfg.bias
+                                                                                  else [])
+            for name, shape in blocks:
+                lines.append("inits.append(" + blob.format(name=name, shape=shape) + ")")
+            ins = ["x", f"'W_{l}'", f"'R_{l}'", f"'B_{l}'" if cfg.bias else "''",
+                   "'sequence_lens'" if cfg.lengths is not None else "''"]
+            if states:
+                s_shape = [D, B, H] if layout == 0 else [B, D, H]
+                for role in ("h", "c"):
+                    lines.append(f"inputs.append(helper.make_tensor_value_info('initial_{role}_{l}', "
+                                 f"TensorProto.{elem}, {s_shape}))")
+                ins += [f"'initial_h_{l}'", f"'initial_c_{l}'"]
+            while ins[-1] == "''":
+                ins.pop()
+            y = "'Y'" if l == L - 1 else f"'Y_{l}'"
+            extra = "".join(f", {k}={v!r}" for k, v in attrs.items())
+            lines.append(f"nodes.append(helper.make_node('LSTM', [{', '.join(ins)}], [{y}, 'Y_h_{l}', 'Y_c_{l}'], "
+                         f"hidden_size={H}, direction={self._direction(cfg)!r}, layout={layout}{extra}))")
+            lines.append(f"outputs += [helper.make_tensor_value_info(n, TensorProto.{elem}, None) "
+                         f"for n in ('Y_h_{l}', 'Y_c_{l}')]")
+            if l < L - 1:
+                if layout == 0:
+                    lines.append(f"nodes.append(helper.make_node('Transpose', [{y}], ['Y_{l}_tbdh'], perm=[0, 2, 1, 3]))")
+                    y = f"'Y_{l}_tbdh'"
+                lines += [f"inits.append(numpy_helper.from_array(np.array([0, 0, {D * H}], np.int64), 'shape_{l}'))",
+                          f"nodes.append(helper.make_node('Reshape', [{y}, 'shape_{l}'], ['X_{l + 1}']))"
+                          "  # directions side by side", f"x = 'X_{l + 1}'"]
+        lines += [f"outputs.insert(0, helper.make_tensor_value_info('Y', TensorProto.{elem}, None))",
+                  "model = helper.make_model(helper.make_graph(nodes, 'lstm', inputs, outputs, initializer=inits), "
+                  f"opset_imports=[helper.make_opsetid('', {OPSET})])", "model.ir_version = 10", ""]
+        lines.append(f"feeds = {{'X': rng.standard_normal({x_shape}).astype(\"{travel}\").astype({np_dtype})}}")
         if cfg.lengths is not None:
             lines.append(f"feeds['sequence_lens'] = np.array({list(cfg.lengths)}, np.int32)")
         if states:
-            for l in range(cfg.num_layers):
+            for l in range(L):
                 for role in ("h", "c"):
-                    b, w = fed_state_shape(cfg, role, l * cfg.directions)
-                    s = (cfg.directions, b, w) if layout == 0 else (b, cfg.directions, w)
-                    lines.append(f"feeds['initial_{role}_{l}'] = rng.uniform(-0.5, 0.5, {s}).astype({np_dtype})")
+                    b, w = fed_state_shape(cfg, role, l * D)
+                    shp = (D, b, w) if layout == 0 else (b, D, w)
+                    lines.append(f"feeds['initial_{role}_{l}'] = rng.uniform(-0.5, 0.5, {shp}).astype({np_dtype})")
         if self.id == "onnxruntime":
             lines += ["import onnxruntime",
                       "session = onnxruntime.InferenceSession(model.SerializeToString(), "
                       "providers=['CPUExecutionProvider'])",
-                      "names = [o.name for o in session.get_outputs()]",
-                      "out = dict(zip(names, session.run(None, feeds)))"]
+                      "out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))"]
         else:
             lines += ["from onnx.reference import ReferenceEvaluator",
                       "session = ReferenceEvaluator(model)",
                       "out = dict(zip(session.output_names, session.run(None, feeds)))"]
-        lines += ["for name, value in out.items():", "    print(f\"out[{name!r}]\", tuple(value.shape))",
+        lines += ["for name, value in out.items():",
+                  "    print(f\"out[{name!r}]\", tuple(value.shape))",
                   "print('params', sum(int(np.prod(t.dims)) for t in model.graph.initializer "
                   "if t.name[:2] in ('W_', 'R_', 'B_')))"]
         return "\n".join(lines) + "\n"
@@ -277,30 +346,83 @@ class OnnxLSTM(Impl):
                          + (f"; call(s) {', '.join(map(str, cfg.resets))} given the first call's again (a reset)"
                             if cfg.resets else "") + "; the last call's returns are compared")
         t2 = time.perf_counter()
-        rows = [("Y", "output", out["Y"], True, None, None)]
+        obs = self._observe(cfg, model, out, layout, notes, init, self.api)
+        obs.timings = {"build_s": t1 - t0, "run_s": t2 - t1}
+        obs.call_outputs = call_outputs or None
+        return obs
+
+    def _observe(self, cfg: Config, model, out: dict, layout: int, notes: list, init, api: str) -> Observation:
+        """The observation of one call's ``Y``, ``Y_h_l``, ``Y_c_l`` (arrays, or shape-only placeholders)."""
+        L = cfg.num_layers
+        rows = [("['Y']", "output", out["Y"], True, None, None)]
         for l in range(L):
-            rows += [(f"Y_h_{l}", "h", out[f"Y_h_{l}"], True, l, None), (f"Y_c_{l}", "c", out[f"Y_c_{l}"], True, l, None)]
+            rows += [(f"['Y_h_{l}']", "h", out[f"Y_h_{l}"], True, l, None),
+                     (f"['Y_c_{l}']", "c", out[f"Y_c_{l}"], True, l, None)]
         attrs = self._attrs(cfg)
         obs = Observation(
-            construct=(f"{L} ONNX LSTM node{'s' if L != 1 else ''} (opset 22; hidden_size="
+            construct=(f"{L} ONNX LSTM node{'s' if L != 1 else ''} (opset {OPSET}; hidden_size="
                        f"{[cfg.layer_hidden(l) for l in range(L)] if L != 1 else cfg.layer_hidden(0)}, "
                        f"direction={self._direction(cfg)!r}, layout={layout}"
                        + "".join(f", {k}={v!r}" for k, v in attrs.items())
-                       + f"; {cfg.dtype}) run by {self.api}"
+                       + f"; {cfg.dtype}) run by {api}"
                        + (" with sequence_lens" if cfg.lengths is not None else "")
                        + (" with initial_h / initial_c" if init is not None else "")),
             returns=[returned(p, role, t, top=top, layer=layer, direction=d) for p, role, t, top, layer, d in rows],
             params=[{"name": t.name, "shape": list(t.dims)} for t in model.graph.initializer
                     if t.name[:2] in ("W_", "R_", "B_")],
-            timings={"build_s": t1 - t0, "run_s": t2 - t1},
         )
         obs.param_count = sum(int(np.prod(p["shape"])) for p in obs.params)
         obs.output, obs.states = self._canonical(cfg, out, layout, notes)
-        obs.call_outputs = call_outputs or None
         if cfg.dtype in ("float16", "bfloat16"):
             notes.append(f"{cfg.dtype} results are widened to float32 (exactly) for NumPy")
         obs.normalization = notes
         return obs
+
+    # ---- shapes without computing: ONNX's own shape inference (onnx.shape_inference.infer_shapes) ----
+    def _inferred(self, model) -> dict:
+        """``{output name: (shape with None for an unknown dim, dtype name)}`` from onnx's strict shape inference
+        (its refusal is the framework's: :class:`Rejected`)."""
+        from onnx import helper, shape_inference
+        with native("build"):
+            inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        out = {}
+        for vi in inferred.graph.output:
+            t = vi.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+            out[vi.name] = (dims, helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type != 16
+                            else "bfloat16")
+        return out
+
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        from .base import placeholder
+        layout, _ = self._layout(cfg)
+        model = self._model(cfg, None, states=init is not None or cfg.calls > 1)
+        shapes = self._inferred(model)
+        if any(d is None for dims, _ in shapes.values() for d in dims):
+            raise NotImplementedError(f"onnx's shape inference left a dimension unknown: {shapes}")
+        out = {name: placeholder(dims, dtype) for name, (dims, dtype) in shapes.items()}
+        notes = ["shape-only: the model's outputs from onnx.shape_inference.infer_shapes(strict_mode=True) (the "
+                 "operator's RNNShapeInference), nothing run"]
+        return self._observe(cfg, model, out, layout, notes, init, "onnx.shape_inference")
+
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+        sizes = ("batch" if "batch" in unknown else B, "time" if "time" in unknown else T, F)
+        model = self._model(cfg, None, states=cfg.initial_state != "none" or cfg.calls > 1, sizes=sizes)
+        shapes = self._inferred(model)
+
+        class Spec:        # what ``returned`` reads: a shape (None: unknown) and a dtype
+            def __init__(self, dims, dtype):
+                self.shape, self.dtype = dims, dtype
+        out = {name: Spec(dims, dtype) for name, (dims, dtype) in shapes.items()}
+        rows = [returned("['Y']", "output", out["Y"])]
+        for l in range(cfg.num_layers):
+            rows += [returned(f"['Y_h_{l}']", "h", out[f"Y_h_{l}"], layer=l),
+                     returned(f"['Y_c_{l}']", "c", out[f"Y_c_{l}"], layer=l)]
+        params = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.name[:2] in ("W_", "R_", "B_"))
+        return {"api": "onnx.shape_inference.infer_shapes(strict_mode=True), X with dim_params "
+                       + ", ".join(repr(n) for n in sizes if isinstance(n, str)),
+                "returns": rows, "param_count": params, "notes": []}
 
     def _canonical(self, cfg: Config, out: dict, layout: int, notes: list) -> tuple:
         """(canonical output, canonical states) from one call's ``Y``, ``Y_h_l``, ``Y_c_l``."""

@@ -1,6 +1,5 @@
 """The ONNX model of one LSTM configuration: one ``LSTM`` operator node per stacked layer, built with
-``onnx.helper`` from the canonical weights. Needs NumPy and onnx only (no conformance imports), so that an
-ONNX adapter's repro inlines this module as it is.
+``onnx.helper`` from the canonical weights (the worker half of ``onnx_lstm``: it imports onnx).
 
 The operator (onnx/defs/rnn/defs.cc, LSTM-22, the v14 text): ``X`` is ``(T, B, F)`` with ``layout=0`` and
 ``(B, T, F)`` with ``layout=1``; ``W (D, 4H, F)``, ``R (D, 4H, H)`` and ``B (D, 8H)`` hold the gates in the
@@ -15,16 +14,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 22
 ONNX_GATES = (0, 3, 1, 2)        # the canonical blocks (i, f, g, o) in the operator's order (i, o, f, c)
 ELEM_TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "float16": TensorProto.FLOAT16,
               "bfloat16": TensorProto.BFLOAT16}
-# the cell's functions by the operator's names, with the (alpha, beta) each takes (activation_alpha/beta)
-ACTIVATIONS = {"sigmoid": ("Sigmoid", ()), "tanh": ("Tanh", ()), "relu": ("Relu", ()),
-               "hard_sigmoid": ("HardSigmoid", (1.0 / 6.0, 0.5)), "elu": ("Elu", (1.0,)),
-               "linear": ("Affine", (1.0, 0.0))}
-
-
 def gates_to_onnx(block: np.ndarray, H: int, axis: int = -1) -> np.ndarray:
     """Canonical gate blocks (i, f, g, o) along ``axis`` -> the operator's (i, o, f, c)."""
     parts = np.split(block, 4, axis=axis) if H else [block] * 4
@@ -40,30 +32,15 @@ def gates_from_onnx(block: np.ndarray, H: int, axis: int = -1) -> np.ndarray:
     return np.concatenate(back, axis=axis)
 
 
-def activation_attrs(recurrent_activation: str, activation: str, directions: int) -> dict:
-    """The node's ``activations`` (f, g, h per direction) and their ``activation_alpha`` / ``activation_beta``
-    (consumed in that order by the functions that take them), or none where they are the defaults."""
-    if (recurrent_activation, activation) == ("sigmoid", "tanh"):
-        return {}
-    names = [ACTIVATIONS[recurrent_activation], ACTIVATIONS[activation], ACTIVATIONS[activation]] * directions
-    attrs: dict = {"activations": [n for n, _ in names]}
-    params = [p for _, p in names if p]
-    if params:
-        attrs["activation_alpha"] = [p[0] for p in params]
-        betas = [p[1] for p in params if len(p) > 1]
-        if betas:
-            attrs["activation_beta"] = betas
-    return attrs
-
-
 def build(layers: list[dict], *, dtype: str, layout: int, transpose_input: bool, lengths: bool,
-          states: bool, batch, time, features, attrs: dict | None = None) -> onnx.ModelProto:
+          states: list | None, batch, time, features, attrs: dict | None = None, opset: int = 22) -> onnx.ModelProto:
     """The model: ``layers`` (bottom first) of ``{"W": (D, 4H, in), "R": (D, 4H, H), "B": (D, 8H) or None,
     "hidden": H, "direction": forward | reverse | bidirectional}`` (float64, the operator's gate order), one
     ``LSTM`` node each with ``layout`` and the extra node ``attrs``. Inputs ``X`` (``(B, T, F)`` transposed
     to ``(T, B, F)`` in the graph when ``transpose_input``, the case's batch-major input fed to ``layout=0``),
     ``sequence_lens`` (int32 ``(B,)``) when ``lengths``, ``initial_h_l`` / ``initial_c_l`` per layer when
-    ``states``. Outputs ``Y`` of the top layer and ``Y_h_l``, ``Y_c_l`` of every layer. ``batch``, ``time``
+    ``states`` (per layer, the (h, c) shapes the graph declares: those fed, so that the operator, not the graph's
+    input types, judges them). Outputs ``Y`` of the top layer and ``Y_h_l``, ``Y_c_l`` of every layer. ``batch``, ``time``
     and ``features``: the input's sizes, or names of unknown dimensions (symbolic inference)."""
     elem = ELEM_TYPES[dtype]
     np_dtype = None if dtype == "bfloat16" else np.dtype(dtype)
@@ -89,9 +66,8 @@ def build(layers: list[dict], *, dtype: str, layout: int, transpose_input: bool,
         names = [x, tensor(f"W_{l}", layer["W"]), tensor(f"R_{l}", layer["R"]),
                  "" if layer["B"] is None else tensor(f"B_{l}", layer["B"]), "sequence_lens" if lengths else ""]
         if states:
-            shape = [D, batch, H] if layout == 0 else [batch, D, H]
-            for role in ("h", "c"):
-                inputs.append(helper.make_tensor_value_info(f"initial_{role}_{l}", elem, shape))
+            for role, shape in zip(("h", "c"), states[l]):
+                inputs.append(helper.make_tensor_value_info(f"initial_{role}_{l}", elem, list(shape)))
             names += [f"initial_h_{l}", f"initial_c_{l}"]
         while names and names[-1] == "":
             names.pop()
@@ -109,6 +85,6 @@ def build(layers: list[dict], *, dtype: str, layout: int, transpose_input: bool,
             x = f"X_{l + 1}"
     outputs.insert(0, helper.make_tensor_value_info("Y", elem, None))
     graph = helper.make_graph(nodes, "lstm", inputs, outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lstm-conformance")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="lstm-conformance")
     model.ir_version = 10
     return model
