@@ -50,6 +50,13 @@ def activation_attrs(recurrent_activation: str, activation: str, directions: int
 
 
 
+class _Inferred:
+    """An output as ONNX's shape inference gives it: what ``returned`` reads (a shape, None where unknown; a dtype)."""
+
+    def __init__(self, shape: list, dtype: str):
+        self.shape, self.dtype = shape, dtype
+
+
 RUNTIMES = {
     "onnx-reference": ("onnx.reference.ReferenceEvaluator", ("onnx",), "pip install 'lstm-conformance[onnx]'"),
     "onnxruntime": ("onnxruntime.InferenceSession (CPUExecutionProvider)", ("onnx", "onnxruntime"),
@@ -351,13 +358,15 @@ class OnnxLSTM(Impl):
         obs.call_outputs = call_outputs or None
         return obs
 
-    def _observe(self, cfg: Config, model, out: dict, layout: int, notes: list, init, api: str) -> Observation:
-        """The observation of one call's ``Y``, ``Y_h_l``, ``Y_c_l`` (arrays, or shape-only placeholders)."""
-        L = cfg.num_layers
-        rows = [("['Y']", "output", out["Y"], True, None, None)]
+    def _observe(self, cfg: Config, model, out: dict, layout: int, notes: list, init, api: str,
+                 natives: dict | None = None) -> Observation:
+        """The observation of one call's ``Y``, ``Y_h_l``, ``Y_c_l`` (arrays, or shape-only placeholders, whose
+        native shapes and dtypes are then ``natives``: what the inference gave)."""
+        L, got = cfg.num_layers, natives or out
+        rows = [("['Y']", "output", got["Y"], True, None, None)]
         for l in range(L):
-            rows += [(f"['Y_h_{l}']", "h", out[f"Y_h_{l}"], True, l, None),
-                     (f"['Y_c_{l}']", "c", out[f"Y_c_{l}"], True, l, None)]
+            rows += [(f"['Y_h_{l}']", "h", got[f"Y_h_{l}"], True, l, None),
+                     (f"['Y_c_{l}']", "c", got[f"Y_c_{l}"], True, l, None)]
         attrs = self._attrs(cfg)
         obs = Observation(
             construct=(f"{L} ONNX LSTM node{'s' if L != 1 else ''} (opset {OPSET}; hidden_size="
@@ -403,18 +412,15 @@ class OnnxLSTM(Impl):
         out = {name: placeholder(dims, dtype) for name, (dims, dtype) in shapes.items()}
         notes = ["shape-only: the model's outputs from onnx.shape_inference.infer_shapes(strict_mode=True) (the "
                  "operator's RNNShapeInference), nothing run"]
-        return self._observe(cfg, model, out, layout, notes, init, "onnx.shape_inference")
+        return self._observe(cfg, model, out, layout, notes, init, "onnx.shape_inference",
+                             {name: _Inferred(dims, dtype) for name, (dims, dtype) in shapes.items()})
 
     def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
         sizes = ("batch" if "batch" in unknown else B, "time" if "time" in unknown else T, F)
         model = self._model(cfg, None, states=cfg.initial_state != "none" or cfg.calls > 1, sizes=sizes)
         shapes = self._inferred(model)
-
-        class Spec:        # what ``returned`` reads: a shape (None: unknown) and a dtype
-            def __init__(self, dims, dtype):
-                self.shape, self.dtype = dims, dtype
-        out = {name: Spec(dims, dtype) for name, (dims, dtype) in shapes.items()}
+        out = {name: _Inferred(dims, dtype) for name, (dims, dtype) in shapes.items()}
         rows = [returned("['Y']", "output", out["Y"])]
         for l in range(cfg.num_layers):
             rows += [returned(f"['Y_h_{l}']", "h", out[f"Y_h_{l}"], layer=l),

@@ -119,3 +119,30 @@ def test_the_parameter_count_is_the_operator_s_two_bias_formula(pool, impl_id):
     obs = ok(pool, impl_id, cfg)
     formula = reference.PARAM_FORMULAS["onnx"]
     assert obs.param_count == formula.count(cfg) == reference.param_count(cfg) + 2 * 2 * 4 * 4
+
+
+@pytest.mark.parametrize("impl_id", [installed(i) for i in RUNTIMES])
+def test_onnx_shape_inference_leaves_the_batch_and_time_unknown(pool, impl_id):
+    obs = pool.run(impl_id, "onnx", cfg_of(bidirectional=True), "cpu", symbolic=True)
+    assert obs.symbolic["unknown"] == ["batch", "time"]
+    shapes = {r["path"]: r["shape"] for r in obs.symbolic["returns"]}
+    y = shapes["['Y']"]
+    assert y.count(None) == 2 and y[-2:] == [2, 4] if impl_id == "onnx-reference" else y[1:] == [2, None, 4]
+
+
+@pytest.mark.parametrize("impl_id", [installed("onnxruntime")])
+def test_onnx_shape_inference_accepts_an_initial_state_the_run_refuses(pool, impl_id):
+    cfg = cfg_of(initial_state="random", feed_state_hidden=7)
+    obs = pool.run(impl_id, "onnx", cfg, "cpu", symbolic=True)
+    assert obs.status == "rejected" and "initial_h must have shape" in obs.rejection["message"]
+    assert obs.symbolic.get("returns") and not obs.symbolic.get("attempts")
+
+
+@pytest.mark.parametrize("impl_id", [installed(i) for i in RUNTIMES])
+def test_shape_only_gives_the_eager_shapes_and_dtypes(pool, impl_id):
+    cfg = cfg_of(num_layers=2, bidirectional=True, dtype="float16")
+    eager = ok(pool, impl_id, cfg)
+    shapes = pool.run(impl_id, "onnx", cfg, "cpu", mode="shapes")
+    assert shapes.status == "ok", shapes.reason
+    assert [(r["shape"], r["dtype"]) for r in shapes.returns] == [(r["shape"], r["dtype"]) for r in eager.returns]
+    assert shapes.output.shape == eager.output.shape and shapes.param_count == eager.param_count
