@@ -481,8 +481,8 @@ class ConformanceSession:
         # A shape-only session says so only of declarations about shape-only runs alone: one about the calls too
         # (most are: what the call refuses, computes or returns) has nothing to explain in a session of no calls.
         wanted = ("shape-only",) if self.shape_only else ("eager",)
-        return [d for d in declared.values()
-                if d["id"] not in used and d.get("check") in asked
+        return [d for d in declared.values()       # (an intermittent difference need not show in every session)
+                if d["id"] not in used and d.get("check") in asked and not d.get("intermittent")
                 and (tuple(d.get("modes", ("eager",))) == wanted if self.shape_only else "eager" in d.get("modes", wanted))
                 and any(fnmatch.fnmatchcase(i, p) for i in ran for p in d["impl"])]
 

@@ -17,6 +17,7 @@ from markupsafe import escape
 from conformance import report
 from conformance.fields import freeze
 from conformance.cli import main
+from conformance.impls import get
 from conformance.results import load, validate
 from helpers import foreground_popen
 
@@ -242,14 +243,22 @@ def test_a_report_is_one_self_contained_file(two_runs):
 
 # ---- parameter counts ----
 
-def test_the_parameter_chart_shows_torch_s_second_bias_growing_with_hidden_size(default_run):
+def two_biases(column: str) -> bool:
+    """Whether the implementation of a report column documents two bias vectors (torch's and the ONNX
+    operator's count formula: 4H more per layer and direction than the canonical one)."""
+    return get(column.rsplit("@", 1)[0]).param_formula in ("torch", "onnx")
+
+
+def test_the_parameter_chart_shows_the_second_bias_of_torch_and_onnx_growing_with_hidden_size(default_run):
     ctx = report.build([("default", default_run["doc"])])
     chart = next(c for c in ctx["charts"] if "num_layers=1, bidirectional=False" in c["title"])
     lines = {tuple(l["names"]): [(h, d) for _x, _y, h, d in l["points"]] for l in chart["lines"]}
-    torch = lines.pop(("torch@cpu",))
-    assert torch == [(h, 4 * h) for h, _ in torch]        # bias_hh: 4H more per layer and direction
-    # every other column: the canonical count (columns that ran other sizes have lines of their own)
-    assert all(d == 0 for points in lines.values() for _h, d in points)
+    assert ("torch@cpu",) in lines
+    for names, points in lines.items():
+        second = {two_biases(n) for n in names}
+        assert len(second) == 1, names                    # a line joins columns of one law
+        # bias_hh (torch) or Rb (ONNX): 4H more per layer and direction; every other column the canonical count
+        assert points == [(h, 4 * h if second.pop() else 0) for h, _ in points], names
     assert {"flax-linen@cpu", "keras-tensorflow@cpu"} <= {name for names in lines for name in names}
 
 
@@ -274,7 +283,7 @@ def test_the_parameter_table_has_one_row_per_configuration_with_every_column_s_c
         second_bias = 4 * sum(sizes) * (2 if cfg["bidirectional"] else 1) * cfg["bias"]
         for col, (observed, _documented, _verdict) in row["counts"].items():
             impl = ctx["cols"][col]["impl"]
-            assert observed - row["canonical"] == (second_bias if impl == "torch" else 0), (impl, cfg)
+            assert observed - row["canonical"] == (second_bias if two_biases(impl) else 0), (impl, cfg)
 
 
 def test_the_report_says_what_each_column_puts_at_padded_steps(default_run):

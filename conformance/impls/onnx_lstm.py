@@ -234,13 +234,13 @@ class OnnxLSTM(Impl):
             lines += ["import onnxruntime",
                       "session = onnxruntime.InferenceSession(model.SerializeToString(), "
                       "providers=['CPUExecutionProvider'])",
-                      "out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))"]
+                      "out = session.run(None, feeds)  # [Y, Y_h_0, Y_c_0, Y_h_1, ...]: the graph's outputs"]
         else:
             lines += ["from onnx.reference import ReferenceEvaluator",
                       "session = ReferenceEvaluator(model)",
-                      "out = dict(zip(session.output_names, session.run(None, feeds)))"]
-        lines += ["for name, value in out.items():",
-                  "    print(f\"out[{name!r}]\", tuple(value.shape))",
+                      "out = session.run(None, feeds)  # [Y, Y_h_0, Y_c_0, Y_h_1, ...]: the graph's outputs"]
+        lines += ["for i, value in enumerate(out):",
+                  "    print(f\"out[{i}]\", tuple(value.shape))",
                   "print('params', sum(int(np.prod(t.dims)) for t in model.graph.initializer "
                   "if t.name[:2] in ('W_', 'R_', 'B_')))"]
         return "\n".join(lines) + "\n"
@@ -363,10 +363,10 @@ class OnnxLSTM(Impl):
         """The observation of one call's ``Y``, ``Y_h_l``, ``Y_c_l`` (arrays, or shape-only placeholders, whose
         native shapes and dtypes are then ``natives``: what the inference gave)."""
         L, got = cfg.num_layers, natives or out
-        rows = [("['Y']", "output", got["Y"], True, None, None)]
+        rows = [("[0]", "output", got["Y"], True, None, None)]      # session.run's list, in the graph's output order
         for l in range(L):
-            rows += [(f"['Y_h_{l}']", "h", got[f"Y_h_{l}"], True, l, None),
-                     (f"['Y_c_{l}']", "c", got[f"Y_c_{l}"], True, l, None)]
+            rows += [(f"[{1 + 2 * l}]", "h", got[f"Y_h_{l}"], True, l, None),
+                     (f"[{2 + 2 * l}]", "c", got[f"Y_c_{l}"], True, l, None)]
         attrs = self._attrs(cfg)
         obs = Observation(
             construct=(f"{L} ONNX LSTM node{'s' if L != 1 else ''} (opset {OPSET}; hidden_size="
@@ -421,10 +421,10 @@ class OnnxLSTM(Impl):
         model = self._model(cfg, None, states=cfg.initial_state != "none" or cfg.calls > 1, sizes=sizes)
         shapes = self._inferred(model)
         out = {name: _Inferred(dims, dtype) for name, (dims, dtype) in shapes.items()}
-        rows = [returned("['Y']", "output", out["Y"])]
+        rows = [returned("[0]", "output", out["Y"])]
         for l in range(cfg.num_layers):
-            rows += [returned(f"['Y_h_{l}']", "h", out[f"Y_h_{l}"], layer=l),
-                     returned(f"['Y_c_{l}']", "c", out[f"Y_c_{l}"], layer=l)]
+            rows += [returned(f"[{1 + 2 * l}]", "h", out[f"Y_h_{l}"], layer=l),
+                     returned(f"[{2 + 2 * l}]", "c", out[f"Y_c_{l}"], layer=l)]
         params = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.name[:2] in ("W_", "R_", "B_"))
         return {"api": "onnx.shape_inference.infer_shapes(strict_mode=True), X with dim_params "
                        + ", ".join(repr(n) for n in sizes if isinstance(n, str)),
