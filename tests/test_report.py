@@ -255,10 +255,9 @@ def test_the_parameter_chart_shows_the_second_bias_of_torch_and_onnx_growing_wit
     lines = {tuple(l["names"]): [(h, d) for _x, _y, h, d in l["points"]] for l in chart["lines"]}
     assert ("torch@cpu",) in lines
     for names, points in lines.items():
-        second = {two_biases(n) for n in names}
-        assert len(second) == 1, names                    # a line joins columns of one law
+        (second,) = {two_biases(n) for n in names}          # a line joins columns of one law
         # bias_hh (torch) or Rb (ONNX): 4H more per layer and direction; every other column the canonical count
-        assert points == [(h, 4 * h if second.pop() else 0) for h, _ in points], names
+        assert points == [(h, 4 * h if second else 0) for h, _ in points], names
     assert {"flax-linen@cpu", "keras-tensorflow@cpu"} <= {name for names in lines for name in names}
 
 
