@@ -299,14 +299,20 @@ divergences:
 """
 
 
-def test_a_crash_a_declaration_says_crashes_is_a_known_divergence_and_keeps_its_fault(pytester, monkeypatch):
+def declared_crash_session(pytester, monkeypatch, fault: str | None, **outcomes) -> dict:
+    """DECLARED_CRASH run on torch with ``fault`` injected (or none): its runs by case, the outcomes checked."""
     (pytester.path / "cases").mkdir()
     (pytester.path / "cases" / "demo.yaml").write_text(DECLARED_CRASH)
-    monkeypatch.setenv("CONFORMANCE_FAULT", "abort:boom")
+    if fault:
+        monkeypatch.setenv("CONFORMANCE_FAULT", fault)
     result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
                                            "-p", "no:cacheprovider", "--conformance-out", "out")
-    result.assert_outcomes(passed=2)
-    runs = {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+    result.assert_outcomes(**outcomes)
+    return {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+
+
+def test_a_crash_a_declaration_says_crashes_is_a_known_divergence_and_keeps_its_fault(pytester, monkeypatch):
+    runs = declared_crash_session(pytester, monkeypatch, "abort:boom", passed=2)
     boom = runs["boom"]
     assert boom["verdict"] == "known-divergence" and "SIGABRT" in boom["reason"]
     assert boom["fault"]["kind"] == "signal" and boom["fault"]["signal"] == "SIGABRT"
@@ -315,24 +321,13 @@ def test_a_crash_a_declaration_says_crashes_is_a_known_divergence_and_keeps_its_
     assert runs["one"]["verdict"] == "agree"
 
 
-def test_a_declared_crash_that_no_longer_happens_is_stale(pytester):
-    (pytester.path / "cases").mkdir()
-    (pytester.path / "cases" / "demo.yaml").write_text(DECLARED_CRASH)
-    result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
-                                           "-p", "no:cacheprovider", "--conformance-out", "out")
-    result.assert_outcomes(passed=1, failed=1)
-    runs = {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+def test_a_declared_crash_that_no_longer_happens_is_stale(pytester, monkeypatch):
+    runs = declared_crash_session(pytester, monkeypatch, None, passed=1, failed=1)
     assert runs["boom"]["verdict"] == "stale"
     assert runs["boom"]["checks"]["accepts"]["details"]["native"] == "accepted (no crash)"
 
 
 def test_an_undeclared_crash_stays_an_error_beside_a_declaration_of_another_case(pytester, monkeypatch):
-    (pytester.path / "cases").mkdir()
-    (pytester.path / "cases" / "demo.yaml").write_text(DECLARED_CRASH)
-    monkeypatch.setenv("CONFORMANCE_FAULT", "abort:one")
-    result = pytester.runpytest_subprocess("cases", "--impl", "torch", "--device", "cpu", f"--divergences={CATALOGUE}",
-                                           "-p", "no:cacheprovider", "--conformance-out", "out")
-    result.assert_outcomes(failed=2)
-    runs = {r["case"]: r for r in json.loads((pytester.path / "out" / "results.json").read_text())["runs"]}
+    runs = declared_crash_session(pytester, monkeypatch, "abort:one", failed=2)
     assert runs["one"]["verdict"] == "error" and runs["one"]["checks"] == {}
     assert runs["boom"]["verdict"] == "stale"
