@@ -425,7 +425,7 @@ def check_padding(case: Case, obs: Observation) -> Outcome | None:
         zeros = zeros and bool(np.all(at_pad == 0))
         repeated = repeated and bool(np.allclose(last[sl][keep], at_pad, rtol=0, atol=tol))
         leading = leading and bool(np.isnan(last[sl][keep]).all())
-        max_abs = np.maximum(max_abs, np.abs(at_pad).max())
+        max_abs = np.maximum(max_abs, np.abs(at_pad).max(initial=0.0))     # (outputs of no units: nothing)
     if zeros and repeated:
         behaviour = "zeros (which is also the last valid output, repeated, for these sequences)"
     elif zeros:

@@ -321,6 +321,8 @@ CONDITIONS: dict[str, Condition] = {
                         "(lengths all equal to timesteps pad nothing)",
                         lambda c: (c.lengths is not None and any(n < c.timesteps for n in c.lengths))
                         or (c.mask is not None and any(not v for row in c.mask for v in row))),
+    "no_units": Condition(bool, "some layer has no units (hidden_size 0): its outputs and states hold no values",
+                          lambda c: any(c.layer_hidden(l) == 0 for l in range(c.num_layers))),
     "zero_length": Condition(bool, "some sequence has no real step: a length of 0, or a mask row of zeros",
                              _zero_length),
     "stateful": Condition(bool, "the layer is called more than once, carrying its state (calls > 1; Keras "

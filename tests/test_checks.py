@@ -5,6 +5,7 @@ import copy
 import pytest
 
 from conformance import checks
+from conformance.impls import get as get_impl
 from conformance.spec import Case, Claim, Config, Divergence
 
 
@@ -76,6 +77,16 @@ def test_a_declaration_that_no_longer_happens_is_stale(pool):
     result = evaluate(case, obs, [always])
     assert result["param_count"]["verdict"] == "stale"
     assert result["param_count"]["divergence"]["id"] == "too-broad"
+
+
+def test_the_padding_of_outputs_of_no_units_is_nothing_to_compare(pool):
+    cfg = Config(1, 0, return_sequences=True, lengths=(1, 1))       # found by explore on onnx-reference
+    if get_impl("onnx-reference").missing():
+        pytest.skip(get_impl("onnx-reference").missing())
+    obs = pool.run("onnx-reference", "c", cfg, "cpu")
+    assert obs.status == "ok" and obs.output.shape == (2, 3, 0)
+    result = evaluate(case_of(cfg), obs, impl="onnx-reference")
+    assert result["padding"]["details"]["max_abs_at_padding"] == 0.0
 
 
 def test_an_intermittent_declaration_that_does_not_show_in_a_run_is_not_stale(pool):

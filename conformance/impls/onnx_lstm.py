@@ -215,8 +215,10 @@ class OnnxLSTM(Impl):
                 if layout == 0:
                     lines.append(f"nodes.append(helper.make_node('Transpose', [{y}], ['Y_{l}_tbdh'], perm=[0, 2, 1, 3]))")
                     y = f"'Y_{l}_tbdh'"
-                lines += [f"inits.append(numpy_helper.from_array(np.array([0, 0, {D * H}], np.int64), 'shape_{l}'))",
-                          f"nodes.append(helper.make_node('Reshape', [{y}, 'shape_{l}'], ['X_{l + 1}']))"
+                lines += [f"nodes.append(helper.make_node('Shape', [{y}], ['Y_{l}_tb'], start=0, end=2))",
+                          f"inits.append(numpy_helper.from_array(np.array([{D * H}], np.int64), 'width_{l}'))",
+                          f"nodes.append(helper.make_node('Concat', ['Y_{l}_tb', 'width_{l}'], ['shape_{l}'], axis=0))",
+                          f"nodes.append(helper.make_node('Reshape', [{y}, 'shape_{l}'], ['X_{l + 1}'], allowzero=1))"
                           "  # directions side by side", f"x = 'X_{l + 1}'"]
         lines += [f"outputs.insert(0, helper.make_tensor_value_info('Y', TensorProto.{elem}, None))",
                   "model = helper.make_model(helper.make_graph(nodes, 'lstm', inputs, outputs, initializer=inits), "

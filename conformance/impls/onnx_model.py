@@ -5,7 +5,8 @@ The operator (onnx/defs/rnn/defs.cc, LSTM-22, the v14 text): ``X`` is ``(T, B, F
 ``(B, T, F)`` with ``layout=1``; ``W (D, 4H, F)``, ``R (D, 4H, H)`` and ``B (D, 8H)`` hold the gates in the
 order i, o, f, c and the bias twice (``[Wb, Rb]``, added); ``Y`` is ``(T, D, B, H)`` / ``(B, T, D, H)`` and
 ``Y_h``, ``Y_c`` ``(D, B, H)`` / ``(B, D, H)``. A stack feeds each layer's ``Y`` to the next as its ``X``,
-directions side by side: ``Transpose`` (layout 0) and ``Reshape`` to ``(T, B, D*H)`` / ``(B, T, D*H)``.
+directions side by side: ``Transpose`` (layout 0) and ``Reshape`` to ``(T, B, D*H)`` / ``(B, T, D*H)`` (its
+shape from ``Shape`` of ``Y``, with ``allowzero=1``: a layer of no units has ``D*H = 0``).
 """
 
 from __future__ import annotations
@@ -80,8 +81,12 @@ def build(layers: list[dict], *, dtype: str, layout: int, transpose_input: bool,
             if layout == 0:
                 nodes.append(helper.make_node("Transpose", [y], [f"Y_{l}_tbdh"], perm=[0, 2, 1, 3]))
                 y = f"Y_{l}_tbdh"
-            inits.append(numpy_helper.from_array(np.array([0, 0, D * H], np.int64), f"shape_{l}"))
-            nodes.append(helper.make_node("Reshape", [y, f"shape_{l}"], [f"X_{l + 1}"]))
+            # (T, B, D*H) from Y's own first two sizes: a literal 0 in Reshape's shape would mean "copy" (allowzero=0),
+            # and D*H is 0 for a layer of no units
+            nodes.append(helper.make_node("Shape", [y], [f"Y_{l}_tb"], start=0, end=2))
+            inits.append(numpy_helper.from_array(np.array([D * H], np.int64), f"width_{l}"))
+            nodes.append(helper.make_node("Concat", [f"Y_{l}_tb", f"width_{l}"], [f"shape_{l}"], axis=0))
+            nodes.append(helper.make_node("Reshape", [y, f"shape_{l}"], [f"X_{l + 1}"], allowzero=1))
             x = f"X_{l + 1}"
     outputs.insert(0, helper.make_tensor_value_info("Y", elem, None))
     graph = helper.make_graph(nodes, "lstm", inputs, outputs, initializer=inits)
