@@ -321,6 +321,8 @@ CONDITIONS: dict[str, Condition] = {
                         "(lengths all equal to timesteps pad nothing)",
                         lambda c: (c.lengths is not None and any(n < c.timesteps for n in c.lengths))
                         or (c.mask is not None and any(not v for row in c.mask for v in row))),
+    "projected": Condition(bool, "the layer projects its hidden state (proj_size above 0: torch's weight_hr)",
+                           lambda c: bool(c.proj_size)),
     "no_units": Condition(bool, "some layer has no units (hidden_size 0): its outputs and states hold no values",
                           lambda c: any(c.layer_hidden(l) == 0 for l in range(c.num_layers))),
     "zero_length": Condition(bool, "some sequence has no real step: a length of 0, or a mask row of zeros",

@@ -87,6 +87,23 @@ CONFIGS = {
         "sizes-2layer-sequences": Config(5, (4, 6), num_layers=2, return_sequences=True),
         "bi-float64-initial": Config(5, 4, bidirectional=True, dtype="float64", initial_state="random"),
     },
+    "onnx-export-torchscript": {
+        "bi-2layer-state": Config(5, 4, num_layers=2, bidirectional=True, return_state=True),
+        "time-major-lengths-initial": Config(5, 4, layout="time_major", lengths=(3, 1), initial_state="random"),
+        "refused-proj": Config(5, 4, proj_size=2),
+    },
+    "onnx-export-torch": {
+        "uni-initial": Config(5, 4, initial_state="random"),
+        "refused-lengths": Config(5, 4, lengths=(3, 1)),
+    },
+    "onnx-export-keras-tensorflow": {
+        "bi-2layer-state": Config(5, 4, num_layers=2, bidirectional=True, return_state=True),
+        "lengths-initial-sequences": Config(5, 4, lengths=(3, 1), initial_state="random", return_sequences=True),
+    },
+    "onnx-export-keras-torch": {
+        "uni": Config(5, 4),
+        "backwards-2layer-state": Config(5, 4, num_layers=2, go_backwards=True, return_state=True),
+    },
 }
 # "refused-*": configurations the framework refuses (a wrong input or state): the snippet must raise as the run did
 RUNS = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()
@@ -94,7 +111,7 @@ RUNS = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg 
 REFUSED = [(impl_id, name, cfg) for impl_id, cfgs in CONFIGS.items() for name, cfg in cfgs.items()
            if name.startswith("refused-")]
 RUN_IDS = [f"{impl_id}-{name}" for impl_id, name, _ in RUNS]
-FRAMEWORKS = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras", "onnx", "onnxruntime")
+FRAMEWORKS = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras", "onnx", "onnxruntime", "onnxscript", "tf2onnx")
 from conformance.explore.confirm import DRIVER, MARKER, RAISED  # the driver explore confirms findings with
 
 
@@ -238,7 +255,9 @@ def test_snippet_is_self_contained(impl_id):
     for cfg in CONFIGS[impl_id].values():
         snippet = get(impl_id).repro(cfg)
         assert "conformance" not in snippet
-        assert "def " not in snippet or (cfg.cell_api and "class ByHand(" in snippet)   # the hand loop's module
+        # the only functions a snippet defines: the hand loop's module, the module a torch.onnx exporter exports
+        assert "def " not in snippet or (cfg.cell_api and "class ByHand(" in snippet) or (
+            impl_id in ("onnx-export-torch", "onnx-export-torchscript") and "class Exported(torch.nn.Module)" in snippet)
         compile(snippet, "<repro>", "exec")
 
 

@@ -24,6 +24,14 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "flax-nnx-optimized": ("conformance.impls.flax_nnx", "FlaxNnx", {"cell": "optimized"}),
     "onnx-reference": ("conformance.impls.onnx_lstm", "OnnxLSTM", {"runtime": "onnx-reference"}),
     "onnxruntime": ("conformance.impls.onnx_lstm", "OnnxLSTM", {"runtime": "onnxruntime"}),
+    # exporters, each case's model exported to ONNX and run by ONNX Runtime
+    "onnx-export-torch": ("conformance.impls.torch_onnx_export", "TorchOnnxExport", {"exporter_id": "onnx-export-torch"}),
+    "onnx-export-torchscript": ("conformance.impls.torch_onnx_export", "TorchOnnxExport",
+                                {"exporter_id": "onnx-export-torchscript"}),
+    "onnx-export-keras-tensorflow": ("conformance.impls.keras_onnx_export", "KerasOnnxExport",
+                                     {"impl_id": "onnx-export-keras-tensorflow"}),
+    "onnx-export-keras-torch": ("conformance.impls.keras_onnx_export", "KerasOnnxExport",
+                                {"impl_id": "onnx-export-keras-torch"}),
 }
 
 _cache: dict[str, Impl] = {}

@@ -1,0 +1,420 @@
+"""torch.onnx: the case's ``torch.nn.LSTM`` exported to ONNX by ``torch.onnx.export`` and run by ONNX Runtime.
+
+Two exporters, two implementations, because they differ (measured, see the README's Implementations section):
+``onnx-export-torch`` is the current one (``dynamo=True``, the default since torch 2.9: ``torch.export`` then
+onnxscript's ``torch_lib``), ``onnx-export-torchscript`` the TorchScript-based one (``dynamo=False``, deprecated,
+shipped while torch ships it: ``torch/onnx/_internal/torchscript_exporter/symbolic_opset9.py``).
+
+What is exported is what a torch user calls (the module :func:`_wrapper` builds around the adapter's own
+``torch.nn.LSTM``, built and loaded exactly as the ``torch`` adapter does): ``forward(x[, lengths][, h_0, c_0])``
+returns ``(output, h_n, c_n)``; with lengths it packs the input (``pack_padded_sequence(..., enforce_sorted=False)``)
+and pads the output back (``pad_packed_sequence(..., total_length=T)``) inside ``forward``, since a
+``PackedSequence`` is no tensor a graph can take or return. Each case is exported with the case's own input (static
+shapes), then run by ``onnxruntime.InferenceSession`` (CPU provider, one thread); ``calls`` > 1 feed each call's
+``h_n`` / ``c_n`` back (a second export, with the states as inputs, when the first call has none).
+
+The exporter's refusals (``torch.onnx.export`` raising) and ONNX Runtime's (the session or the run raising) are the
+framework's: ``rejected``, compared with the canonical semantics. The weights are read back from the exported
+graph's ``LSTM`` nodes (W, R, B: gates i, o, f, c, two biases), so the weight round trip tests the exporter's own
+mapping; the parameter count is those nodes' weight tensors.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+
+import numpy as np
+
+from ..reference import direction_names, fed_input_size, fed_state_entries, fed_state_shape
+from ..spec import Config
+from .base import Observation, native, returned
+from .torch_lstm import TorchLSTM, _batch_first, _native_args, _state_maker
+
+EXPORTERS = {
+    "onnx-export-torch": (True, ("torch", "onnx", "onnxruntime", "onnxscript"),
+                          "torch.onnx.export(dynamo=True) (torch.export, then onnxscript's torch_lib)"),
+    "onnx-export-torchscript": (False, ("torch", "onnx", "onnxruntime"),
+                               "torch.onnx.export(dynamo=False) (the TorchScript-based exporter)"),
+}
+OUTPUT_NAMES = ("output", "h_n", "c_n")
+LSTM_WEIGHTS = {1: "W", 2: "R", 3: "B", 7: "P"}      # the LSTM node's weight inputs, by position
+
+
+def _wrapper(torch, module, batch_first: bool, total: int, lengths: bool, states: bool):
+    """``module`` inside the ``forward`` a torch user exports: ``(x[, lengths][, h_0, c_0]) -> (output, h_n, c_n)``
+    (with lengths, the output padded back to ``total`` steps)."""
+    rnn = torch.nn.utils.rnn
+
+    class Exported(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = module
+
+        def forward(self, x, *rest):
+            if lengths:
+                x = rnn.pack_padded_sequence(x, rest[0], batch_first=batch_first, enforce_sorted=False)
+                rest = rest[1:]
+            out, (h_n, c_n) = self.lstm(x, (rest[0], rest[1])) if states else self.lstm(x)
+            if lengths:
+                out = rnn.pad_packed_sequence(out, batch_first=batch_first, total_length=total)[0]
+            return out, h_n, c_n
+
+    return Exported().eval()
+
+
+def lstm_nodes(model) -> list:
+    """The exported graph's ``LSTM`` nodes, in graph order (one per stacked layer, bottom first)."""
+    return [n for n in model.graph.node if n.op_type == "LSTM"]
+
+
+def _producers(model) -> dict:
+    return {out: node for node in model.graph.node for out in node.output}
+
+
+def _closure(producers: dict, names: list[str], follow) -> set[str]:
+    """Every value name ``names`` are computed from, going up through the nodes ``follow(node)`` accepts."""
+    seen, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = producers.get(name)
+        if node is not None and follow(node):
+            todo += [i for i in node.input if i]
+    return seen
+
+
+def _upstream(model, names: list[str]) -> tuple[list, set[str]]:
+    """The nodes that compute ``names`` (in graph order), and the constants (initializers, ``Constant`` outputs)
+    whose values flow into them: ``Shape`` and ``Size`` read no values, so what is above them only sizes them."""
+    producers, inits = _producers(model), {t.name for t in model.graph.initializer}
+    computed = _closure(producers, names, lambda node: True)
+    nodes = [n for n in model.graph.node if any(o in computed for o in n.output)]
+    valued = _closure(producers, names, lambda node: node.op_type not in ("Shape", "Size"))
+    constants = {n for n in valued if n in inits or (n in producers and producers[n].op_type == "Constant")}
+    return nodes, constants
+
+
+def lstm_weights(model) -> tuple[list[dict], list[dict]]:
+    """Per ``LSTM`` node, the values of its weight inputs (W, R, B, P), as the graph computes them (an exporter may
+    hold them as constants or reorder the gates with ``Slice`` / ``Concat`` in the graph: the nodes that compute
+    them are run by ``onnx.reference``); and the floating-point constants they are computed from (the model's
+    parameters: ``{"name", "shape"}``, each once)."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    wanted = [(k, role, node.input[i]) for k, node in enumerate(lstm_nodes(model))
+              for i, role in LSTM_WEIGHTS.items() if i < len(node.input) and node.input[i]]
+    names = list(dict.fromkeys(name for _, _, name in wanted))
+    if not names:
+        return [], []
+    nodes, sources = _upstream(model, names)
+    inits = {t.name: t for t in model.graph.initializer}
+    constants = {n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant"
+                 for a in n.attribute if a.name == "value"}
+    floats = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
+    tensors = {name: inits[name] if name in inits else constants.get(name) for name in sorted(sources)}
+    params = [{"name": name, "shape": [int(d) for d in t.dims]} for name, t in tensors.items()
+              if t is not None and t.data_type in floats]
+    graph_inputs = {i.name: i for i in model.graph.input}
+    used = {i for n in nodes for i in n.input} | set(names)
+    pruned = helper.make_model(
+        helper.make_graph(nodes, "weights", [graph_inputs[n] for n in graph_inputs if n in used],
+                          [helper.make_empty_tensor_value_info(n) for n in names],
+                          initializer=[t for t in model.graph.initializer if t.name in used]),
+        opset_imports=list(model.opset_import))
+    pruned.ir_version = model.ir_version
+    feeds = {}
+    for name, vi in graph_inputs.items():
+        if name in used:
+            t = vi.type.tensor_type
+            feeds[name] = np.zeros([d.dim_value for d in t.shape.dim], helper.tensor_dtype_to_np_dtype(t.elem_type))
+    values = dict(zip(names, ReferenceEvaluator(pruned).run(names, feeds)))
+    out = [{} for _ in lstm_nodes(model)]
+    for k, role, name in wanted:
+        out[k][role] = np.asarray(values[name])
+    return out, params
+
+
+class TorchOnnxExport(TorchLSTM):
+    param_formula = "onnx"
+
+    def __init__(self, exporter_id: str):
+        self.id = exporter_id
+        self.dynamo, self.requires, self.api = EXPORTERS[exporter_id]
+        self.install_hint = "pip install 'lstm-conformance[onnx-export]'"
+
+    # ---- static half ----
+    def unsupported(self, cfg: Config) -> str | None:
+        if cfg.cell_api:
+            return ("cell_api: this adapter exports torch.nn.LSTM, the module a user exports; nn.LSTMCell stepped "
+                    "by a Python loop is the torch adapter's (an export would unroll the loop into the graph)")
+        if cfg.training:
+            return ("training=True: an exported ONNX model is an inference graph (torch.onnx.export exports the "
+                    "module in eval mode: no dropout between layers)")
+        return super().unsupported(cfg)
+
+    def repro(self, cfg: Config) -> str:
+        reason = self.unsupported(cfg)
+        if reason:
+            raise ValueError(reason)
+        B, T, F = cfg.batch, cfg.timesteps, fed_input_size(cfg)
+        batch_first = _batch_first(cfg, self.id)
+        travel = cfg.dtype if cfg.dtype in ("float32", "float64") else "float32"
+        lines = ["import io", "import numpy as np", "import onnx", "import onnxruntime", "import torch", "",
+                 f"torch.manual_seed({cfg.seed})",
+                 f"lstm = torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
+                 f"bias={cfg.bias}, batch_first={batch_first}, bidirectional={cfg.bidirectional}, "
+                 f"proj_size={cfg.proj_size}, dtype=torch.{cfg.dtype}"
+                 + (f", dropout={cfg.layer_dropout}" if cfg.layer_dropout else "")
+                 + f"{_native_args(cfg, self.id, skip=('batch_first',))}).eval()",
+                 f"x = np.random.default_rng({cfg.seed}).standard_normal(({B}, {T}, {F})).astype(\"{travel}\")"]
+        lines += {"batch_major": [], "time_major": ["x = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)"],
+                  "unbatched": ["x = x[0]  # unbatched (T, F)"]}[cfg.layout]
+        args, names = ["torch.from_numpy(x).to(torch.%s)" % cfg.dtype], ["x"]
+        if cfg.lengths is not None:
+            args.append(f"torch.tensor({list(cfg.lengths)})")
+            names.append("lengths")
+        if cfg.initial_state != "none":
+            make = _state_maker(cfg)
+            for role in ("h", "c"):
+                n, (b, w) = fed_state_entries(cfg, role), fed_state_shape(cfg, role, 0)
+                batch = "" if cfg.layout == "unbatched" else f"{b}, "
+                args.append(f"{make}({n}, {batch}{w}, dtype=torch.{cfg.dtype})")
+                names.append(f"{role}_0")
+        lines += ["", "class Exported(torch.nn.Module):  # what is exported: (x[, lengths][, h_0, c_0]) -> "
+                  "(output, h_n, c_n)",
+                  "    def __init__(self):", "        super().__init__()", "        self.lstm = lstm", "",
+                  "    def forward(self, x, *rest):"]
+        if cfg.lengths is not None:
+            lines += [f"        x = torch.nn.utils.rnn.pack_padded_sequence(x, rest[0], batch_first={batch_first}, "
+                      "enforce_sorted=False)", "        rest = rest[1:]"]
+        call = "self.lstm(x, (rest[0], rest[1]))" if cfg.initial_state != "none" else "self.lstm(x)"
+        lines.append(f"        out, (h_n, c_n) = {call}")
+        if cfg.lengths is not None:
+            lines.append(f"        out = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first={batch_first}, "
+                         f"total_length={T})[0]")
+        lines += ["        return out, h_n, c_n", "", f"args = ({', '.join(args)},)"]
+        if self.dynamo:
+            lines.append(f"model = torch.onnx.export(Exported().eval(), args, dynamo=True, verbose=False, "
+                         f"input_names={names}, output_names={list(OUTPUT_NAMES)}).model_proto")
+        else:
+            lines += ["buffer = io.BytesIO()",
+                      f"torch.onnx.export(Exported().eval(), args, buffer, dynamo=False, input_names={names}, "
+                      f"output_names={list(OUTPUT_NAMES)})",
+                      "model = onnx.load_from_string(buffer.getvalue())"]
+        lines += ["session = onnxruntime.InferenceSession(model.SerializeToString(), "
+                  "providers=['CPUExecutionProvider'])",
+                  "feeds = {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)}",
+                  "out = session.run(None, feeds)  # [output, h_n, c_n]",
+                  "for i, value in enumerate(out):",
+                  "    print(f\"out[{i}]\", tuple(value.shape))",
+                  "weights = {t.name: t for t in model.graph.initializer}",
+                  "print('params', sum(int(np.prod(weights[n.input[i]].dims)) for n in model.graph.node "
+                  "if n.op_type == 'LSTM' for i in (1, 2, 3, 7) if i < len(n.input) and n.input[i] in weights))"]
+        return "\n".join(lines) + "\n"
+
+    # ---- worker half ----
+    def setup(self) -> dict[str, str]:
+        versions = super().setup()
+        import onnx
+        import onnxruntime
+        self._onnx, self._ort = onnx, onnxruntime
+        versions.update({"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__})
+        if self.dynamo:
+            import onnxscript
+            versions["onnxscript"] = onnxscript.__version__
+        return versions
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def device_name(self, device: str) -> str:
+        return "cpu (onnxruntime CPUExecutionProvider)"
+
+    def _export(self, cfg: Config, module, args: list, names: list[str]):
+        """The ONNX model ``torch.onnx.export`` makes of ``module`` called on ``args`` (named ``names``)."""
+        torch, onnx = self._torch, self._onnx
+        wrapper = _wrapper(torch, module, _batch_first(cfg, self.id), cfg.timesteps, "lengths" in names, "h_0" in names)
+        with native("build"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)      # dynamo=False is deprecated: said in the README
+            if self.dynamo:
+                return torch.onnx.export(wrapper, tuple(args), dynamo=True, verbose=False, input_names=names,
+                                         output_names=list(OUTPUT_NAMES)).model_proto
+            buffer = io.BytesIO()
+            torch.onnx.export(wrapper, tuple(args), buffer, dynamo=False, input_names=names,
+                              output_names=list(OUTPUT_NAMES))
+            return onnx.load_from_string(buffer.getvalue())
+
+    def _args(self, cfg: Config, x: np.ndarray, states) -> tuple[list, list[str]]:
+        """The exported forward's arguments and their names: the input in the case's layout, the lengths (int64),
+        the stacked (h_0, c_0)."""
+        torch = self._torch
+        args, names = [self._inputs(cfg, torch.device("cpu"), x)], ["x"]
+        if cfg.lengths is not None:
+            args.append(torch.tensor(cfg.lengths, dtype=torch.int64))
+            names.append("lengths")
+        if states is not None:
+            args += list(states)
+            names += ["h_0", "c_0"]
+        return args, names
+
+    def load_weights(self, cfg: Config, device: str, weights: dict):
+        """The exported model (no initial states, a zero input of the case's shape) of the torch module holding
+        ``weights``."""
+        if not hasattr(self, "_torch"):
+            self.setup()
+        module = super().load_weights(cfg, "cpu", weights)
+        args, names = self._args(cfg, np.zeros((cfg.batch, cfg.timesteps, fed_input_size(cfg))), None)
+        return self._export(cfg, module, args, names)
+
+    def read_weights(self, cfg: Config, native) -> dict:
+        """The canonical weights the exported graph's LSTM nodes hold: W, R in the operator's gate order i, o, f, c,
+        B = [Wb, Rb] (summed)."""
+        from .onnx_model import gates_from_onnx
+        nodes, _ = lstm_weights(native)
+        if len(nodes) != cfg.num_layers:
+            raise RuntimeError(f"the exported graph has {len(nodes)} LSTM nodes for {cfg.num_layers} layers")
+        out = {}
+        for l, node in enumerate(nodes):
+            H = cfg.layer_hidden(l)
+            for d, dname in enumerate(direction_names(cfg)):
+                p = f"layer{l}/{dname}/"
+                out[p + "W"] = gates_from_onnx(node["W"][d].astype(np.float64), H, axis=0).T.copy()
+                out[p + "U"] = gates_from_onnx(node["R"][d].astype(np.float64), H, axis=0).T.copy()
+                if "B" in node:
+                    b = node["B"][d].astype(np.float64)
+                    out[p + "b"] = gates_from_onnx(b[:4 * H] + b[4 * H:], H)
+        return out
+
+    def _session(self, model):
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        with native("build"):
+            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+
+        def run(feeds: dict) -> list:
+            with native("call"):
+                return session.run(None, {k: v for k, v in feeds.items() if k in names})
+        return run, names
+
+    def run(self, cfg: Config, device: str, x: np.ndarray | None, weights: dict | None, init) -> Observation:
+        if weights is None:
+            raise NotImplementedError("shape-only: an export is the run's own cost (torch.export or TorchScript "
+                                      "tracing runs the module); this adapter has no shape-only path")
+        torch = self._torch
+        notes: list[str] = []
+        t0 = time.perf_counter()
+        with native("build"):
+            module = TorchLSTM.load_weights(self, cfg, "cpu", weights)
+        if x is not None and cfg.dtype != str(x.dtype):
+            notes.append(f"input travels as {x.dtype} and is cast to torch.{cfg.dtype} before the export")
+        hx = self._hx_in(cfg, init, lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(getattr(torch, cfg.dtype)),
+                         notes)
+        models: dict = {}
+        dropped: set[str] = set()
+
+        def exported(states):
+            key = states is not None
+            if key not in models:
+                args, names = self._args(cfg, x, None if states is None else [torch.from_numpy(s) for s in states])
+                model = self._export(cfg, module, args, names)
+                run, kept = self._session(model)
+                dropped.update(n for n in names if n not in kept)
+                models[key] = (model, run, {n: a.numpy() for n, a in zip(names, args)})
+            return models[key]
+
+        t1 = time.perf_counter()
+        first = None if hx is None else [t.numpy() for t in hx]
+        state, call_outputs, out, model = first, [], None, None
+        for call in range(1, cfg.calls + 1):
+            if call in (cfg.resets or ()):
+                state = first
+            model, run, feeds = exported(state)
+            if state is not None:
+                feeds = {**feeds, "h_0": state[0], "c_0": state[1]}
+            out = dict(zip(OUTPUT_NAMES, run(feeds)))
+            state = [out["h_n"], out["c_n"]]
+            if cfg.calls > 1:
+                call_outputs.append(self._canonical(cfg, out, [])[0])
+        t2 = time.perf_counter()
+        if cfg.calls > 1:
+            notes.append(f"{cfg.calls} calls on the same input, each given the previous call's h_n / c_n as the "
+                         "exported model's h_0 / c_0 inputs" + (" (the first call, which has none, runs the model "
+                                                                 "exported without them)" if first is None else "")
+                         + (f"; call(s) {', '.join(map(str, cfg.resets))} given the first call's again (a reset)"
+                            if cfg.resets else "") + "; the last call's returns are compared")
+        if dropped:
+            notes.append(f"the exported model has no input for {', '.join(sorted(dropped))} (the exporter dropped it: "
+                         "it is not fed)")
+        obs = self._observe(cfg, module, model, out, notes, init)
+        obs.timings = {"build_s": t1 - t0, "run_s": t2 - t1}
+        obs.call_outputs = call_outputs or None
+        return obs
+
+    def _observe(self, cfg: Config, module, model, out: dict, notes: list, init) -> Observation:
+        weights, params = lstm_weights(model)
+        ops: dict[str, int] = {}
+        for n in model.graph.node:
+            ops[n.op_type] = ops.get(n.op_type, 0) + 1
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        obs = Observation(
+            construct=(f"torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
+                       f"bias={cfg.bias}, batch_first={_batch_first(cfg, self.id)}, "
+                       f"bidirectional={cfg.bidirectional}, dtype=torch.{cfg.dtype}"
+                       f"{_native_args(cfg, self.id, skip=('batch_first',))})"
+                       + (" with pack_padded_sequence / pad_packed_sequence inside forward" if cfg.lengths is not None
+                          else "") + (" with (h_0, c_0)" if init is not None else "")
+                       + f", exported by {self.api} to opset {opset} ("
+                       + ", ".join(f"{op}×{k}" if k > 1 else op for op, k in sorted(ops.items()))
+                       + "), run by onnxruntime (CPUExecutionProvider)"),
+            returns=[returned(f"[{i}]", role, out[name])
+                     for i, (name, role) in enumerate(zip(OUTPUT_NAMES, ("output", "h", "c")))],
+            params=params,
+            param_count=sum(int(np.prod(p["shape"])) for p in params) if weights else None,
+        )
+        if not weights:
+            notes.append("the exported graph has no LSTM node: no parameter count is read")
+        else:
+            notes.append("parameters: the floating-point constants the LSTM nodes' W, R, B are computed from "
+                         f"({', '.join(p['name'] for p in params)})")
+        obs.output, obs.states = self._canonical(cfg, out, notes)
+        notes.insert(0, f"exported with {self.api}: forward(x"
+                     + (", lengths" if cfg.lengths is not None else "") + (", h_0, c_0" if init is not None else "")
+                     + ") -> (output, h_n, c_n), the model's outputs in that order")
+        if cfg.dtype in ("float16", "bfloat16"):
+            notes.append(f"{cfg.dtype} results are widened to float32 (exactly) for NumPy")
+        obs.normalization = notes
+        return obs
+
+    def _canonical(self, cfg: Config, out: dict, notes: list) -> tuple:
+        """(canonical output, canonical states) from one run's output, h_n, c_n (torch's layouts, as arrays)."""
+        wide = (lambda a: np.asarray(a, np.float32)) if cfg.dtype in ("float16", "bfloat16") else np.asarray
+        y, h_n, c_n = wide(out["output"]), wide(out["h_n"]), wide(out["c_n"])
+        L, D = cfg.num_layers, cfg.directions
+        if cfg.layout == "unbatched":
+            y, h_n, c_n = y[None], h_n[:, None], c_n[:, None]
+            notes.append("unbatched: add a batch axis of 1 to output (axis 0) and h_n/c_n (axis 1)")
+        elif cfg.layout == "time_major":
+            y = y.transpose(1, 0, 2)
+            notes.append("output is (T, B, F) without batch_first: transpose to (B, T, F)")
+        # h_n / c_n stack (layer, direction) first, index l*D + d; an entry count other than L*D is shown as returned
+        if cfg.return_sequences:
+            output = y
+        else:
+            output = np.concatenate([h_n[(L - 1) * D + d] for d in range(D)], axis=-1)
+            notes.append("no return_sequences switch: output = h_n[(L-1)*D + d] of each direction d, side by side")
+        notes.append("states: h_n[l*D + d], c_n[l*D + d] of each layer l and direction d")
+        return output, list(zip(h_n, c_n))
+
+    def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
+        raise NotImplementedError("an exported model's shapes come from exporting it, which runs the module: the "
+                                  "torch adapter's own inference covers torch.nn.LSTM")
+
+    def run_shapes(self, cfg: Config, device: str, init) -> Observation:
+        return self.run(cfg, device, None, None, init)
