@@ -168,14 +168,12 @@ def test_an_exported_lstm_gives_the_reference_numbers(pool, impl_id, name):
 
 
 @pytest.mark.parametrize("impl_id", [installed(i) for i in EXPORTERS])
-def test_an_exported_lstm_holds_the_module_s_weights_in_its_lstm_nodes(impl_id):
-    impl = get(impl_id)
-    cfg = cfg_of(num_layers=2, bidirectional=True, dtype="float64")
-    weights = reference.canonical_weights(cfg)
-    back = impl.read_weights(cfg, impl.load_weights(cfg, "cpu", weights))
-    assert back.keys() == weights.keys()
-    for name, value in weights.items():
-        np.testing.assert_array_equal(back[name], value, err_msg=name)
+def test_an_exported_lstm_holds_the_module_s_weights_in_its_lstm_nodes(pool, impl_id):
+    # in the worker: exporting imports torch, which the test process never does
+    res = pool.roundtrip(impl_id, cfg_of(num_layers=2, bidirectional=True, dtype="float64"))
+    assert "error" not in res, res.get("traceback")
+    assert res["missing"] == [] and res["extra"] == [] and res["max_abs"]
+    assert max(res["max_abs"].values()) == 0.0
 
 
 @pytest.mark.parametrize("impl_id", [installed(i) for i in EXPORTERS])

@@ -264,8 +264,6 @@ class TorchOnnxExport(TorchLSTM):
     def load_weights(self, cfg: Config, device: str, weights: dict):
         """The exported model (no initial states, a zero input of the case's shape) of the torch module holding
         ``weights``."""
-        if not hasattr(self, "_torch"):
-            self.setup()
         module = super().load_weights(cfg, "cpu", weights)
         args, names = self._args(cfg, np.zeros((cfg.batch, cfg.timesteps, fed_input_size(cfg))), None)
         return self._export(cfg, module, args, names)
