@@ -24,7 +24,7 @@ from ..reference import fed_input_size, fed_state_shape
 from ..spec import Config
 from .base import Observation, native
 from .keras3 import Keras3, _flat, model_outputs, nested_numpy, outputs_of, returned_paths
-from .torch_onnx_export import lstm_nodes, lstm_weights
+from .exported import RunsOnOnnxRuntime, lstm_nodes, lstm_weights, ops_in_words
 
 EXPORTS = {
     "onnx-export-keras-tensorflow": ("tensorflow", ("tf2onnx",), "keras",
@@ -35,7 +35,7 @@ EXPORTS = {
 }
 
 
-class KerasOnnxExport(Keras3):
+class KerasOnnxExport(RunsOnOnnxRuntime, Keras3):
     def __init__(self, impl_id: str):
         backend, extra, self.param_formula, self.api = EXPORTS[impl_id]
         super().__init__(backend)
@@ -107,21 +107,11 @@ class KerasOnnxExport(Keras3):
 
     # ---- worker half ----
     def setup(self) -> dict[str, str]:
-        versions = super().setup()
-        import onnx
-        import onnxruntime
-        self._onnx, self._ort = onnx, onnxruntime
-        versions.update({"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__})
+        versions = self._setup_runtime(super().setup())
         if self.backend == "tensorflow":
             import tf2onnx
             versions["tf2onnx"] = tf2onnx.__version__
         return versions
-
-    def devices(self) -> list[str]:
-        return ["cpu"]
-
-    def device_name(self, device: str) -> str:
-        return "cpu (onnxruntime CPUExecutionProvider)"
 
     def infer(self, cfg: Config, device: str, unknown: tuple[str, ...]) -> dict:
         raise NotImplementedError("an exported model's shapes come from exporting it, which traces the model: the "
@@ -135,14 +125,9 @@ class KerasOnnxExport(Keras3):
         self._exported = None
         obs = super().run(cfg, device, x, weights, init)
         model = self._exported
-        ops: dict[str, int] = {}
-        for n in model.graph.node:
-            ops[n.op_type] = ops.get(n.op_type, 0) + 1
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         obs.construct = (obs.construct.replace("; under torch.no_grad()", "")
-                         + f"; as keras.Model(inputs, outputs) exported by {self.api} to opset {opset} ("
-                         + ", ".join(f"{op}×{k}" if k > 1 else op for op, k in sorted(ops.items()))
-                         + "), run by onnxruntime (CPUExecutionProvider)")
+                         + f"; as keras.Model(inputs, outputs) exported by {self.api} to {ops_in_words(model)}, run by "
+                         "onnxruntime (CPUExecutionProvider)")
         obs.normalization.insert(0, "exported: keras.Model over the layers, called on keras.Input(shape=(T, F)) (batch "
                                     "unknown)" + (", a (T,) bool mask Input" if cfg.masked else "")
                                  + (", initial-state Inputs" if init is not None else "")
@@ -188,11 +173,7 @@ class KerasOnnxExport(Keras3):
                 path = os.path.join(tmp, "lstm.onnx")
                 model.export(path, format="onnx", verbose=False)
                 self._exported = self._onnx.load(path)
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = self._ort.InferenceSession(self._exported.SerializeToString(), options,
-                                                 providers=["CPUExecutionProvider"])
+            session = self._ort_session(self._exported)
         to_np = keras.ops.convert_to_numpy
         feeds = [to_np(xin)] + ([to_np(mask)] if mask is not None else []) + [
             to_np(t) for p in initial or [] for t in p]

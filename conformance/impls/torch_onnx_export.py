@@ -30,6 +30,7 @@ import numpy as np
 from ..reference import direction_names, fed_input_size, fed_state_entries, fed_state_shape
 from ..spec import Config
 from .base import Observation, native, returned
+from .exported import RunsOnOnnxRuntime, lstm_weights, ops_in_words
 from .torch_lstm import TorchLSTM, _batch_first, _native_args, _state_maker
 
 EXPORTERS = {
@@ -39,7 +40,6 @@ EXPORTERS = {
                                "torch.onnx.export(dynamo=False) (the TorchScript-based exporter)"),
 }
 OUTPUT_NAMES = ("output", "h_n", "c_n")
-LSTM_WEIGHTS = {1: "W", 2: "R", 3: "B", 7: "P"}      # the LSTM node's weight inputs, by position
 
 
 def _wrapper(torch, module, batch_first: bool, total: int, lengths: bool, states: bool):
@@ -64,81 +64,7 @@ def _wrapper(torch, module, batch_first: bool, total: int, lengths: bool, states
     return Exported().eval()
 
 
-def lstm_nodes(model) -> list:
-    """The exported graph's ``LSTM`` nodes, in graph order (one per stacked layer, bottom first)."""
-    return [n for n in model.graph.node if n.op_type == "LSTM"]
-
-
-def _producers(model) -> dict:
-    return {out: node for node in model.graph.node for out in node.output}
-
-
-def _closure(producers: dict, names: list[str], follow) -> set[str]:
-    """Every value name ``names`` are computed from, going up through the nodes ``follow(node)`` accepts."""
-    seen, todo = set(), list(names)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        node = producers.get(name)
-        if node is not None and follow(node):
-            todo += [i for i in node.input if i]
-    return seen
-
-
-def _upstream(model, names: list[str]) -> tuple[list, set[str]]:
-    """The nodes that compute ``names`` (in graph order), and the constants (initializers, ``Constant`` outputs)
-    whose values flow into them: ``Shape`` and ``Size`` read no values, so what is above them only sizes them."""
-    producers, inits = _producers(model), {t.name for t in model.graph.initializer}
-    computed = _closure(producers, names, lambda node: True)
-    nodes = [n for n in model.graph.node if any(o in computed for o in n.output)]
-    valued = _closure(producers, names, lambda node: node.op_type not in ("Shape", "Size"))
-    constants = {n for n in valued if n in inits or (n in producers and producers[n].op_type == "Constant")}
-    return nodes, constants
-
-
-def lstm_weights(model) -> tuple[list[dict], list[dict]]:
-    """Per ``LSTM`` node, the values of its weight inputs (W, R, B, P), as the graph computes them (an exporter may
-    hold them as constants or reorder the gates with ``Slice`` / ``Concat`` in the graph: the nodes that compute
-    them are run by ``onnx.reference``); and the floating-point constants they are computed from (the model's
-    parameters: ``{"name", "shape"}``, each once)."""
-    from onnx import TensorProto, helper
-    from onnx.reference import ReferenceEvaluator
-    wanted = [(k, role, node.input[i]) for k, node in enumerate(lstm_nodes(model))
-              for i, role in LSTM_WEIGHTS.items() if i < len(node.input) and node.input[i]]
-    names = list(dict.fromkeys(name for _, _, name in wanted))
-    if not names:
-        return [], []
-    nodes, sources = _upstream(model, names)
-    inits = {t.name: t for t in model.graph.initializer}
-    constants = {n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant"
-                 for a in n.attribute if a.name == "value"}
-    floats = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
-    tensors = {name: inits[name] if name in inits else constants.get(name) for name in sorted(sources)}
-    params = [{"name": name, "shape": [int(d) for d in t.dims]} for name, t in tensors.items()
-              if t is not None and t.data_type in floats]
-    graph_inputs = {i.name: i for i in model.graph.input}
-    used = {i for n in nodes for i in n.input} | set(names)
-    pruned = helper.make_model(
-        helper.make_graph(nodes, "weights", [graph_inputs[n] for n in graph_inputs if n in used],
-                          [helper.make_empty_tensor_value_info(n) for n in names],
-                          initializer=[t for t in model.graph.initializer if t.name in used]),
-        opset_imports=list(model.opset_import))
-    pruned.ir_version = model.ir_version
-    feeds = {}
-    for name, vi in graph_inputs.items():
-        if name in used:
-            t = vi.type.tensor_type
-            feeds[name] = np.zeros([d.dim_value for d in t.shape.dim], helper.tensor_dtype_to_np_dtype(t.elem_type))
-    values = dict(zip(names, ReferenceEvaluator(pruned).run(names, feeds)))
-    out = [{} for _ in lstm_nodes(model)]
-    for k, role, name in wanted:
-        out[k][role] = np.asarray(values[name])
-    return out, params
-
-
-class TorchOnnxExport(TorchLSTM):
+class TorchOnnxExport(RunsOnOnnxRuntime, TorchLSTM):
     param_formula = "onnx"
 
     def __init__(self, exporter_id: str):
@@ -218,21 +144,11 @@ class TorchOnnxExport(TorchLSTM):
 
     # ---- worker half ----
     def setup(self) -> dict[str, str]:
-        versions = super().setup()
-        import onnx
-        import onnxruntime
-        self._onnx, self._ort = onnx, onnxruntime
-        versions.update({"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__})
+        versions = self._setup_runtime(super().setup())
         if self.dynamo:
             import onnxscript
             versions["onnxscript"] = onnxscript.__version__
         return versions
-
-    def devices(self) -> list[str]:
-        return ["cpu"]
-
-    def device_name(self, device: str) -> str:
-        return "cpu (onnxruntime CPUExecutionProvider)"
 
     def _export(self, cfg: Config, module, args: list, names: list[str]):
         """The ONNX model ``torch.onnx.export`` makes of ``module`` called on ``args`` (named ``names``)."""
@@ -288,12 +204,7 @@ class TorchOnnxExport(TorchLSTM):
         return out
 
     def _session(self, model):
-        ort = self._ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        with native("build"):
-            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = self._ort_session(model)
         names = [i.name for i in session.get_inputs()]
 
         def run(feeds: dict) -> list:
@@ -357,10 +268,6 @@ class TorchOnnxExport(TorchLSTM):
 
     def _observe(self, cfg: Config, module, model, out: dict, notes: list, init) -> Observation:
         weights, params = lstm_weights(model)
-        ops: dict[str, int] = {}
-        for n in model.graph.node:
-            ops[n.op_type] = ops.get(n.op_type, 0) + 1
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         obs = Observation(
             construct=(f"torch.nn.LSTM({cfg.input_size}, {cfg.hidden_size}, num_layers={cfg.num_layers}, "
                        f"bias={cfg.bias}, batch_first={_batch_first(cfg, self.id)}, "
@@ -368,9 +275,8 @@ class TorchOnnxExport(TorchLSTM):
                        f"{_native_args(cfg, self.id, skip=('batch_first',))})"
                        + (" with pack_padded_sequence / pad_packed_sequence inside forward" if cfg.lengths is not None
                           else "") + (" with (h_0, c_0)" if init is not None else "")
-                       + f", exported by {self.api} to opset {opset} ("
-                       + ", ".join(f"{op}×{k}" if k > 1 else op for op, k in sorted(ops.items()))
-                       + "), run by onnxruntime (CPUExecutionProvider)"),
+                       + f", exported by {self.api} to {ops_in_words(model)}, run by onnxruntime "
+                       "(CPUExecutionProvider)"),
             returns=[returned(f"[{i}]", role, out[name])
                      for i, (name, role) in enumerate(zip(OUTPUT_NAMES, ("output", "h", "c")))],
             params=params,
